@@ -1,0 +1,233 @@
+"""The ``uwsgi-py`` command: options into Settings, then the master (or a lone worker).
+
+Start order follows MASTER-2: parse (immediate options act and exit), launch
+modes, pidfile, chdir, sockets, apps, master, workers.
+"""
+from __future__ import annotations
+
+import faulthandler
+import os
+import signal
+import sys
+
+import click
+
+from . import __version__, config, handoff, log, pidfile, plugins
+from .options import Option, OptionError, Registry, core_options
+from .scoreboard import Scoreboard
+from .server import EXIT_APP_LOAD, VERSION_COMPAT, Server
+
+META = ("help", "version", "plugins_list", "ini", "toml", "config_files")
+
+
+def build_registry(pm) -> Registry:
+    registry = Registry()
+    registry.add(*core_options(), group="core")
+    for impl in reversed(pm.hook.uwsgi_add_options.get_hookimpls()):
+        scoped = _ScopedRegistry(registry, impl.plugin_name)
+        impl.function(registry=scoped)
+    return registry
+
+
+class _ScopedRegistry:
+    """What a plugin's ``uwsgi_add_options`` sees: options land in its group."""
+
+    def __init__(self, registry: Registry, group: str):
+        self._registry = registry
+        self._group = group
+
+    def add(self, *options: Option) -> None:
+        self._registry.add(*options, group=self._group)
+
+
+def build_command(registry: Registry) -> click.Command:
+    params: list[click.Parameter] = []
+    for opt in registry:
+        decls = [f"--{opt.name}", *(f"--{a}" for a in opt.aliases)]
+        if opt.short:
+            decls.append(f"-{opt.short}")
+        decls.append(opt.attr)
+        if opt.flag:
+            params.append(click.Option(decls, is_flag=True, default=False, help=opt.help))
+        else:
+            params.append(click.Option(decls, multiple=opt.multiple, default=None, help=opt.help,
+                                       metavar=opt.metavar or "VALUE"))
+    params += [
+        click.Option(["--help", "-h", "help"], is_flag=True, default=False),
+        click.Option(["--version", "version"], is_flag=True, default=False),
+        click.Option(["--plugins-list", "plugins_list"], is_flag=True, default=False),
+        click.Option(["--ini", "ini"], multiple=True, metavar="FILE"),
+        click.Option(["--toml", "toml"], multiple=True, metavar="FILE"),
+        click.Argument(["config_files"], nargs=-1),
+    ]
+    return click.Command("uwsgi-py", params=params, add_help_option=False)
+
+
+def parse_cli(command: click.Command, registry: Registry, argv: list[str]) -> click.Context:
+    try:
+        return command.make_context("uwsgi-py", list(argv), resilient_parsing=False)
+    except click.NoSuchOption as e:
+        raise OptionError(f"unknown option {e.option_name} (command line)"
+                          f"{registry.suggest(e.option_name.lstrip('-'))}") from None
+    except click.ClickException as e:
+        raise OptionError(f"{e.format_message()} (command line)") from None
+
+
+def cli_entries(ctx: click.Context, registry: Registry) -> list[config.Entry]:
+    entries = []
+    for opt in registry:
+        if ctx.get_parameter_source(opt.attr) != click.core.ParameterSource.COMMANDLINE:
+            continue
+        value = ctx.params[opt.attr]
+        if opt.multiple:
+            entries.extend((opt.name, v, "command line") for v in value)
+        else:
+            entries.append((opt.name, value, "command line"))
+    return entries
+
+
+def render_help(registry: Registry) -> str:
+    lines = ["Usage: uwsgi-py [OPTIONS] [CONFIG.toml|CONFIG.ini]", "",
+             "Options are uWSGI's; every option is also a TOML/ini key and a UWSGI_<NAME> variable.",
+             "  --ini FILE / --toml FILE   load a config file ([uwsgi] section)",
+             "  --plugins-list             list the loaded plugins and their hooks",
+             "  --version                  print the version", ""]
+    for group, options in registry.groups().items():
+        lines.append(f"{group}:")
+        for opt in options:
+            names = ", ".join([*(f"-{opt.short}" for _ in [0] if opt.short), f"--{opt.name}",
+                               *(f"--{a}" for a in opt.aliases)])
+            if not opt.flag:
+                names += f" {opt.metavar or 'VALUE'}"
+            lines.append(f"  {names:<38} {opt.help}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def load_settings(registry: Registry, ctx: click.Context, environ) -> config.Settings:
+    files = list(ctx.params["ini"]) + list(ctx.params["toml"])
+    for extra in ctx.params["config_files"]:
+        if not extra.endswith((".toml", ".ini")):
+            raise OptionError(f"unexpected argument {extra!r} (command line)")
+        files.append(extra)
+    file_entries: list[config.Entry] = []
+    for path in files:
+        file_entries.extend(config.load_file(path))
+    layers = [("file", file_entries), ("env", list(config.env_entries(registry, environ))),
+              ("cli", cli_entries(ctx, registry))]
+    settings = config.build_settings(registry, layers)
+    settings.config_files = files
+    return settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        return run(argv)
+    except OptionError as e:
+        log.log(f"uwsgi-py: error: {e}")
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def run(argv: list[str]) -> int:
+    taken = handoff.take()
+    faulthandler.enable()
+    pm = plugins.build(plugins.disabled_from(argv))
+    registry = build_registry(pm)
+    command = build_command(registry)
+    ctx = parse_cli(command, registry, argv)
+    if ctx.params["help"]:
+        print(render_help(registry))
+        return 0
+    if ctx.params["version"]:
+        print(__version__)
+        return 0
+    if ctx.params["plugins_list"]:
+        print("\n".join(plugins.describe(pm)))
+        return 0
+    for opt in registry:
+        if opt.immediate and ctx.get_parameter_source(opt.attr) == click.core.ParameterSource.COMMANDLINE:
+            return opt.immediate(ctx.params[opt.attr])
+    settings = load_settings(registry, ctx, os.environ)
+    plugins.check_required(pm, settings.plugin)
+    pm.hook.uwsgi_configure(settings=settings)
+    start_dir = taken.start_dir or os.getcwd()
+    for item in settings.env:
+        key, _, value = item.partition("=")
+        os.environ[key] = value
+    server = Server(settings, pm.hook, taken, start_dir)
+    if taken.preflight:
+        return preflight(server)
+    return start(server)
+
+
+def preflight(server: Server) -> int:
+    """The throwaway reload check: load config and apps, report, exit."""
+    s = server.settings
+    if s.chdir:
+        os.chdir(s.chdir)
+    server.scoreboard = Scoreboard(s.processes)
+    loaded = server.load_apps()
+    if server.app_error:
+        return 1
+    if s.need_app and not loaded:
+        return EXIT_APP_LOAD
+    return 0
+
+
+def start(server: Server) -> int:
+    s = server.settings
+    if s.logto and (not server.is_reload or s.log_reopen):
+        log.open_logfile(s.logto)
+    if not server.is_reload:
+        server.hook.uwsgi_launch(server=server)
+    log.log(log.BANNER.format(version=__version__, compat=VERSION_COMPAT, date=log.now()))
+    if not server.is_reload:
+        for path in (s.pidfile, s.pidfile2):
+            if path:
+                log.log(log.PIDFILE.format(path=path))
+                try:
+                    pidfile.write(path)
+                except OSError as e:
+                    raise OptionError(f"cannot write pidfile {path}: {e.strerror}") from None
+    if s.chdir:
+        try:
+            os.chdir(s.chdir)
+        except OSError as e:
+            raise OptionError(f"--chdir: {s.chdir!r}: {e.strerror}") from None
+    server.setup_sockets()
+    server.scoreboard = Scoreboard(s.processes)
+    server.master_pid = os.getpid() if s.master else 0
+    if not (s.lazy_apps or s.lazy):
+        if not server.load_apps():
+            if s.need_app:
+                log.log(log.NO_APP_FATAL)
+                return EXIT_APP_LOAD
+            log.log(log.NO_APP)
+    server.hook.uwsgi_post_apps(server=server)
+    if not s.master:
+        return run_without_master(server)
+    from .master import Master
+    log.log(log.MERCY.format(mercy=s.worker_reload_mercy))
+    if server.is_reload:
+        log.log(log.MASTER_RESPAWNED.format(pid=os.getpid()))
+    else:
+        log.log(log.MASTER_SPAWNED.format(pid=os.getpid()))
+    return Master(server).run()
+
+
+def run_without_master(server: Server) -> int:
+    """MASTER-5: the process is worker 1; workers 2..N are forked and never respawned."""
+    from .workers import Worker
+    log.log(log.NO_MASTER)
+    for wid in range(2, server.settings.processes + 1):
+        pid = os.fork()
+        if pid == 0:
+            Worker(server, wid, -1, -1).run()
+        log.log(log.WORKER_SPAWNED.format(id=wid, pid=pid))
+    log.log(log.WORKER_ONLY.format(id=1, pid=os.getpid()))
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    Worker(server, 1, -1, -1).run()
+    return 0

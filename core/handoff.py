@@ -1,0 +1,63 @@
+"""What one image hands to the next across an exec reload (STYLE §6).
+
+All of it travels in ``UWSGI_PY_*`` environment variables that the new image
+pops at start, so no worker or app ever sees them (RELOAD-9's fix).
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+
+FDS = "UWSGI_PY_FDS"            # listeners by option and position
+GENERATION = "UWSGI_PY_GENERATION"  # uWSGI's UWSGI_RELOADS
+OLD_WORKERS = "UWSGI_PY_OLD_WORKERS"  # workers of the previous image still serving
+RELOAD = "UWSGI_PY_RELOAD"      # kind and start time of the reload in progress
+START_DIR = "UWSGI_PY_START_DIR"
+PREFLIGHT = "UWSGI_PY_PREFLIGHT"  # set in the throwaway reload-check process
+
+
+@dataclass
+class Handoff:
+    is_reload: bool = False
+    generation: int = 0
+    fds: list[dict] = field(default_factory=list)
+    old_workers: list[dict] = field(default_factory=list)
+    reload: dict = field(default_factory=dict)
+    start_dir: str | None = None
+    preflight: bool = False
+
+
+def take(environ=os.environ) -> Handoff:
+    """Pop every handoff variable; a first start has none of them."""
+    h = Handoff()
+    h.preflight = environ.pop(PREFLIGHT, None) == "1"
+    gen = environ.pop(GENERATION, None)
+    fds = environ.pop(FDS, None)
+    old = environ.pop(OLD_WORKERS, None)
+    reload = environ.pop(RELOAD, None)
+    h.start_dir = environ.pop(START_DIR, None)
+    if gen is not None:
+        h.is_reload = True
+        try:
+            h.generation = int(gen)
+        except ValueError:
+            h.generation = 1
+    if fds:
+        h.fds = json.loads(fds)
+    if old:
+        h.old_workers = json.loads(old)
+    if reload:
+        h.reload = json.loads(reload)
+    return h
+
+
+def give(environ: dict, *, generation: int, fds: list[dict], old_workers: list[dict],
+         reload: dict, start_dir: str) -> dict:
+    env = dict(environ)
+    env[GENERATION] = str(generation)
+    env[FDS] = json.dumps(fds)
+    env[OLD_WORKERS] = json.dumps(old_workers)
+    env[RELOAD] = json.dumps(reload)
+    env[START_DIR] = start_dir
+    return env

@@ -1,0 +1,134 @@
+"""Logging: every line is one ``write(2, ...)`` (LOG-2), formats are constants.
+
+Operators and tests grep these lines; their text follows uWSGI 2.0 (LOG-T1).
+Lines marked verbose in the SPEC get uWSGI's ctime prefix through ``vlog``.
+"""
+from __future__ import annotations
+
+import os
+import time
+
+# ---- start-up --------------------------------------------------------------
+BANNER = "*** Starting uwsgi-py {version} (uWSGI {compat} compatible) on [{date}] ***"
+BOUND = "uwsgi socket {index} bound to {kind} address {address} fd {fd}"
+BOUND_AUTO = "bound to TCP address {address} (port auto-assigned) fd {fd}"
+INHERITED = "uwsgi socket {index} inherited {kind} address {address} fd {fd}"
+LISTEN_QUEUE = "listen queue (backlog) size: {listen} (kernel somaxconn: {somaxconn})"
+MERCY = "your mercy for graceful operations on workers is {mercy} seconds"
+NO_MASTER = "*** WARNING: you are running uWSGI without its master process manager ***"
+MASTER_SPAWNED = "spawned uWSGI master process (pid: {pid})"
+MASTER_RESPAWNED = "gracefully (RE)spawned uWSGI master process (pid: {pid})"
+WORKER_SPAWNED = "spawned uWSGI worker {id} (pid: {pid}, cores: 1)"
+WORKER_ONLY = "spawned uWSGI worker {id} (and the only) (pid: {pid}, cores: 1)"
+NO_SOCKET = "The -s/--socket option is missing and stdin is not a socket."
+NO_APP = "*** no app loaded. going in full dynamic mode ***"
+NO_APP_FATAL = "*** no app loaded. GAME OVER ***"
+NO_APP_REQUEST = "--- no python application found, check your startup logs for errors ---"
+PIDFILE = "writing pidfile to {path}"
+# ---- workers ---------------------------------------------------------------
+DAMN_SIGNAL = "DAMN ! worker {id} (pid: {pid}) died, killed by signal {sig} :( trying respawn ..."
+DAMN = "DAMN ! worker {id} (pid: {pid}) died :( trying respawn ..."
+KILLED_OK = "worker {id} killed successfully (pid: {pid})"
+RESPAWNED = "Respawned uWSGI worker {id} (new pid: {pid})"
+BURIED = "worker {id} buried after {secs} seconds"
+OOPS = "OOPS ! failed loading app in worker {id} (pid {pid}) :( trying again..."
+TOO_FAST = "worker respawning too fast !!! i have to sleep a bit ({secs} seconds)..."
+GRACEFUL_WORKER = "Gracefully killing worker {id} (pid: {pid})..."
+KILLING_WORKER = "killing worker {id} (pid: {pid})"
+NO_MERCY = "worker {id} (pid: {pid}) is taking too much time to die...NO MERCY !!!"
+MASTER_GONE = ("uWSGI worker {id} error: the master disconnected from this worker. "
+               "Shutting down the worker.")
+WORKER_SUSPENDED = "*** worker {id} suspended ***"
+WORKER_RESUMED = "*** worker {id} resumed ***"
+WORK_DONE = "...The work of process {pid} is done. Seeya!"
+HARAKIRI = "*** HARAKIRI ON WORKER {id} (pid: {pid}, try: 1) ***"
+HARAKIRI_REQUEST = "HARAKIRI: --- uWSGI worker {id} (pid: {pid}) WAS managing request {uri} since {since} ---"
+# ---- reload / shutdown -----------------------------------------------------
+GRACEFUL_RELOAD = "...gracefully killing workers..."
+BRUTAL_RELOAD = "...brutally killing workers..."
+SHUTDOWN = "SIGINT/SIGTERM received...killing workers..."
+GRACEFUL_SHUTDOWN = "graceful shutdown triggered..."
+GOODBYE = "goodbye to uWSGI."
+GAME_OVER = "uWSGI: GAME OVER (insert coin)"
+BINARY_RELOADING = "binary reloading uWSGI..."
+CHDIR = "chdir() to {path}"
+CLOSING_FDS = "closing all non-uwsgi socket fds > 2 (max_fd = {max_fd})..."
+FD_MAPPED = "found fd {fd} mapped to socket {index} ({name})"
+RUNNING = "running {path}"
+PAUSE = "*** PAUSE (press start to resume, if you do not have a joypad send SIGTSTP) ***"
+RESUME = "*** (SIGTSTP received) resuming workers ***"
+SNAPSHOT = "*** restoring snapshot: replacing every worker with a fresh fork of the loaded app ***"
+WORKERS_RELOAD = "...reloading workers (no exec)..."
+RELOAD_CHECKING = "reload check: loading the new configuration and code in a throwaway process..."
+RELOAD_REFUSED = "*** RELOAD REFUSED: {why}; the running generation keeps serving ***"
+RELOAD_OUTCOME = ("reload outcome: generation={generation} kind={kind} duration={ms}ms "
+                  "workers_replaced={replaced} refused={refused}{error}")
+NO_MASTER_RELOAD = "*** WARNING: no master process: this reload request stops the server ***"
+CHAIN_START = "chain reload starting..."
+CHAIN_RUNNING = "chain reload already running..."
+CHAIN_VICTIM = "chain next victim is worker {id}"
+CHAIN_WAITING = "chain is still waiting for worker {id}..."
+CHAIN_DONE = "chain reloading complete"
+VACUUM = "VACUUM: {what} removed."
+VACUUM_SOCKET = "VACUUM: unix socket {path} removed."
+# ---- signals / requests ----------------------------------------------------
+SEGV = "!!! uWSGI process {pid} got Segmentation Fault !!!"
+REQUEST = ("[pid: {pid}|app: 0|req: {wreq}/{treq}] {addr} () {{{nvars} vars in {vsize} bytes}} "
+           "[{date}] {method} {uri} => generated {size} bytes in {ms} msecs ({proto} {status}) "
+           "{nheaders} headers in {hsize} bytes (1 switches on core 0)")
+INVALID_BLOCK = "invalid request block size: {size} (max {max})...skip"
+UNAVAILABLE_MODIFIER = "-- unavailable modifier requested: {modifier} --"
+BAD_REQUEST = "bad request from {addr}: {why}"
+
+
+def now() -> str:
+    return time.ctime()
+
+
+def log(line: str) -> None:
+    """Write one line to the log (fd 2) with a single write()."""
+    data = (line + "\n").encode("utf-8", "backslashreplace")
+    try:
+        os.write(2, data)
+    except (BlockingIOError, BrokenPipeError, OSError):
+        pass
+
+
+def vlog(line: str) -> None:
+    """A verbose line: ``ctime - `` prefix, as uWSGI's uwsgi_log_verbose."""
+    log(f"{time.ctime()} - {line}")
+
+
+def open_logfile(path: str) -> int:
+    """Open ``path`` for append (LOG-1) and point fds 1 and 2 at it."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    return 2
+
+
+def reopen(path: str) -> None:
+    """Re-point fds 1 and 2 at ``path`` (after logrotate moved it)."""
+    try:
+        size = os.fstat(2).st_size
+    except OSError:
+        size = 0
+    log(f"[{int(time.time())}] logsize: {size}, triggering log-reopen...")
+    open_logfile(path)
+    log(f"[{int(time.time())}] {path} reopened.")
+
+
+def rotate(path: str, backup: str | None = None) -> None:
+    """Rename ``path`` to ``path.EPOCH`` and reopen a fresh file (LOG-3)."""
+    try:
+        size = os.fstat(2).st_size
+    except OSError:
+        size = 0
+    target = backup or f"{path}.{int(time.time())}"
+    vlog(f"logsize: {size}, triggering rotation to {target}...")
+    try:
+        os.rename(path, target)
+    except OSError as e:
+        log(f"unable to rotate log {path}: {e.strerror}")
+    open_logfile(path)

@@ -1,0 +1,450 @@
+"""The master: one thread, one selector, a state machine (STYLE §5).
+
+Signal handlers only record (CPython writes each signal number to the wakeup
+pipe); the loop reads the pipe, queues action names, performs them, reaps
+children and advances long transitions (reload, shutdown, chain) until their
+condition holds. Nothing here sleeps.
+"""
+from __future__ import annotations
+
+import collections
+import enum
+import os
+import selectors
+import signal
+import sys
+import time
+from dataclasses import dataclass
+
+from . import actions, log, pidfile, signals
+from .handoff import PREFLIGHT, give
+from .scoreboard import DEAD, Scoreboard
+from .server import EXIT_APP_LOAD, Watch
+from .spawner import Spawner
+
+
+class State(enum.Enum):
+    RUNNING = "running"
+    RELOAD_CHECK = "reload-check"       # a throwaway process loads the new code
+    RELOADING = "reloading"             # waiting for workers to die before exec
+    SHUTTING_DOWN = "shutting-down"
+    EXITED = "exited"
+
+
+@dataclass
+class Child:
+    """A worker process as the master tracks it."""
+
+    id: int
+    pid: int
+    ctl: int = -1                 # write end of the master->worker control pipe
+    spawned: float = 0.0
+    cursed_at: float = 0.0        # when it was told to stop (0 = not told)
+    asked: bool = False           # stopped on purpose: respawn without a DAMN line
+    accepting: bool = False
+    retire_when_ready: bool = False  # previous generation: HUP once the new one accepts
+    chain_victim: bool = False    # replaced by a chain reload
+
+
+class Master(Spawner):
+    def __init__(self, server):
+        super().__init__(server)
+        self.state = State.RUNNING
+        self.exit_code = 0
+        self.pending: collections.deque[str] = collections.deque()
+        self.selector = selectors.DefaultSelector()
+        self.actions = actions.registry(self.hook)
+        self.table = signals.master_table(self.settings.die_on_term)
+        self.reload_kind = ""
+        self.reload_started = 0.0
+        self.reload_deadline = 0.0
+        self.preflight_pid = 0
+        self.shutdown_graceful = False
+        self.paused = False
+        self.next_tick = 0.0
+        self.reloads: list[dict] = list(server.handoff.reload.get("history", []))
+
+    # ---- setup -----------------------------------------------------------
+    def install_signals(self) -> None:
+        r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.wake_r, self.wake_w = r, w
+        self.private_fds.update((r, w, self.selector.fileno()))
+        signal.set_wakeup_fd(w, warn_on_full_buffer=False)
+        for sig in (*self.table, signal.SIGCHLD):
+            signal.signal(sig, _record)
+        for sig in signals.IGNORED:
+            signal.signal(sig, signal.SIG_IGN)
+        self.selector.register(r, selectors.EVENT_READ, self.read_signals)
+
+    def watch(self, watch: Watch) -> None:
+        self.private_fds.add(watch.fd)
+        self.selector.register(watch.fd, selectors.EVENT_READ, watch.callback)
+
+    def unwatch(self, fd: int) -> None:
+        self.private_fds.discard(fd)
+        try:
+            self.selector.unregister(fd)
+        except (KeyError, ValueError):
+            pass
+
+    def run(self) -> int:
+        self.install_signals()
+        self.open_notify()
+        self.selector.register(self.notify_r, selectors.EVENT_READ, self.read_notes)
+        self.adopt_old_workers()
+        for wid in range(1, self.numproc + 1):
+            self.spawn(wid)
+        if not self.server.is_reload:
+            self.write_pidfiles(safe=True)
+        for group in self.hook.uwsgi_master_watch(master=self):
+            for watch in group or ():
+                self.watch(watch)
+        self.hook.uwsgi_master_start(master=self)
+        while self.state is not State.EXITED:
+            timeout = self.timeout()
+            for key, _ in self.selector.select(timeout):
+                key.data()
+            while self.pending and self.state is not State.EXITED:
+                self.perform(self.pending.popleft())
+            self.reap()
+            self.advance()
+            self.hook.uwsgi_master_cycle(master=self)
+        return self.exit_code
+
+    # ---- triggers ------------------------------------------------------------
+    def request(self, name: str) -> None:
+        """Queue a named action; plugins' callbacks call this, never act directly."""
+        self.pending.append(name)
+
+    def perform(self, name: str) -> None:
+        action = self.actions.get(name)
+        if action is None:
+            log.log(f"unknown master action {name!r}")
+            return
+        action(self)
+
+    def read_signals(self) -> None:
+        try:
+            data = os.read(self.wake_r, 4096)
+        except BlockingIOError:
+            return
+        for signum in data:
+            name = self.table.get(signum)
+            if name is not None:
+                self.request(name)
+
+    def timeout(self) -> float:
+        now = time.monotonic()
+        deadlines = [self.next_tick]
+        for child in self.stopping_children():
+            deadlines.append(child.cursed_at + self.mercy)
+        if self.respawn_at:
+            deadlines.append(min(self.respawn_at.values()))
+        if self.reload_deadline:
+            deadlines.append(self.reload_deadline)
+        return max(0.0, min(1.0, min(deadlines) - now))
+
+    # ---- reaping -------------------------------------------------------------
+    def reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            if pid == self.preflight_pid:
+                self.preflight_done(status)
+                continue
+            self.child_died(pid, status)
+
+    # ---- long transitions ------------------------------------------------------
+    def advance(self) -> None:
+        now = time.monotonic()
+        self.check_mercy(now)
+        if self.state is State.SHUTTING_DOWN:
+            if not self.alive():
+                self.finish_shutdown()
+            return
+        if self.state is State.RELOAD_CHECK:
+            if self.reload_deadline and now > self.reload_deadline:
+                self.refuse_reload("the reload check did not finish within the mercy")
+                os.kill(self.preflight_pid, signal.SIGKILL)
+            return
+        if self.state is State.RELOADING:
+            if not self.workers_alive() or self.reload_kind == "graceful":
+                self.exec_reload()
+            return
+        self.respawn_due(now)
+        self.retire_old_generation()
+        self.advance_chain()
+        if now >= self.next_tick:
+            self.next_tick = now + 1.0
+            self.check_harakiri()
+            self.hook.uwsgi_master_tick(master=self)
+
+    def check_mercy(self, now: float) -> None:
+        for child in self.stopping_children():
+            if now - child.cursed_at > self.mercy:
+                log.vlog(log.NO_MERCY.format(id=child.id, pid=child.pid))
+                self.kill(child, signal.SIGKILL)
+                child.cursed_at = now
+
+    # ---- reload ------------------------------------------------------------------
+    def begin_reload(self, kind: str) -> None:
+        if kind == "graceful" and self.state is not State.RUNNING:
+            return  # SIG-2
+        if kind == "brutal":
+            if self.state is State.SHUTTING_DOWN:
+                # SIG-3: TERM hurries a graceful shutdown; the death check still wins
+                log.log(log.BRUTAL_RELOAD)
+                for child in self.all_children():
+                    self.kill(child, signal.SIGTERM)
+                return
+            if self.state in (State.RELOADING,):
+                return
+            if self.state is State.RELOAD_CHECK:
+                self.cancel_preflight()
+        if self.settings.lazy and kind == "graceful":
+            self.reload_workers(brutal=False)   # RELOAD-3
+            return
+        self.reload_kind = kind
+        self.reload_started = time.time()
+        self.hook.uwsgi_master_event(master=self, event="reloading", info={"kind": kind})
+        if kind == "brutal":
+            log.log(log.BRUTAL_RELOAD)
+            self.state = State.RELOADING
+            for child in self.all_children():
+                child.asked = True
+                self.curse(child, signal.SIGTERM)
+            return
+        log.log(log.GRACEFUL_RELOAD)
+        if self.settings.no_reload_check or self.settings.exit_on_reload:
+            self.state = State.RELOADING
+            return
+        self.start_preflight()
+
+    def start_preflight(self) -> None:
+        log.log(log.RELOAD_CHECKING)
+        env = dict(os.environ)
+        env[PREFLIGHT] = "1"
+        args = [sys.executable, *sys.orig_argv[1:]]
+        try:
+            self.preflight_pid = os.posix_spawn(
+                sys.executable, args, env,
+                file_actions=[(os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0)],
+                setpgroup=None)
+        except OSError as e:
+            self.refuse_reload(f"cannot start the reload check: {e.strerror}")
+            return
+        self.state = State.RELOAD_CHECK
+        self.reload_deadline = time.monotonic() + max(self.mercy, 1)
+
+    def preflight_done(self, status: int) -> None:
+        self.preflight_pid = 0
+        self.reload_deadline = 0.0
+        if self.state is not State.RELOAD_CHECK:
+            return
+        code = os.waitstatus_to_exitcode(status)
+        if code != 0:
+            self.refuse_reload(f"the new code or configuration failed to load (exit status {code})")
+            return
+        self.state = State.RELOADING
+
+    def cancel_preflight(self) -> None:
+        if self.preflight_pid:
+            try:
+                os.kill(self.preflight_pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.reload_deadline = 0.0
+
+    def refuse_reload(self, why: str) -> None:
+        log.log(log.RELOAD_REFUSED.format(why=why))
+        self.state = State.RUNNING
+        self.reload_deadline = 0.0
+        outcome = self.outcome(refused=True, error=why)
+        self.hook.uwsgi_master_event(master=self, event="reload-refused", info=outcome)
+
+    def outcome(self, refused: bool, error: str = "", replaced: int = 0) -> dict:
+        started = self.server.handoff.reload.get("started", self.reload_started) or time.time()
+        result = {
+            "generation": self.server.generation if not refused else self.server.generation,
+            "kind": self.reload_kind or self.server.handoff.reload.get("kind", "graceful"),
+            "duration_ms": int((time.time() - started) * 1000),
+            "workers_replaced": replaced,
+            "refused": refused,
+            "error": error,
+            "time": int(time.time()),
+        }
+        self.reloads.append(result)
+        del self.reloads[:-20]
+        log.log(log.RELOAD_OUTCOME.format(
+            generation=result["generation"], kind=result["kind"], ms=result["duration_ms"],
+            replaced=replaced, refused="yes" if refused else "no",
+            error=f" error={error!r}" if error else ""))
+        return result
+
+    def exec_reload(self) -> None:
+        """RELOAD-5: clean up, return to the start directory, exec the original argv."""
+        self.hook.uwsgi_master_cleanup(master=self, reason="reload")
+        if self.settings.exit_on_reload:
+            log.log(log.GAME_OVER)
+            self.state = State.EXITED
+            self.exit_code = 0
+            return
+        log.log(log.BINARY_RELOADING)
+        log.log(log.CHDIR.format(path=self.server.start_dir))
+        os.chdir(self.server.start_dir)
+        log.log(log.CLOSING_FDS.format(max_fd=os.sysconf("SC_OPEN_MAX")))
+        for index, lst in enumerate(self.server.listeners):
+            os.set_inheritable(lst.fd, True)
+            log.log(log.FD_MAPPED.format(fd=lst.fd, index=index, name=lst.name))
+        old = []
+        for child in self.all_children():
+            # still serving: the next image retires them once its workers accept
+            if child.ctl >= 0:
+                os.set_inheritable(child.ctl, True)
+            old.append({"id": child.id, "pid": child.pid, "ctl": child.ctl,
+                        "cursed": child.cursed_at > 0})
+        args = [sys.executable, *sys.orig_argv[1:]]
+        env = give(os.environ, generation=self.server.generation + 1,
+                   fds=self.server.handoff_fds(), old_workers=old,
+                   reload={"kind": self.reload_kind, "started": self.reload_started,
+                           "history": self.reloads},
+                   start_dir=self.server.start_dir)
+        log.log(log.RUNNING.format(path=" ".join(args)))
+        signal.set_wakeup_fd(-1)
+        os.execve(sys.executable, args, env)
+
+    # ---- shutdown ----------------------------------------------------------------
+    def begin_shutdown(self, graceful: bool) -> None:
+        if self.state is State.SHUTTING_DOWN:
+            return  # SIG-2
+        if self.state is State.RELOAD_CHECK:
+            self.cancel_preflight()
+        self.state = State.SHUTTING_DOWN
+        self.shutdown_graceful = graceful
+        self.hook.uwsgi_master_event(master=self, event="stopping", info={"graceful": graceful})
+        if graceful:
+            log.vlog(log.GRACEFUL_SHUTDOWN)
+        else:
+            log.log(log.SHUTDOWN)
+        for child in self.all_children():
+            child.asked = True
+            self.curse(child, signal.SIGHUP if graceful else signal.SIGINT)
+
+    def finish_shutdown(self) -> None:
+        log.log(log.GOODBYE)
+        self.hook.uwsgi_master_cleanup(master=self, reason="exit")
+        self.vacuum()
+        self.state = State.EXITED
+
+    def fail(self, code: int) -> None:
+        """Stop the instance with ``code`` (a lazy app that cannot load, SHUT-5)."""
+        self.begin_shutdown(graceful=False)
+        self.exit_code = code
+
+    # ---- pause, stats, logs --------------------------------------------------------
+    def toggle_pause(self) -> None:
+        self.paused = not self.paused
+        self.scoreboard.paused = self.paused
+        if self.paused:
+            log.vlog(log.PAUSE)
+        else:
+            log.vlog(log.RESUME)
+        self.tell_workers(b"p" if self.paused else b"u")
+        self.hook.uwsgi_master_event(master=self, event="paused" if self.paused else "resumed",
+                                     info={})
+
+    def log_stats(self) -> None:
+        lines = ["", ";uWSGI instance configuration", "[uwsgi]", *self.settings.ini_lines(),
+                 ";end of configuration", "",
+                 f"\tworkers total requests: {self.scoreboard.total_requests()}", "-" * 17]
+        for wid in range(1, self.numproc + 1):
+            slot = self.scoreboard.read(wid)
+            for i, app in enumerate(self.server.apps or [None]):
+                name = getattr(app, "name", "") if app else ""
+                lines.append(f"\tworker {wid} app {i} [{name}] requests: {slot['requests']} "
+                             f"exceptions: {slot['exceptions']}")
+            lines.append("-" * 17)
+        log.log("\n".join(lines) + "\n")
+
+    def signal_workers_usr2(self) -> None:
+        for child in self.all_children():
+            self.kill(child, signal.SIGUSR2)
+
+    def reopen_logs(self, rotate: bool) -> None:
+        path = self.settings.logto
+        if not path:
+            log.log("no log file configured (--logto): nothing to reopen")
+            return
+        try:
+            if rotate:
+                log.rotate(path)
+            else:
+                log.reopen(path)
+        except OSError as e:
+            log.log(f"unable to reopen log {path}: {e.strerror}; reloading")
+            self.request("graceful_reload")
+            return
+        self.tell_workers(b"l")
+
+    def write_pidfiles(self, safe: bool = False, every: bool = False) -> None:
+        s = self.settings
+        names = [s.safe_pidfile, s.safe_pidfile2] if safe else []
+        if every:
+            names = [s.pidfile, s.pidfile2, s.safe_pidfile, s.safe_pidfile2]
+        for path in names:
+            if path:
+                log.log(log.PIDFILE.format(path=path))
+                pidfile.write(path)
+
+    def vacuum(self) -> None:
+        if not self.settings.vacuum:
+            return
+        s = self.settings
+        for what, path in (("pidfile", s.pidfile), ("pidfile2", s.pidfile2),
+                           ("safe pidfile", s.safe_pidfile), ("safe pidfile2", s.safe_pidfile2)):
+            if path:
+                try:
+                    os.unlink(path)
+                    log.log(log.VACUUM.format(what=what))
+                except OSError:
+                    pass
+        for lst in self.server.listeners:
+            if lst.unix_path and lst.inode is not None:
+                try:
+                    if os.stat(lst.unix_path).st_ino != lst.inode:
+                        log.log(f"VACUUM WARNING: unix socket {lst.unix_path} changed inode. Skip removal")
+                        continue
+                    os.unlink(lst.unix_path)
+                    log.log(log.VACUUM_SOCKET.format(path=lst.unix_path))
+                except OSError:
+                    pass
+
+    def check_harakiri(self) -> None:
+        limit = self.settings.harakiri
+        if not limit:
+            return
+        now = time.time()
+        for child in list(self.workers.values()):
+            slot = self.scoreboard.read(child.id)
+            if slot["status"] == 1 and slot["busy_since"] and now - slot["busy_since"] > limit:
+                log.log(log.HARAKIRI.format(id=child.id, pid=child.pid))
+                log.log(log.HARAKIRI_REQUEST.format(id=child.id, pid=child.pid, uri=slot["uri"],
+                                                    since=time.ctime(slot["busy_since"])))
+                self.scoreboard.write(child.id, harakiri_count=slot["harakiri_count"] + 1,
+                                      status=DEAD)
+                self.kill(child, signal.SIGKILL)
+
+
+def _record(signum, frame) -> None:
+    """The master's signal handler: nothing. CPython wrote ``signum`` to the wakeup fd."""
+
+
+def build_scoreboard(server) -> Scoreboard:
+    board = Scoreboard(server.settings.processes)
+    server.scoreboard = board
+    return board
+

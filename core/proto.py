@@ -1,0 +1,216 @@
+"""Wire protocols: HTTP/1.x request heads and uwsgi packets into CGI vars.
+
+Both parsers are pure functions over bytes (fuzzed in the tests). They return
+``None`` when more bytes are needed and raise ``BadRequest`` for garbage.
+"""
+from __future__ import annotations
+
+import re
+import socket
+import struct
+from urllib.parse import unquote_to_bytes
+
+HOSTNAME = socket.gethostname()
+
+_TOKEN = re.compile(rb"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+_VERSION = {b"HTTP/1.1": (1, 1), b"HTTP/1.0": (1, 0)}
+UWSGI_HEADER = struct.Struct("<BHB")
+U16 = struct.Struct("<H")
+
+
+class BadRequest(Exception):
+    """A request we cannot parse: answered with ``status`` and logged."""
+
+    def __init__(self, why: str, status: int = 400):
+        super().__init__(why)
+        self.status = status
+
+
+class Head:
+    """A parsed request head."""
+
+    __slots__ = ("vars", "consumed", "length", "chunked", "keepalive", "expect_continue",
+                 "version", "modifier1", "headers")
+
+    def __init__(self):
+        self.length = 0
+        self.chunked = False
+        self.keepalive = False
+        self.expect_continue = False
+        self.version = (1, 0)
+        self.modifier1 = 0
+        self.headers = 0
+
+
+def parse_http(buf: bytes | bytearray, limit: int, server_port: str, remote: str) -> Head | None:
+    """Parse one HTTP/1.x head from ``buf`` (HTTP-1)."""
+    end = buf.find(b"\r\n\r\n")
+    if end < 0:
+        if len(buf) > limit:
+            raise BadRequest(f"request head larger than buffer-size ({limit})", 431)
+        # tolerate leading empty lines (RFC 9112 2.2)
+        if buf[:2] == b"\r\n":
+            return None
+        return None
+    if end > limit:
+        raise BadRequest(f"request head larger than buffer-size ({limit})", 431)
+    head = bytes(buf[:end])
+    start = 0
+    while head.startswith(b"\r\n", start):
+        start += 2
+    lines = head[start:].split(b"\r\n")
+    parts = lines[0].split(b" ")
+    if len(parts) != 3:
+        raise BadRequest("malformed request line")
+    method, target, proto = parts
+    version = _VERSION.get(proto)
+    if version is None:
+        raise BadRequest("unsupported protocol version", 505 if proto.startswith(b"HTTP/") else 400)
+    if not _TOKEN.match(method):
+        raise BadRequest("invalid method")
+    if not target or target[0] not in b"/*" and not target.startswith((b"http://", b"https://")):
+        raise BadRequest("invalid request target")
+    if target.startswith((b"http://", b"https://")):
+        slash = target.find(b"/", target.find(b"//") + 2)
+        target = target[slash:] if slash > 0 else b"/"
+    path, _, query = target.partition(b"?")
+    try:
+        uri = target.decode("latin-1")
+        path_info = unquote_to_bytes(path).decode("latin-1")
+    except Exception:
+        raise BadRequest("invalid request target") from None
+    env = {
+        "REQUEST_METHOD": method.decode("latin-1"),
+        "REQUEST_URI": uri,
+        "PATH_INFO": path_info,
+        "QUERY_STRING": query.decode("latin-1"),
+        "SERVER_PROTOCOL": proto.decode("latin-1"),
+        "SCRIPT_NAME": "",
+        "SERVER_NAME": HOSTNAME,
+        "SERVER_PORT": server_port,
+        "REMOTE_ADDR": remote,
+    }
+    h = Head()
+    h.version = version
+    h.consumed = end + 4
+    length = None
+    te = None
+    connection = b""
+    for line in lines[1:]:
+        name, sep, value = line.partition(b":")
+        if not sep or not name or not _TOKEN.match(name):
+            raise BadRequest("malformed header line")
+        value = value.strip(b" \t")
+        lname = name.lower()
+        if lname == b"content-length":
+            if not value.isdigit():
+                raise BadRequest("invalid Content-Length")
+            if length is not None and int(value) != length:
+                raise BadRequest("conflicting Content-Length headers")
+            length = int(value)
+            env["CONTENT_LENGTH"] = value.decode("latin-1")
+            continue
+        if lname == b"content-type":
+            env["CONTENT_TYPE"] = value.decode("latin-1")
+            continue
+        if lname == b"transfer-encoding":
+            te = value.lower()
+        elif lname == b"connection":
+            connection = value.lower()
+        elif lname == b"expect":
+            if value.lower() == b"100-continue":
+                h.expect_continue = version == (1, 1)
+        key = "HTTP_" + name.decode("latin-1").upper().replace("-", "_")
+        if key in env:
+            env[key] += "," + value.decode("latin-1")
+        else:
+            env[key] = value.decode("latin-1")
+    h.headers = len(lines) - 1
+    if te is not None:
+        if te != b"chunked":
+            raise BadRequest("unsupported Transfer-Encoding", 501)
+        if length is not None:
+            raise BadRequest("both Content-Length and Transfer-Encoding")
+        h.chunked = True
+    else:
+        h.length = length or 0
+    if version == (1, 1):
+        h.keepalive = b"close" not in connection
+    else:
+        h.keepalive = b"keep-alive" in connection
+    h.vars = env
+    return h
+
+
+def parse_uwsgi(buf: bytes | bytearray, limit: int) -> Head | None:
+    """Parse one uwsgi packet: 4-byte header then the vars block (PROTO-1/2)."""
+    if len(buf) < 4:
+        return None
+    modifier1, size, modifier2 = UWSGI_HEADER.unpack_from(buf, 0)
+    if size > limit:
+        raise BadRequest(f"invalid request block size: {size} (max {limit})...skip", 0)
+    if len(buf) < 4 + size:
+        return None
+    block = bytes(buf[4:4 + size])
+    env = {}
+    pos = 0
+    n = len(block)
+    while pos < n:
+        if pos + 2 > n:
+            raise BadRequest("truncated uwsgi vars block", 0)
+        klen = U16.unpack_from(block, pos)[0]
+        pos += 2
+        key = block[pos:pos + klen]
+        pos += klen
+        if pos + 2 > n:
+            raise BadRequest("truncated uwsgi vars block", 0)
+        vlen = U16.unpack_from(block, pos)[0]
+        pos += 2
+        if pos + vlen > n:
+            raise BadRequest("truncated uwsgi vars block", 0)
+        env[key.decode("latin-1")] = block[pos:pos + vlen].decode("latin-1")
+        pos += vlen
+    h = Head()
+    h.consumed = 4 + size
+    h.modifier1 = modifier1
+    cl = env.get("CONTENT_LENGTH", "")
+    if cl:
+        if not cl.isdigit():
+            raise BadRequest("invalid CONTENT_LENGTH", 0)
+        h.length = int(cl)
+    proto = env.get("SERVER_PROTOCOL", "HTTP/1.0")
+    h.version = (1, 1) if proto == "HTTP/1.1" else (1, 0)
+    env.setdefault("SERVER_PROTOCOL", "HTTP/1.0")
+    env.setdefault("SCRIPT_NAME", "")
+    env.setdefault("QUERY_STRING", "")
+    env.setdefault("REQUEST_METHOD", "GET")
+    env.setdefault("PATH_INFO", "/")
+    env.setdefault("SERVER_NAME", HOSTNAME)
+    env.setdefault("SERVER_PORT", "80")
+    h.headers = sum(1 for k in env if k.startswith("HTTP_"))
+    h.vars = env
+    return h
+
+
+def pack_uwsgi(env: dict[str, str], modifier1: int = 0, modifier2: int = 0) -> bytes:
+    """Build a uwsgi request packet (used by tests and tools)."""
+    block = bytearray()
+    for k, v in env.items():
+        kb, vb = k.encode("latin-1"), v.encode("latin-1")
+        block += U16.pack(len(kb)) + kb + U16.pack(len(vb)) + vb
+    return UWSGI_HEADER.pack(modifier1, len(block), modifier2) + bytes(block)
+
+
+REASONS = {
+    100: "Continue", 200: "OK", 400: "Bad Request", 404: "Not Found", 408: "Request Timeout",
+    413: "Payload Too Large", 431: "Request Header Fields Too Large", 500: "Internal Server Error",
+    501: "Not Implemented", 502: "Bad Gateway", 503: "Service Unavailable",
+    505: "HTTP Version Not Supported",
+}
+
+
+def simple_response(status: int, body: str = "") -> bytes:
+    text = (body or REASONS.get(status, "Error")).encode() + b"\n"
+    return (b"HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n"
+            b"Connection: close\r\n\r\n" % (status, REASONS.get(status, "Error").encode(), len(text))
+            + text)

@@ -1,0 +1,392 @@
+"""A client connection, its requests, the request body and the response.
+
+Handler plugins (WSGI, Rack) see only ``Request``: ``vars`` (CGI variables),
+``input`` (the body), ``start()``, ``write()``, ``sendfile()``.
+"""
+from __future__ import annotations
+
+import os
+import select
+import socket
+
+from .proto import BadRequest
+
+_POLLIN = select.POLLIN | select.POLLPRI | select.POLLHUP | select.POLLERR
+_POLLOUT = select.POLLOUT | select.POLLHUP | select.POLLERR
+
+
+class ClientGone(Exception):
+    """The client closed or stalled past --socket-timeout."""
+
+
+def wait_fd(fd: int, events: int, timeout: float) -> None:
+    p = select.poll()
+    p.register(fd, events)
+    if not p.poll(timeout * 1000):
+        raise ClientGone("timeout")
+
+
+class Conn:
+    """A non-blocking client socket with a read buffer."""
+
+    __slots__ = ("sock", "fd", "listener", "buf", "remote", "port", "timeout", "deadline",
+                 "served")
+
+    def __init__(self, sock: socket.socket, listener, remote: str, timeout: float):
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.listener = listener
+        self.buf = bytearray()
+        self.remote = remote
+        self.port = listener.port()
+        self.timeout = timeout
+        self.deadline = 0.0
+        self.served = 0
+
+    def fill(self) -> bool:
+        """Read what is there without blocking; False at EOF."""
+        try:
+            data = self.sock.recv(65536)
+        except BlockingIOError:
+            return True
+        except (ConnectionError, OSError):
+            return False
+        if not data:
+            return False
+        self.buf += data
+        return True
+
+    def fill_wait(self) -> None:
+        """Read at least one byte, waiting up to the timeout (ClientGone otherwise)."""
+        while True:
+            try:
+                data = self.sock.recv(65536)
+            except BlockingIOError:
+                wait_fd(self.fd, _POLLIN, self.timeout)
+                continue
+            except OSError as e:
+                raise ClientGone(str(e)) from None
+            if not data:
+                raise ClientGone("eof")
+            self.buf += data
+            return
+
+    def sendall(self, data) -> None:
+        view = memoryview(data)
+        while view:
+            try:
+                n = self.sock.send(view)
+            except BlockingIOError:
+                wait_fd(self.fd, _POLLOUT, self.timeout)
+                continue
+            except OSError as e:
+                raise ClientGone(str(e)) from None
+            view = view[n:]
+
+    def sendfile(self, fd: int, offset: int, count: int | None) -> int:
+        sent = 0
+        while count is None or sent < count:
+            chunk = 1 << 20 if count is None else min(1 << 20, count - sent)
+            try:
+                n = os.sendfile(self.fd, fd, offset + sent, chunk)
+            except BlockingIOError:
+                wait_fd(self.fd, _POLLOUT, self.timeout)
+                continue
+            except OSError as e:
+                raise ClientGone(str(e)) from None
+            if n == 0:
+                break
+            sent += n
+        return sent
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+class Input:
+    """``wsgi.input`` / ``rack.input``: never blocks past the body's end."""
+
+    def __init__(self, conn: Conn, length: int, chunked: bool, expect_continue: bool,
+                 limit: int = 0):
+        self.conn = conn
+        self.remaining = length
+        self.chunked = chunked
+        self.expect = expect_continue
+        self.limit = limit
+        self.done = not chunked and length == 0
+        self.pending = bytearray()  # decoded chunked bytes not yet returned
+        self.total = 0
+        if limit and not chunked and length > limit:
+            raise BadRequest(f"request body of {length} bytes exceeds limit-post ({limit})", 413)
+
+    def _continue(self) -> None:
+        if self.expect:
+            self.expect = False
+            self.conn.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+    def _raw(self, want: int) -> bytes:
+        """Up to ``want`` raw bytes of the stream, waiting for at least one."""
+        conn = self.conn
+        if not conn.buf:
+            self._continue()
+            conn.fill_wait()
+        data = bytes(conn.buf[:want])
+        del conn.buf[:want]
+        return data
+
+    def _read_chunked(self, want: int) -> None:
+        """Decode chunks into ``pending`` until it holds ``want`` bytes or the body ends."""
+        conn = self.conn
+        while not self.done and (want < 0 or len(self.pending) < want):
+            if self.remaining == 0:
+                # expect a chunk-size line
+                while b"\r\n" not in conn.buf:
+                    if len(conn.buf) > 4096:
+                        raise BadRequest("chunk size line too long")
+                    self._continue()
+                    conn.fill_wait()
+                line, _, rest = bytes(conn.buf).partition(b"\r\n")
+                conn.buf[:] = rest
+                size_text = line.split(b";", 1)[0].strip()
+                try:
+                    size = int(size_text, 16)
+                except ValueError:
+                    raise BadRequest("invalid chunk size") from None
+                if size == 0:
+                    # trailers until an empty line
+                    while True:
+                        while b"\r\n" not in conn.buf:
+                            conn.fill_wait()
+                        line, _, rest = bytes(conn.buf).partition(b"\r\n")
+                        conn.buf[:] = rest
+                        if not line:
+                            break
+                    self.done = True
+                    break
+                self.remaining = size + 2  # data plus CRLF
+            data = self._raw(self.remaining)
+            self.remaining -= len(data)
+            if self.remaining < 2:
+                # strip the CRLF that ends the chunk
+                keep = len(data) - (2 - self.remaining)
+                self.pending += data[:max(0, keep)]
+            else:
+                self.pending += data
+            if self.limit and self.total + len(self.pending) > self.limit:
+                raise BadRequest(f"request body exceeds limit-post ({self.limit})", 413)
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None:
+            size = -1
+        if self.chunked:
+            self._read_chunked(size)
+            if size < 0:
+                size = len(self.pending)
+            out = bytes(self.pending[:size])
+            del self.pending[:size]
+            self.total += len(out)
+            return out
+        if size < 0 or size > self.remaining:
+            size = self.remaining
+        parts = []
+        while size > 0:
+            data = self._raw(size)
+            parts.append(data)
+            size -= len(data)
+            self.remaining -= len(data)
+        if self.remaining == 0:
+            self.done = True
+        out = b"".join(parts)
+        self.total += len(out)
+        return out
+
+    def readline(self, size: int | None = -1) -> bytes:
+        if size is None:
+            size = -1
+        out = bytearray()
+        while size < 0 or len(out) < size:
+            if self.chunked:
+                if not self.pending:
+                    self._read_chunked(1)
+                    if not self.pending:
+                        break
+                source = self.pending
+            else:
+                if self.remaining == 0:
+                    break
+                if not self.conn.buf:
+                    self._continue()
+                    self.conn.fill_wait()
+                source = None
+            buf = self.pending if source is not None else self.conn.buf
+            limit = len(buf) if source is not None else min(len(buf), self.remaining)
+            if size >= 0:
+                limit = min(limit, size - len(out))
+            nl = buf.find(b"\n", 0, limit)
+            take = nl + 1 if nl >= 0 else limit
+            out += buf[:take]
+            del buf[:take]
+            if source is None:
+                self.remaining -= take
+            if nl >= 0:
+                break
+        self.total += len(out)
+        return bytes(out)
+
+    def readlines(self, hint: int = -1) -> list[bytes]:
+        lines = []
+        total = 0
+        while True:
+            line = self.readline()
+            if not line:
+                break
+            lines.append(line)
+            total += len(line)
+            if 0 < hint <= total:
+                break
+        return lines
+
+    def __iter__(self):
+        while True:
+            line = self.readline()
+            if not line:
+                return
+            yield line
+
+    def drain(self, limit: int = 1 << 16) -> bool:
+        """Discard the rest of the body; False if more than ``limit`` was left."""
+        if self.done:
+            return True
+        if not self.chunked and self.remaining > limit:
+            return False
+        try:
+            while True:
+                data = self.read(limit)
+                if not data:
+                    return True
+        except (ClientGone, BadRequest):
+            return False
+
+
+_NO_BODY = {204, 304}
+
+
+class Request:
+    """One request on a connection, and its response."""
+
+    __slots__ = ("conn", "vars", "input", "head", "status", "sent", "pending", "keepalive",
+                 "chunked", "http", "length", "nheaders", "hsize", "modifier1", "no_body",
+                 "started")
+
+    def __init__(self, conn: Conn, head, http: bool, keepalive_allowed: bool, limit_post: int):
+        self.conn = conn
+        self.head = head
+        self.vars = head.vars
+        self.http = http
+        self.modifier1 = head.modifier1
+        self.keepalive = http and keepalive_allowed and head.keepalive
+        self.input = Input(conn, head.length, head.chunked, head.expect_continue, limit_post)
+        self.status = 0
+        self.sent = 0
+        self.pending = None
+        self.chunked = False
+        self.length = None
+        self.nheaders = 0
+        self.hsize = 0
+        self.no_body = self.vars.get("REQUEST_METHOD") == "HEAD"
+        self.started = False
+
+    @property
+    def committed(self) -> bool:
+        """True once bytes of the response are on the wire."""
+        return self.started and self.pending is None
+
+    def start(self, status: str, headers: list[tuple[str, str]]) -> None:
+        """Prepare the status line and headers; sent with the first body bytes."""
+        code = int(status[:3])
+        self.status = code
+        self.started = True
+        lines = []
+        length = None
+        has_connection = False
+        for name, value in headers:
+            lname = name.lower()
+            if lname == "content-length":
+                length = int(value)
+            elif lname == "connection":
+                has_connection = True
+                if value.lower() == "close":
+                    self.keepalive = False
+            elif lname == "transfer-encoding":
+                self.keepalive = False
+            lines.append(f"{name}: {value}\r\n")
+        if code in _NO_BODY or code < 200:
+            self.no_body = True
+            length = 0 if length is None else length
+        self.length = length
+        if self.http:
+            version = self.head.version
+            if self.keepalive and length is None and not self.no_body:
+                if version == (1, 1):
+                    self.chunked = True
+                    lines.append("Transfer-Encoding: chunked\r\n")
+                else:
+                    self.keepalive = False
+            if not has_connection:
+                if not self.keepalive and version == (1, 1):
+                    lines.append("Connection: close\r\n")
+                elif self.keepalive and version == (1, 0):
+                    lines.append("Connection: keep-alive\r\n")
+            proto = "HTTP/1.1" if version == (1, 1) else "HTTP/1.0"
+        else:
+            proto = self.vars.get("SERVER_PROTOCOL") or "HTTP/1.0"
+        self.nheaders = len(lines)
+        head = f"{proto} {status}\r\n{''.join(lines)}\r\n".encode("latin-1")
+        self.hsize = len(head)
+        self.pending = head
+
+    def write(self, data: bytes) -> None:
+        if self.no_body:
+            data = b""
+        if self.chunked and data:
+            data = b"%x\r\n%b\r\n" % (len(data), data)
+        self.sent += len(data)
+        if self.pending is not None:
+            data = self.pending + data
+            self.pending = None
+        if data:
+            self.conn.sendall(data)
+
+    def sendfile(self, fd: int, offset: int = 0, count: int | None = None) -> None:
+        """Send a file with ``os.sendfile`` (``wsgi.file_wrapper``)."""
+        if self.pending is not None:
+            self.conn.sendall(self.pending)
+            self.pending = None
+        if self.no_body:
+            return
+        if self.chunked:
+            # sendfile cannot frame chunks; fall back to reads
+            if count is None:
+                count = os.fstat(fd).st_size - offset
+            while count > 0:
+                data = os.pread(fd, min(count, 1 << 16), offset)
+                if not data:
+                    break
+                self.write(data)
+                offset += len(data)
+                count -= len(data)
+            return
+        self.sent += self.conn.sendfile(fd, offset, count)
+
+    def finish(self) -> None:
+        data = self.pending or b""
+        self.pending = None
+        if self.chunked:
+            data += b"0\r\n\r\n"
+        if data:
+            self.conn.sendall(data)
+        if self.length is not None and self.sent != self.length and not self.no_body:
+            self.keepalive = False

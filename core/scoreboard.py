@@ -1,0 +1,118 @@
+"""Per-worker accounting in shared memory, written by workers, read by anyone.
+
+An anonymous shared mmap made by the master before it forks (uWSGI's shared
+``workers`` array). Slot 0 is the master. A worker updates its own slot with
+one ``pack_into`` per request, so accounting stays off the hot path.
+"""
+from __future__ import annotations
+
+import mmap
+import os
+import struct
+
+# status codes
+IDLE, BUSY, PAUSE, CHEAP, DEAD = 0, 1, 2, 3, 4
+STATUS_NAMES = {IDLE: "idle", BUSY: "busy", PAUSE: "pause", CHEAP: "cheap", DEAD: "idle"}
+
+# pid, status, accepting, requests, delta_requests, exceptions, tx, running_time (us),
+# avg_rt (us), last_spawn, respawn_count, harakiri_count, busy_since (float epoch),
+# signals, rss, vsz
+SLOT = struct.Struct("<iBBqqqqqqqiidqqq")
+URI_SIZE = 256
+SLOT_SIZE = SLOT.size + URI_SIZE
+HEADER = struct.Struct("<qqB")
+_PID = struct.Struct("<i")  # total requests (master refresh), generation, paused
+FIELDS = ("pid", "status", "accepting", "requests", "delta_requests", "exceptions", "tx",
+          "running_time", "avg_rt", "last_spawn", "respawn_count", "harakiri_count",
+          "busy_since", "signals", "rss", "vsz")
+
+
+class Scoreboard:
+    def __init__(self, workers: int):
+        self.workers = workers
+        self.mem = mmap.mmap(-1, HEADER.size + SLOT_SIZE * (workers + 1))
+
+    def offset(self, wid: int) -> int:
+        return HEADER.size + SLOT_SIZE * wid
+
+    def read(self, wid: int) -> dict:
+        values = SLOT.unpack_from(self.mem, self.offset(wid))
+        out = dict(zip(FIELDS, values))
+        raw = self.mem[self.offset(wid) + SLOT.size:self.offset(wid) + SLOT_SIZE]
+        out["uri"] = raw.split(b"\0", 1)[0].decode("latin-1")
+        return out
+
+    def write(self, wid: int, **values) -> None:
+        current = list(SLOT.unpack_from(self.mem, self.offset(wid)))
+        for key, value in values.items():
+            current[FIELDS.index(key)] = value
+        SLOT.pack_into(self.mem, self.offset(wid), *current)
+
+    def set_pid(self, wid: int, pid: int) -> None:
+        _PID.pack_into(self.mem, self.offset(wid), pid)
+
+    def set_uri(self, wid: int, uri: str) -> None:
+        data = uri.encode("latin-1", "replace")[:URI_SIZE - 1] + b"\0"
+        start = self.offset(wid) + SLOT.size
+        self.mem[start:start + len(data)] = data
+
+    def total_requests(self) -> int:
+        return sum(SLOT.unpack_from(self.mem, self.offset(w))[3] for w in range(1, self.workers + 1))
+
+    @property
+    def paused(self) -> bool:
+        return bool(HEADER.unpack_from(self.mem, 0)[2])
+
+    @paused.setter
+    def paused(self, value: bool) -> None:
+        total, gen, _ = HEADER.unpack_from(self.mem, 0)
+        HEADER.pack_into(self.mem, 0, total, gen, 1 if value else 0)
+
+    @property
+    def generation(self) -> int:
+        return HEADER.unpack_from(self.mem, 0)[1]
+
+    @generation.setter
+    def generation(self, value: int) -> None:
+        total, _, paused = HEADER.unpack_from(self.mem, 0)
+        HEADER.pack_into(self.mem, 0, total, value, paused)
+
+
+class WorkerSlot:
+    """A worker's own view of its slot: counters kept as ints, flushed per request."""
+
+    __slots__ = ("board", "wid", "off", "requests", "delta", "exceptions", "tx", "running_time",
+                 "avg_rt", "last_spawn", "respawn_count", "harakiri_count", "pid", "signals")
+
+    def __init__(self, board: Scoreboard, wid: int):
+        self.board = board
+        self.wid = wid
+        self.off = board.offset(wid)
+        cur = board.read(wid)
+        self.pid = os.getpid()
+        board.set_pid(wid, self.pid)
+        self.requests = cur["requests"]
+        self.delta = 0
+        self.exceptions = cur["exceptions"]
+        self.tx = cur["tx"]
+        self.running_time = cur["running_time"]
+        self.avg_rt = cur["avg_rt"]
+        self.last_spawn = cur["last_spawn"]
+        self.respawn_count = cur["respawn_count"]
+        self.harakiri_count = cur["harakiri_count"]
+        self.signals = cur["signals"]
+
+    def flush(self, status: int, accepting: int = 1, busy_since: float = 0.0) -> None:
+        if _PID.unpack_from(self.board.mem, self.off)[0] != self.pid:
+            return  # a chain reload gave the slot to our replacement
+        SLOT.pack_into(self.board.mem, self.off, self.pid, status, accepting, self.requests,
+                       self.delta, self.exceptions, self.tx, self.running_time, self.avg_rt,
+                       self.last_spawn, self.respawn_count, self.harakiri_count, busy_since,
+                       self.signals, 0, 0)
+
+    def busy(self, since: float, uri: str) -> None:
+        if _PID.unpack_from(self.board.mem, self.off)[0] != self.pid:
+            return
+        self.board.mem[self.off + 1] = BUSY
+        struct.pack_into("<d", self.board.mem, self.off + SLOT.size - 32, since)
+        self.board.set_uri(self.wid, uri)

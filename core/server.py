@@ -1,0 +1,155 @@
+"""The process-wide context every plugin sees: settings, sockets, apps, identity."""
+from __future__ import annotations
+
+import os
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
+
+from . import log, sockets
+from .handoff import Handoff
+from .options import OptionError
+from .scoreboard import Scoreboard
+
+VERSION_COMPAT = "2.0.31"
+
+# exit codes (WORKER-5, SHUT-5)
+EXIT_GRACEFUL_IDLE = 17
+EXIT_APP_LOAD = 22
+EXIT_WORKER_DONE = 30
+EXIT_CONFIG = 1
+
+
+class App(Protocol):
+    """A loaded application: what a handler plugin returns from uwsgi_load_apps."""
+
+    modifier1: int
+    name: str
+
+    def __call__(self, request) -> None: ...
+
+
+@dataclass
+class Watch:
+    """An fd the master polls and the callback it runs when the fd is readable."""
+
+    fd: int
+    callback: Callable[[], Any]
+
+
+@dataclass
+class Server:
+    settings: Any
+    hook: Any
+    handoff: Handoff
+    start_dir: str
+    listeners: list = field(default_factory=list)
+    apps: list = field(default_factory=list)
+    scoreboard: Scoreboard | None = None
+    worker_id: int = 0
+    master_pid: int = 0
+    started_on: int = field(default_factory=lambda: int(time.time()))
+    app_error: str | None = None
+    ready: bool = False
+
+    @property
+    def is_reload(self) -> bool:
+        return self.handoff.is_reload
+
+    @property
+    def generation(self) -> int:
+        return self.handoff.generation
+
+    @property
+    def numproc(self) -> int:
+        return self.settings.processes
+
+    # ---- sockets ---------------------------------------------------------
+    def setup_sockets(self) -> None:
+        """Adopt handed-off fds (by option and position), bind the rest."""
+        s = self.settings
+        backlog = s.listen or _default_backlog()
+        wanted = [("http-socket", i, name, "http") for i, name in enumerate(s.http_socket)]
+        wanted += [("socket", i, name, s.protocol) for i, name in enumerate(s.socket)]
+        inherited = {entry["key"]: entry for entry in self.handoff.fds}
+        used = set()
+        for option, i, name, proto in wanted:
+            key = f"{option}#{i}"
+            entry = inherited.get(key)
+            listener = None
+            if entry is not None and entry["name"] == name:
+                listener = sockets.adopt(key, name, proto, entry["fd"], backlog)
+                if listener is not None:
+                    used.add(entry["fd"])
+                    listener.sock.listen(backlog)
+            if listener is None:
+                listener = sockets.bind(key, name, proto, backlog, s.chmod_socket)
+            self.listeners.append(listener)
+        # sockets that came from a launch mode (inetd fd 0, systemd) survive reloads
+        for entry in self.handoff.fds:
+            if entry["fd"] in used or not entry["key"].startswith("extra#"):
+                continue
+            listener = sockets.adopt(entry["key"], entry["name"], entry["proto"], entry["fd"], backlog)
+            if listener is not None:
+                used.add(entry["fd"])
+                self.listeners.append(listener)
+        # close handed-off fds the new configuration no longer wants (RELOAD-7)
+        for entry in self.handoff.fds:
+            if entry["fd"] not in used and entry["fd"] > 2:
+                try:
+                    os.close(entry["fd"])
+                except OSError:
+                    pass
+        if not self.is_reload:
+            extra = self.hook.uwsgi_adopt_sockets(server=self)
+            for group in extra:
+                for listener in group or ():
+                    n = sum(1 for lst in self.listeners if lst.key.startswith("extra#"))
+                    listener.key = f"extra#{n}"
+                    self.listeners.append(listener)
+        if not self.listeners:
+            raise OptionError(log.NO_SOCKET)
+        for index, listener in enumerate(self.listeners):
+            sockets.log_bound(index, listener)
+        log.log(log.LISTEN_QUEUE.format(listen=backlog, somaxconn=_somaxconn()))
+
+    def handoff_fds(self) -> list[dict]:
+        return [{"key": lst.key, "name": lst.name, "proto": lst.proto, "fd": lst.fd}
+                for lst in self.listeners]
+
+    # ---- apps --------------------------------------------------------------
+    def load_apps(self) -> bool:
+        """Ask every handler plugin for its apps; log and remember failures."""
+        self.apps = []
+        self.app_error = None
+        try:
+            results = self.hook.uwsgi_load_apps(server=self)
+        except Exception:  # noqa: BLE001 - an app that fails to import is reported, not fatal
+            self.app_error = traceback.format_exc()
+            log.log(self.app_error.rstrip())
+            return False
+        for group in results:
+            self.apps.extend(group or ())
+        return bool(self.apps)
+
+    def app_for(self, modifier1: int):
+        for app in self.apps:
+            if app.modifier1 == modifier1:
+                return app
+        if modifier1 == 0 and len(self.apps) == 1:
+            return self.apps[0]
+        return None
+
+
+def _somaxconn() -> int:
+    try:
+        with open("/proc/sys/net/core/somaxconn") as f:
+            return int(f.read().strip())
+    except (OSError, ValueError):
+        return 0
+
+
+def _default_backlog() -> int:
+    from .options import default_listen
+    return default_listen()

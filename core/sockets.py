@@ -1,0 +1,165 @@
+"""Listening sockets: parse uWSGI addresses, bind, adopt inherited fds."""
+from __future__ import annotations
+
+import os
+import socket
+import stat
+import struct
+from dataclasses import dataclass, field
+
+from . import log
+from .options import OptionError
+
+
+@dataclass
+class Listener:
+    """One listening socket.
+
+    ``key`` names it by option and position (``http-socket#0``), which is how
+    an exec reload maps it back (RELOAD-8's fix); ``name`` is the configured
+    text; ``proto`` is ``http`` or ``uwsgi``.
+    """
+
+    key: str
+    name: str
+    proto: str
+    sock: socket.socket
+    unix_path: str | None = None
+    inode: int | None = None
+    inherited: bool = False
+    listen: int = 100
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def fd(self) -> int:
+        return self.sock.fileno()
+
+    def address(self) -> str:
+        return address_text(self.sock)
+
+    def kind(self) -> str:
+        return "UNIX" if self.sock.family == socket.AF_UNIX else "INET"
+
+    def port(self) -> str:
+        if self.sock.family == socket.AF_UNIX:
+            return "80"
+        return str(self.sock.getsockname()[1])
+
+
+def address_text(sock: socket.socket) -> str:
+    addr = sock.getsockname()
+    if sock.family == socket.AF_UNIX:
+        if isinstance(addr, bytes):
+            return "@" + addr[1:].decode(errors="replace")
+        return addr
+    if sock.family == socket.AF_INET6:
+        return f"[{addr[0]}]:{addr[1]}"
+    return f"{addr[0]}:{addr[1]}"
+
+
+def parse_address(text: str) -> tuple[int, object]:
+    """uWSGI socket syntax -> (family, sockaddr). ``:9090`` = all interfaces."""
+    if text.startswith("@"):
+        return socket.AF_UNIX, "\0" + text[1:]
+    if "/" in text or ":" not in text:
+        return socket.AF_UNIX, text
+    if text.startswith("["):
+        host, _, port = text[1:].partition("]:")
+        family = socket.AF_INET6
+    else:
+        host, _, port = text.rpartition(":")
+        family = socket.AF_INET
+        host = host or "0.0.0.0"
+    try:
+        portnum = int(port)
+    except ValueError:
+        raise OptionError(f"invalid socket address {text!r}: bad port") from None
+    if not 0 <= portnum <= 65535:
+        raise OptionError(f"invalid socket address {text!r}: bad port")
+    return family, (host, portnum)
+
+
+def bind(key: str, name: str, proto: str, backlog: int, chmod: int | None) -> Listener:
+    family, addr = parse_address(name)
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    unix_path = None
+    inode = None
+    try:
+        if family == socket.AF_UNIX:
+            path = addr
+            if not path.startswith("\0"):
+                unix_path = path
+                try:
+                    if stat.S_ISSOCK(os.lstat(path).st_mode):
+                        os.unlink(path)
+                except FileNotFoundError:
+                    pass
+        else:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        sock.bind(addr)
+        if unix_path is not None:
+            if chmod is not None:
+                os.chmod(unix_path, chmod)
+            inode = os.stat(unix_path).st_ino
+        sock.listen(backlog)
+    except OSError as e:
+        sock.close()
+        raise OptionError(f"bind(): {e.strerror} ({name})") from None
+    sock.setblocking(False)
+    listener = Listener(key, name, proto, sock, unix_path, inode, listen=backlog)
+    return listener
+
+
+def adopt(key: str, name: str, proto: str, fd: int, listen: int = 100) -> Listener | None:
+    """Wrap an inherited fd if it is a listening stream socket, else None."""
+    try:
+        sock = socket.socket(fileno=fd)
+    except OSError:
+        return None
+    try:
+        if sock.type != socket.SOCK_STREAM or not sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+            sock.detach()
+            return None
+    except OSError:
+        sock.detach()
+        return None
+    sock.setblocking(False)
+    unix_path = None
+    inode = None
+    if sock.family == socket.AF_UNIX:
+        path = sock.getsockname()
+        if isinstance(path, str) and path:
+            unix_path = path
+            try:
+                inode = os.stat(path).st_ino
+            except OSError:
+                pass
+    return Listener(key, name, proto, sock, unix_path, inode, inherited=True, listen=listen)
+
+
+def log_bound(index: int, listener: Listener) -> None:
+    text = listener.address()
+    if listener.inherited:
+        log.log(log.INHERITED.format(index=index, kind=listener.kind(), address=text, fd=listener.fd))
+        return
+    _, addr = parse_address(listener.name)
+    if listener.sock.family != socket.AF_UNIX and addr[1] == 0:
+        log.log(log.BOUND_AUTO.format(address=text, fd=listener.fd))
+    log.log(log.BOUND.format(index=index, kind=listener.kind(), address=text, fd=listener.fd))
+
+
+_TCP_INFO = struct.Struct("<8xIIIIII")
+
+
+def queue(listener: Listener) -> tuple[int, int]:
+    """(connections waiting in the accept queue, backlog) as Linux reports them."""
+    if listener.sock.family == socket.AF_UNIX:
+        return 0, listener.listen
+    try:
+        info = listener.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
+        _, _, _, _, unacked, sacked = _TCP_INFO.unpack_from(info)
+        return unacked, sacked
+    except OSError:
+        return 0, listener.listen

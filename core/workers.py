@@ -1,0 +1,435 @@
+"""A worker process: one epoll loop over the listeners and waiting clients.
+
+Clients waiting for a request head cost no worker time (slow clients and idle
+keep-alive connections wait in epoll); a request is served synchronously once
+its head is in. Worker signals (SIG-5) set flags that the loop reads through a
+wakeup fd, except INT/TERM which exit at once.
+"""
+from __future__ import annotations
+
+import faulthandler
+import os
+import select
+import signal
+import socket
+import sys
+import time
+import traceback
+
+from . import log
+from .proto import BadRequest, parse_http, parse_uwsgi, simple_response
+from .request import ClientGone, Conn, Request
+from .scoreboard import BUSY, IDLE, PAUSE, WorkerSlot
+from .server import EXIT_APP_LOAD, EXIT_GRACEFUL_IDLE, EXIT_WORKER_DONE
+
+EPOLLIN = select.EPOLLIN
+EXCLUSIVE = select.EPOLLIN | getattr(select, "EPOLLEXCLUSIVE", 0)
+
+# master -> worker control bytes
+CTL_PAUSE = b"p"
+CTL_RESUME = b"u"
+CTL_REOPEN_LOG = b"l"
+CTL_STATS = b"s"
+# worker -> master notifications
+NOTE_ACCEPTING = b"A"
+
+
+def set_pdeathsig(sig: int) -> None:
+    """Linux: get ``sig`` when the master dies (no orphans after kill -9)."""
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, sig, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+class Worker:
+    def __init__(self, server, wid: int, ctl_r: int, notify_w: int):
+        self.server = server
+        self.settings = server.settings
+        self.id = wid
+        self.ctl_r = ctl_r
+        self.notify_w = notify_w
+        self.pid = 0
+        self.stopping = False
+        self.paused = False
+        self.busy = False
+        self.current_uri = ""
+        self.busy_since = 0.0
+        self.conns: dict[int, Conn] = {}
+        self.registered: set[int] = set()
+        self.slot = None
+        self.handled = 0
+
+    # ---- process setup -----------------------------------------------------
+    def setup_signals(self, wake_w: int) -> None:
+        """First act after fork (WORKER-2's fix): reset every disposition."""
+        signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
+        for sig in (signal.SIGQUIT, signal.SIGURG, signal.SIGCHLD):
+            signal.signal(sig, signal.SIG_DFL)
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+        signal.signal(signal.SIGHUP, self._on_hup)
+        signal.signal(signal.SIGINT, self._on_die)
+        signal.signal(signal.SIGTERM, self._on_die)
+        signal.signal(signal.SIGUSR1, self._on_usr1)
+        signal.signal(signal.SIGUSR2, self._on_usr2)
+        signal.signal(signal.SIGWINCH, _noop)
+        signal.signal(signal.SIGTSTP, _noop)
+        faulthandler.enable()
+        signal.pthread_sigmask(signal.SIG_SETMASK, set())
+
+    def _on_hup(self, signum, frame) -> None:
+        if not self.server.master_pid:
+            log.log(log.NO_MASTER_RELOAD)
+        if not self.stopping:
+            self.stopping = True
+            log.log(log.GRACEFUL_WORKER.format(id=self.id, pid=self.pid))
+
+    def _on_die(self, signum, frame) -> None:
+        if self.server.master_pid and os.getppid() != self.server.master_pid:
+            log.vlog(log.MASTER_GONE.format(id=self.id))
+        os._exit(EXIT_WORKER_DONE)
+
+    def _on_usr1(self, signum, frame) -> None:
+        total = self.server.scoreboard.total_requests() if self.server.scoreboard else 0
+        lines = [f"worker {self.id} total requests: {total}"]
+        for i, app in enumerate(self.server.apps):
+            lines.append(f"\tapp {i} [{getattr(app, 'name', '')}] requests: {self.slot.requests if self.slot else 0} "
+                         f"exceptions: {self.slot.exceptions if self.slot else 0}")
+        lines.append("-" * 17)
+        log.log("\n".join(lines))
+
+    def _on_usr2(self, signum, frame) -> None:
+        log.log(f"*** backtrace of {self.pid} ***")
+        faulthandler.dump_traceback(all_threads=True)
+        log.log("*** end of backtrace ***")
+        if self.busy:
+            log.log(f"SIGUSR2: --- uWSGI worker {self.id} (pid: {self.pid}) is managing request "
+                    f"{self.current_uri} since {time.ctime(self.busy_since)} ---")
+
+    # ---- entry point -----------------------------------------------------------
+    def run(self) -> None:
+        """In the child right after fork; never returns."""
+        code = EXIT_WORKER_DONE
+        try:
+            code = self._run()
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else 1
+        except BaseException:  # noqa: BLE001 - a worker must never unwind into the master's code
+            log.log(traceback.format_exc().rstrip())
+            code = EXIT_WORKER_DONE
+        finally:
+            try:
+                sys.stdout.flush()
+                sys.stderr.flush()
+            except Exception:  # noqa: BLE001
+                pass
+        os._exit(code)
+
+    def _run(self) -> int:
+        self.pid = os.getpid()
+        wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.wake_r = wake_r
+        self.setup_signals(wake_w)
+        set_pdeathsig(signal.SIGKILL if self.settings.no_orphans else signal.SIGTERM)
+        if self.server.master_pid and os.getppid() != self.server.master_pid:
+            log.vlog(log.MASTER_GONE.format(id=self.id))
+            return EXIT_WORKER_DONE
+        self.server.worker_id = self.id
+        self.slot = WorkerSlot(self.server.scoreboard, self.id)
+        self.server.hook.uwsgi_post_fork(worker=self)
+        if self.settings.lazy_apps or self.settings.lazy:
+            if not self.server.load_apps() and self.settings.need_app:
+                return EXIT_APP_LOAD
+        self.http_keepalive = self.settings.http_keepalive
+        self.limit = self.settings.buffer_size
+        self.timeout = float(self.settings.socket_timeout)
+        self.limit_post = self.settings.limit_post
+        self.max_requests = self.settings.max_requests
+        self.logging = not self.settings.disable_logging
+        self.apps = {}
+        for app in self.server.apps:
+            self.apps.setdefault(app.modifier1, app)
+        self.default_app = self.server.apps[0] if self.server.apps else None
+        self.http_modifier1 = self.settings.http_socket_modifier1
+        code = self.loop()
+        self.server.hook.uwsgi_worker_cleanup(worker=self)
+        return code
+
+    # ---- the loop --------------------------------------------------------------
+    def loop(self) -> int:
+        ep = self.ep = select.epoll()
+        self.listeners = {lst.fd: lst for lst in self.server.listeners}
+        for fd in self.listeners:
+            ep.register(fd, EXCLUSIVE)
+        ep.register(self.wake_r, EPOLLIN)
+        if self.ctl_r >= 0:
+            ep.register(self.ctl_r, EPOLLIN)
+        self.slot.flush(IDLE, 1)
+        if self.notify_w >= 0:
+            try:
+                os.write(self.notify_w, NOTE_ACCEPTING + b"%d\n" % self.id)
+            except OSError:
+                pass
+        if self.server.scoreboard.paused:
+            self.pause()
+        while True:
+            if self.stopping:
+                return self.finish_stopping()
+            timeout = 1.0 if self.conns else -1
+            events = ep.poll(timeout)
+            for fd, ev in events:
+                lst = self.listeners.get(fd)
+                if lst is not None:
+                    if not self.stopping and not self.paused:
+                        self.accept(lst)
+                elif fd == self.wake_r:
+                    try:
+                        os.read(fd, 512)
+                    except OSError:
+                        pass
+                elif fd == self.ctl_r:
+                    self.control()
+                else:
+                    conn = self.conns.get(fd)
+                    if conn is not None:
+                        self.readable(conn)
+            if self.conns:
+                self.expire()
+            if self.max_requests and self.slot.requests >= self.max_requests and not self.stopping:
+                log.log(log.WORK_DONE.format(pid=self.pid))
+                self.stopping = True
+
+    def finish_stopping(self) -> int:
+        """Graceful stop: serve clients that already sent a request, then exit."""
+        for lst in list(self.listeners):
+            try:
+                self.ep.unregister(lst)
+            except OSError:
+                pass
+        self.listeners = {}
+        code = EXIT_GRACEFUL_IDLE if not self.handled else EXIT_WORKER_DONE
+        deadline = time.monotonic() + self.timeout
+        while self.conns and time.monotonic() < deadline:
+            waiting = False
+            for conn in list(self.conns.values()):
+                if conn.served and not conn.buf:
+                    self.drop(conn)      # idle keep-alive connection
+                else:
+                    waiting = True
+            if not waiting:
+                break
+            for fd, ev in self.ep.poll(0.05):
+                conn = self.conns.get(fd)
+                if conn is not None:
+                    self.readable(conn)
+        for conn in list(self.conns.values()):
+            self.drop(conn)
+        return code
+
+    def control(self) -> None:
+        try:
+            data = os.read(self.ctl_r, 512)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            log.vlog(log.MASTER_GONE.format(id=self.id))
+            os._exit(EXIT_WORKER_DONE)
+        for byte in data:
+            cmd = bytes([byte])
+            if cmd == CTL_PAUSE:
+                self.pause()
+            elif cmd == CTL_RESUME:
+                self.resume()
+            elif cmd == CTL_REOPEN_LOG and self.settings.logto:
+                log.open_logfile(self.settings.logto)
+            elif cmd == CTL_STATS:
+                self._on_usr1(None, None)
+
+    def pause(self) -> None:
+        if self.paused:
+            return
+        self.paused = True
+        for fd in list(self.listeners) + list(self.registered):
+            try:
+                self.ep.unregister(fd)
+            except OSError:
+                pass
+        self.registered.clear()
+        self.slot.flush(PAUSE, 0)
+        log.vlog(log.WORKER_SUSPENDED.format(id=self.id))
+
+    def resume(self) -> None:
+        if not self.paused:
+            return
+        self.paused = False
+        for fd in self.listeners:
+            self.ep.register(fd, EXCLUSIVE)
+        for fd in self.conns:
+            self.ep.register(fd, EPOLLIN)
+            self.registered.add(fd)
+        self.slot.flush(IDLE, 1)
+        log.vlog(log.WORKER_RESUMED.format(id=self.id))
+
+    def accept(self, lst) -> None:
+        sock = lst.sock
+        for _ in range(64):
+            if self.stopping:
+                return
+            try:
+                client, addr = sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as e:
+                log.log(f"accept(): {e.strerror}")
+                return
+            client.setblocking(False)
+            if client.family == socket.AF_UNIX:
+                remote = ""
+            else:
+                remote = addr[0]
+                if remote.startswith("::ffff:"):
+                    remote = remote[7:]
+                client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            conn = Conn(client, lst, remote, self.timeout)
+            conn.deadline = time.monotonic() + self.timeout
+            self.conns[conn.fd] = conn
+            conn.fill()
+            self.process(conn)
+
+    def readable(self, conn: Conn) -> None:
+        if not conn.fill():
+            self.drop(conn)
+            return
+        self.process(conn)
+
+    def expire(self) -> None:
+        now = time.monotonic()
+        for conn in list(self.conns.values()):
+            if conn.deadline < now:
+                if conn.buf and conn.listener.proto == "http":
+                    self.reject(conn, BadRequest("timeout waiting for the request", 408))
+                else:
+                    self.drop(conn)
+
+    def drop(self, conn: Conn) -> None:
+        self.conns.pop(conn.fd, None)
+        if conn.fd in self.registered:
+            self.registered.discard(conn.fd)
+            try:
+                self.ep.unregister(conn.fd)
+            except OSError:
+                pass
+        conn.close()
+
+    def reject(self, conn: Conn, err: BadRequest) -> None:
+        log.log(log.BAD_REQUEST.format(addr=conn.remote or "-", why=err))
+        if err.status and conn.listener.proto == "http":
+            try:
+                conn.sendall(simple_response(err.status))
+            except ClientGone:
+                pass
+        self.drop(conn)
+
+    def process(self, conn: Conn) -> None:
+        """Serve every complete request in ``conn``'s buffer, then wait for more."""
+        http = conn.listener.proto == "http"
+        while conn.buf and not self.paused:
+            try:
+                if http:
+                    head = parse_http(conn.buf, self.limit, conn.port, conn.remote)
+                else:
+                    head = parse_uwsgi(conn.buf, self.limit)
+            except BadRequest as e:
+                self.reject(conn, e)
+                return
+            if head is None:
+                break
+            del conn.buf[:head.consumed]
+            if not http:
+                head.vars.setdefault("REMOTE_ADDR", conn.remote)
+            keep = self.serve(conn, head, http)
+            if not keep or self.stopping:
+                self.drop(conn)
+                return
+            conn.deadline = time.monotonic() + self.timeout
+        if conn.fd in self.conns and conn.fd not in self.registered and not self.paused:
+            self.ep.register(conn.fd, EPOLLIN)
+            self.registered.add(conn.fd)
+
+    def serve(self, conn: Conn, head, http: bool) -> bool:
+        """Run one request through its app; True if the connection stays open."""
+        try:
+            req = Request(conn, head, http, self.http_keepalive, self.limit_post)
+        except BadRequest as e:
+            self.reject(conn, e)
+            return False
+        modifier1 = head.modifier1 if not http else (self.http_modifier1 or 0)
+        app = self.apps.get(modifier1)
+        if app is None:
+            if modifier1 == 0 or http:
+                app = self.default_app
+            if app is None and self.server.apps:
+                log.log(log.UNAVAILABLE_MODIFIER.format(modifier=modifier1))
+                return False
+        env = head.vars
+        self.busy = True
+        self.handled += 1
+        started = time.time()
+        self.busy_since = started
+        self.current_uri = env.get("REQUEST_URI") or env.get("PATH_INFO", "")
+        slot = self.slot
+        slot.busy(started, self.current_uri)
+        t0 = time.perf_counter()
+        try:
+            if app is None:
+                log.log(log.NO_APP_REQUEST)
+                req.start("500 Internal Server Error", [("Content-Type", "text/plain")])
+                req.write(b"Internal Server Error\n")
+            else:
+                app(req)
+            req.finish()
+        except ClientGone:
+            req.keepalive = False
+        except BadRequest as e:
+            req.keepalive = False
+            if not req.committed:
+                self.reject(conn, e)
+                req.status = e.status
+        except Exception:  # noqa: BLE001 - a broken handler must not kill the worker
+            slot.exceptions += 1
+            log.log(traceback.format_exc().rstrip())
+            req.keepalive = False
+            if not req.committed:
+                try:
+                    conn.sendall(simple_response(500))
+                    req.status = 500
+                except ClientGone:
+                    pass
+        elapsed = time.perf_counter() - t0
+        us = int(elapsed * 1_000_000)
+        slot.requests += 1
+        slot.delta += 1
+        slot.tx += req.sent + req.hsize
+        slot.running_time += us
+        slot.avg_rt = (slot.avg_rt + us) // 2 if slot.avg_rt else us
+        self.busy = False
+        slot.flush(IDLE, 1)
+        if self.logging:
+            log.log(log.REQUEST.format(
+                pid=self.pid, wreq=slot.requests, treq=slot.requests, addr=conn.remote or "-",
+                nvars=len(env), vsize=sum(len(k) + len(v) for k, v in env.items() if isinstance(v, str)),
+                date=time.ctime(started), method=env.get("REQUEST_METHOD", "-"), uri=self.current_uri,
+                size=req.sent, ms=int(elapsed * 1000), proto=env.get("SERVER_PROTOCOL", "-"),
+                status=req.status, nheaders=req.nheaders, hsize=req.hsize))
+        conn.served += 1
+        if req.keepalive and not req.input.drain():
+            return False
+        return req.keepalive
+
+
+def _noop(signum, frame) -> None:
+    pass

@@ -1,0 +1,178 @@
+"""The WSGI handler (PEP 3333) over a core ``Request``."""
+from __future__ import annotations
+
+import os
+import sys
+
+
+class FileWrapper:
+    """``wsgi.file_wrapper``: served with ``os.sendfile`` when the file has an fd."""
+
+    def __init__(self, filelike, blksize: int = 8192):
+        self.filelike = filelike
+        self.blksize = blksize
+        if hasattr(filelike, "close"):
+            self.close = filelike.close
+
+    def __iter__(self):
+        while True:
+            data = self.filelike.read(self.blksize)
+            if not data:
+                return
+            yield data
+
+    def fileno(self) -> int | None:
+        try:
+            fd = self.filelike.fileno()
+        except (AttributeError, OSError, ValueError):
+            return None
+        try:
+            import stat
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return None
+        except OSError:
+            return None
+        return fd
+
+
+class _Errors:
+    """``wsgi.errors``: lines go to the server log."""
+
+    def write(self, text: str) -> int:
+        if text:
+            os.write(2, text.encode("utf-8", "backslashreplace"))
+        return len(text)
+
+    def writelines(self, lines) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        pass
+
+
+ERRORS = _Errors()
+
+
+def _check_headers(status, headers) -> None:
+    if type(status) is not str or len(status) < 4 or not status[:3].isdigit() or status[3] != " ":
+        raise ValueError(f"invalid WSGI status {status!r}")
+    if type(headers) is not list:
+        raise TypeError("WSGI response headers must be a list")
+    for item in headers:
+        if type(item) is not tuple or len(item) != 2 or type(item[0]) is not str \
+                or type(item[1]) is not str:
+            raise TypeError(f"invalid WSGI header {item!r}")
+        if "\n" in item[1] or "\r" in item[1] or ":" in item[0]:
+            raise ValueError(f"invalid character in WSGI header {item[0]!r}")
+
+
+class WSGIApp:
+    """A loaded WSGI callable, served for modifier1 0."""
+
+    modifier1 = 0
+
+    def __init__(self, callable_, name: str, scheme: str = "http"):
+        self.app = callable_
+        self.name = name
+        self.base = {
+            "wsgi.version": (1, 0),
+            "wsgi.url_scheme": scheme,
+            "wsgi.errors": ERRORS,
+            "wsgi.multithread": False,
+            "wsgi.multiprocess": True,
+            "wsgi.run_once": False,
+            "wsgi.file_wrapper": FileWrapper,
+        }
+
+    def __call__(self, req) -> None:
+        env = req.vars
+        env.update(self.base)
+        env["wsgi.input"] = req.input
+        if env.get("HTTPS") in ("on", "1") or env.get("UWSGI_SCHEME") == "https":
+            env["wsgi.url_scheme"] = "https"
+        state = [None, None]  # status, headers
+
+        def start_response(status, headers, exc_info=None):
+            if exc_info is not None:
+                try:
+                    if req.committed:
+                        raise exc_info[1].with_traceback(exc_info[2])
+                finally:
+                    exc_info = None
+            elif state[0] is not None:
+                raise AssertionError("start_response() called twice without exc_info")
+            _check_headers(status, headers)
+            state[0], state[1] = status, headers
+            if req.started:  # replaced after an error, before anything was sent
+                req.start(status, headers)
+            return write
+
+        def write(data):
+            if type(data) is not bytes:
+                raise TypeError("WSGI write() takes bytes")
+            if state[0] is None:
+                raise AssertionError("write() before start_response()")
+            if not req.started:
+                req.start(state[0], state[1])
+            req.write(data)
+
+        result = self.app(env, start_response)
+        try:
+            if type(result) in (list, tuple):
+                if state[0] is None:
+                    raise AssertionError("the app returned without calling start_response()")
+                if not req.started:
+                    headers = state[1]
+                    if not any(k.lower() == "content-length" for k, _ in headers):
+                        size = 0
+                        for chunk in result:
+                            if type(chunk) is not bytes:
+                                raise TypeError("WSGI response body items must be bytes")
+                            size += len(chunk)
+                        headers = headers + [("Content-Length", str(size))]
+                    req.start(state[0], headers)
+                for chunk in result:
+                    if type(chunk) is not bytes:
+                        raise TypeError("WSGI response body items must be bytes")
+                    req.write(chunk)
+                return
+            if type(result) is FileWrapper and result.fileno() is not None:
+                if not req.started:
+                    req.start(state[0], state[1])
+                fd = result.fileno()
+                offset = result.filelike.tell() if hasattr(result.filelike, "tell") else 0
+                count = req.length
+                req.sendfile(fd, offset, count)
+                return
+            for chunk in result:
+                if type(chunk) is not bytes:
+                    raise TypeError("WSGI response body items must be bytes")
+                if not chunk:
+                    continue
+                if not req.started:
+                    req.start(state[0], state[1])
+                req.write(chunk)
+            if state[0] is None:
+                raise AssertionError("the app returned without calling start_response()")
+            if not req.started:
+                req.start(state[0], state[1])
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+
+
+def load_callable(module, name: str):
+    app = getattr(module, name, None)
+    if app is None:
+        raise LookupError(f"callable {name!r} not found in {module.__name__}")
+    return app
+
+
+def flush_std() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # noqa: BLE001
+            pass
