@@ -107,6 +107,16 @@ def uwsgi_master_actions() -> "dict[str, Callable[[Master], Any]] | None":
 
 
 @hookspec
+def uwsgi_fifo_commands() -> "dict[str, str] | None":
+    """Master FIFO bytes this plugin adds or overrides: ``{"r": "graceful_reload"}``.
+
+    Runs in the master when the FIFO plugin builds its byte table (FIFO-8).
+    Values are action names (``uwsgi_master_actions``). All results are
+    merged; later plugins override earlier ones. Never block.
+    """
+
+
+@hookspec
 def uwsgi_master_watch(master: "Master") -> "list[Watch] | None":
     """File descriptors the master should poll, each with a callback.
 

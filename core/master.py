@@ -14,6 +14,7 @@ import selectors
 import signal
 import sys
 import time
+import traceback
 from dataclasses import dataclass
 
 from . import actions, log, pidfile, signals
@@ -121,7 +122,10 @@ class Master(Spawner):
         if action is None:
             log.log(f"unknown master action {name!r}")
             return
-        action(self)
+        try:
+            action(self)
+        except Exception:  # noqa: BLE001 - a broken action must not take the master down
+            log.log(f"master action {name!r} failed:\n{traceback.format_exc().rstrip()}")
 
     def read_signals(self) -> None:
         try:
@@ -232,8 +236,7 @@ class Master(Spawner):
         try:
             self.preflight_pid = os.posix_spawn(
                 sys.executable, args, env,
-                file_actions=[(os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0)],
-                setpgroup=None)
+                file_actions=[(os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0)])
         except OSError as e:
             self.refuse_reload(f"cannot start the reload check: {e.strerror}")
             return

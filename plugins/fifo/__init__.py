@@ -1,0 +1,1 @@
+"""uwsgi-py fifo plugin (work in progress)."""

@@ -1,0 +1,1 @@
+"""uwsgi-py inetd plugin (work in progress)."""

@@ -1,0 +1,1 @@
+"""uwsgi-py ruby_bridge plugin (work in progress)."""

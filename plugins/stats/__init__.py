@@ -1,0 +1,1 @@
+"""uwsgi-py stats plugin (work in progress)."""
