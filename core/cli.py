@@ -25,7 +25,12 @@ def build_registry(pm) -> Registry:
     registry.add(*core_options(), group="core")
     for impl in reversed(pm.hook.uwsgi_add_options.get_hookimpls()):
         scoped = _ScopedRegistry(registry, impl.plugin_name)
-        impl.function(registry=scoped)
+        try:
+            impl.function(registry=scoped)
+        except OptionError:
+            raise
+        except Exception as e:  # noqa: BLE001 - one line naming the plugin, not a traceback
+            raise plugins.plugin_error(pm, impl.plugin_name, "uwsgi_add_options", e) from None
     return registry
 
 
@@ -152,6 +157,7 @@ def run(argv: list[str]) -> int:
             return opt.immediate(ctx.params[opt.attr])
     settings = load_settings(registry, ctx, os.environ)
     plugins.check_required(pm, settings.plugin)
+    plugins.check_disabled(pm, settings.disable_plugin)
     pm.hook.uwsgi_configure(settings=settings)
     start_dir = taken.start_dir or os.getcwd()
     for item in settings.env:

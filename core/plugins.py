@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import sys
+import traceback
 from importlib import metadata
 
 import pluggy
@@ -41,52 +42,116 @@ def disabled_from(argv: list[str], environ=os.environ) -> set[str]:
 
 
 def build(disabled: set[str] = frozenset()) -> pluggy.PluginManager:
+    """Add the hookspecs, block ``disabled``, load every ``uwsgi_py`` entry point.
+
+    A plugin that raises while importing or registering, or two distributions
+    claiming one plugin name, is a ``PluginLoadError`` with one line naming the
+    plugin and its distribution (``main`` prints it and exits 1).
+    """
     pm = pluggy.PluginManager(GROUP)
     pm.add_hookspecs(hookspecs)
     for name in disabled:
         pm.set_blocked(name)
+    dists: dict[str, tuple[str, str]] = {}
+    pm._uwsgi_dists = dists  # type: ignore[attr-defined]
     for ep in metadata.entry_points(group=GROUP):
-        if pm.is_blocked(ep.name) or pm.has_plugin(ep.name):
+        dist = (ep.dist.name, ep.dist.version) if ep.dist else ("?", "?")
+        if ep.name in dists:
+            if dists[ep.name][0] != dist[0]:
+                raise PluginLoadError(
+                    f"plugin {ep.name!r} is provided by two distributions: "
+                    f"{dists[ep.name][0]} and {dist[0]}; uninstall or disable one")
             continue
-        dist = ep.dist.name if ep.dist else "?"
+        dists[ep.name] = dist
+        if pm.is_blocked(ep.name):
+            continue
         try:
             plugin = ep.load()
             pm.register(plugin, name=ep.name)
         except Exception as e:  # noqa: BLE001 - one clear line naming the plugin
             raise PluginLoadError(
-                f"plugin {ep.name!r} (distribution {dist}) failed to load: "
-                f"{type(e).__name__}: {e}") from None
-        pm._uwsgi_dists = getattr(pm, "_uwsgi_dists", {})  # type: ignore[attr-defined]
-        pm._uwsgi_dists[ep.name] = (dist, ep.dist.version if ep.dist else "?")  # type: ignore
+                f"plugin {ep.name!r} (distribution {dist[0]} {dist[1]}) failed to load: "
+                f"{_one_line(e)}") from None
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as e:
-        raise PluginLoadError(f"plugin validation failed: {e}") from None
+        name = pm.get_name(e.plugin) or "?"
+        raise PluginLoadError(
+            f"plugin {name!r} (distribution {_dist_label(pm, name)}) failed to load: "
+            f"{_one_line(e)}") from None
     if os.environ.get(TRACE_ENV):
         pm.trace.root.setwriter(lambda s: sys.stderr.write(s))
         pm.enable_tracing()
     return pm
 
 
+def _one_line(e: BaseException) -> str:
+    """``Type: message (at file:line)`` on one line: where the plugin raised."""
+    text = " ".join(str(e).split()) or "(no message)"
+    frames = [f for f in traceback.extract_tb(e.__traceback__) if not _machinery(f.filename)]
+    where = f" (at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""
+    return f"{type(e).__name__}: {text}{where}"
+
+
+def _machinery(filename: str) -> bool:
+    """Frames of the loading machinery (pluggy, importlib, this module) say nothing."""
+    return (filename.startswith("<frozen ") or filename == __file__
+            or os.sep + "pluggy" + os.sep in filename or os.sep + "importlib" + os.sep in filename)
+
+
+def _dist_label(pm: pluggy.PluginManager, name: str) -> str:
+    dist, version = getattr(pm, "_uwsgi_dists", {}).get(name, ("?", "?"))
+    return f"{dist} {version}"
+
+
+def plugin_error(pm: pluggy.PluginManager, name: str, hook: str, e: Exception) -> PluginLoadError:
+    """The one-line error for a plugin that raised in a configure-time hook."""
+    return PluginLoadError(f"plugin {name!r} (distribution {_dist_label(pm, name)}) "
+                           f"failed in {hook}: {_one_line(e)}")
+
+
+def loaded(pm: pluggy.PluginManager) -> dict[str, object]:
+    """Registered plugins by name (blocked names, which pluggy maps to None, left out)."""
+    return {name: plugin for name, plugin in pm.list_name_plugin() if plugin is not None}
+
+
 def describe(pm: pluggy.PluginManager) -> list[str]:
-    """Lines for ``--plugins-list``: name, distribution, version, hooks."""
-    dists = getattr(pm, "_uwsgi_dists", {})
+    """Lines for ``--plugins-list``: name, distribution, version, hooks (or ``disabled``)."""
+    plugins = loaded(pm)
     lines = []
-    for name, plugin in sorted(pm.list_name_plugin()):
-        dist, version = dists.get(name, ("?", "?"))
-        hooks = sorted(h.name for h in pm.get_hookcallers(plugin) or ())
-        lines.append(f"{name} ({dist} {version}): {', '.join(hooks)}")
+    for name in sorted(set(plugins) | set(getattr(pm, "_uwsgi_dists", {}))):
+        plugin = plugins.get(name)
+        if plugin is None:
+            what = "disabled"
+        else:
+            what = ", ".join(sorted(h.name for h in pm.get_hookcallers(plugin) or ())) or "(no hooks)"
+        lines.append(f"{name} ({_dist_label(pm, name)}): {what}")
     return lines
 
 
 def check_required(pm: pluggy.PluginManager, names: list[str]) -> None:
     """``--plugin python3,rack``: each named plugin must be loaded."""
-    loaded = {n for n, _ in pm.list_name_plugin()} | {"core"}
+    present = set(loaded(pm)) | {"core"}
     for item in names:
         for raw in item.split(","):
             raw = raw.strip()
             if not raw:
                 continue
             name = ALIASES.get(raw, raw)
-            if name not in loaded:
-                raise OptionError(f"--plugin: {raw!r} is not loaded (loaded: {', '.join(sorted(loaded))})")
+            if name in present:
+                continue
+            if pm.is_blocked(name):
+                raise OptionError(f"--plugin: {raw!r} is disabled "
+                                  f"(--disable-plugin or {DISABLE_ENV})")
+            raise OptionError(f"--plugin: {raw!r} is not loaded (loaded: {', '.join(sorted(present))})")
+
+
+def check_disabled(pm: pluggy.PluginManager, names: list[str]) -> None:
+    """``disable-plugin`` from a config file comes too late: refuse it, never ignore it."""
+    present = set(loaded(pm))
+    for item in names:
+        for raw in item.split(","):
+            name = ALIASES.get(raw.strip(), raw.strip())
+            if name in present:
+                raise OptionError(f"--disable-plugin: {raw.strip()!r} is already loaded; disable "
+                                  f"plugins on the command line or with {DISABLE_ENV}")
