@@ -29,10 +29,14 @@ hookspec = pluggy.HookspecMarker("uwsgi_py")
 def uwsgi_add_options(registry: "Registry") -> None:
     """Declare this plugin's options with ``registry.add(Option(...), ...)``.
 
-    Runs in the CLI process at every start (and in every exec'd image), before
-    any argument is parsed. The options become flags, TOML/ini keys, ``UWSGI_*``
-    variables and ``uwsgi.opt`` entries, listed under the plugin's name in
-    ``--help``. Returns nothing. Must not read the environment or open files.
+    Runs in the CLI process (the one that becomes the master) at every start,
+    in every exec'd image and in the reload-check process, before any argument
+    is parsed. The options become flags, TOML/ini keys, ``UWSGI_*`` variables
+    and ``uwsgi.opt`` entries, listed under the plugin's name in ``--help`` and
+    docs/options.md. Every implementation runs; returns nothing. A name another
+    plugin owns is an error naming both; an exception is a one-line startup
+    error naming the plugin. Never read values, the environment or files here:
+    nothing is parsed yet (read ``settings`` in ``uwsgi_configure``).
     """
 
 
@@ -40,9 +44,12 @@ def uwsgi_add_options(registry: "Registry") -> None:
 def uwsgi_configure(settings: "Settings") -> None:
     """Check or derive settings once every source is applied.
 
-    Runs in the CLI process, before launch modes and sockets. Raise
-    ``uwsgi_py.OptionError`` with one clear line to refuse a value; the
-    server exits 1 with that line. Returns nothing.
+    Runs in the CLI process (the future master) once the command line, config
+    files and environment are merged, before launch modes and sockets; also in
+    the reload-check process. Every implementation runs; returns nothing.
+    Raise ``uwsgi_py.OptionError`` with one clear line to refuse a value; the
+    server exits 1 with that line. Never bind sockets, fork or start threads
+    here: the process may still daemonize.
     """
 
 
@@ -52,9 +59,11 @@ def uwsgi_configure(settings: "Settings") -> None:
 def uwsgi_launch(server: "Server") -> None:
     """Act before sockets are bound: daemonize, redirect logs.
 
-    Runs in the process that becomes the master, on a first start only (never
-    after an exec reload, DAEMON-4). May fork and exit the parent (daemonize).
-    Returns nothing.
+    Runs in the process that becomes the master (or worker 1 without
+    ``--master``), after ``--logto`` is opened, on a first start only (never
+    after an exec reload, DAEMON-4). Every implementation runs; returns
+    nothing. The only hook that may fork and exit the parent (daemonize).
+    Never bind sockets or load apps here: the core does both next.
     """
 
 
@@ -62,10 +71,13 @@ def uwsgi_launch(server: "Server") -> None:
 def uwsgi_adopt_sockets(server: "Server") -> "list[Listener] | None":
     """Listening sockets this launch mode supplies (inetd's fd 0, systemd's fds).
 
-    Runs in the master on a first start, after the configured sockets are bound
-    (``server.listeners``). Return new ``Listener`` objects to add, or None.
-    All results are used. Adopted sockets are kept across exec reloads by the
-    core. Raise ``OptionError`` to refuse a socket (a connected fd 0).
+    Runs in the master (or worker 1 without ``--master``) on a first start
+    only, after the configured sockets are bound (``server.listeners``).
+    Return a list of new ``Listener`` objects to add, or None. Every
+    implementation runs and all results are used (not first-result-wins);
+    the core keeps adopted sockets across exec reloads. Raise ``OptionError``
+    to refuse a socket (a connected fd 0). Never accept connections on, or
+    close, a listener the core owns.
     """
 
 
@@ -73,8 +85,11 @@ def uwsgi_adopt_sockets(server: "Server") -> "list[Listener] | None":
 def uwsgi_post_apps(server: "Server") -> None:
     """Runs in the master after apps are loaded, before workers are forked.
 
-    Also runs on exec reloads (check ``server.is_reload``). ``--daemonize2``
-    detaches here. Returns nothing.
+    Also runs after exec reloads (check ``server.is_reload``), and without
+    ``--master`` in the process that becomes worker 1. With lazy apps nothing
+    is loaded yet. Every implementation runs; returns nothing.
+    ``--daemonize2`` detaches here. Never fork workers or serve requests, and
+    remember every worker inherits what is opened here.
     """
 
 
@@ -84,13 +99,16 @@ def uwsgi_post_apps(server: "Server") -> None:
 def uwsgi_load_apps(server: "Server") -> "list[App] | None":
     """Load the applications this plugin serves (``--wsgi-file``, ``--rack``).
 
-    Runs in the master before fork, or in each worker with ``--lazy-apps``,
-    and in the throwaway reload-check process. Return a list of ``App``
-    objects (each with ``modifier1``, ``name`` and ``__call__(request)``), or
-    None when this plugin has nothing configured. All results are used; the
-    first app whose ``modifier1`` matches a request serves it. Raise to report
-    a load error: the core logs the traceback (and exits 22 with
-    ``--need-app``).
+    Runs in the master before it forks workers, or in each worker after
+    ``uwsgi_post_fork`` with ``--lazy-apps``/``--lazy``, and in the throwaway
+    reload-check process. Return a list of ``App`` objects (each with
+    ``modifier1``, ``name`` and ``__call__(request)``), or None when this
+    plugin has nothing configured. Every implementation runs and all results
+    are used (not first-result-wins): a request goes to the first app whose
+    ``modifier1`` matches it; HTTP requests and modifier1 0 fall back to the
+    first app. Raise to report a load error: the core logs the traceback (and
+    exits 22 with ``--need-app``). Never start threads or open shared
+    connections here unless apps are lazy: workers are forked afterwards.
     """
 
 
@@ -100,9 +118,14 @@ def uwsgi_load_apps(server: "Server") -> "list[App] | None":
 def uwsgi_master_actions() -> "dict[str, Callable[[Master], Any]] | None":
     """Named master actions this plugin adds or overrides.
 
-    Runs in the master once at start. Return ``{name: function(master)}``.
-    Actions run on the master's only thread from its loop: change state,
-    signal workers, return. Never block or sleep.
+    Runs in the master once per image (at start and after each exec reload),
+    before any trigger is read. Return ``{name: function(master)}`` or None.
+    Every implementation runs; the dicts are merged over the built-in actions
+    (``core/actions.py``), so a plugin may override one; when two plugins
+    define one name, which wins is unspecified. Actions run on the master's
+    only thread from its loop: change state, signal workers, log, return.
+    Never block, sleep or wait for a child in an action; a long operation is
+    a state that ``uwsgi_master_cycle`` completes.
     """
 
 
@@ -110,9 +133,14 @@ def uwsgi_master_actions() -> "dict[str, Callable[[Master], Any]] | None":
 def uwsgi_fifo_commands() -> "dict[str, str] | None":
     """Master FIFO bytes this plugin adds or overrides: ``{"r": "graceful_reload"}``.
 
-    Runs in the master when the FIFO plugin builds its byte table (FIFO-8).
-    Values are action names (``uwsgi_master_actions``). All results are
-    merged; later plugins override earlier ones. Never block.
+    Runs in the master when the FIFO plugin builds its byte table (FIFO-8),
+    once per image; never called without the fifo plugin. Return
+    ``{byte: action_name}`` (one-character keys, names from
+    ``uwsgi_master_actions`` or the built-ins; None removes a byte) or None.
+    Every implementation runs; all results are merged over the built-in
+    table, and when two plugins claim one byte, which wins is unspecified.
+    Never act here or touch the FIFO: the fifo plugin reads bytes and
+    requests the action.
     """
 
 
@@ -120,31 +148,46 @@ def uwsgi_fifo_commands() -> "dict[str, str] | None":
 def uwsgi_master_watch(master: "Master") -> "list[Watch] | None":
     """File descriptors the master should poll, each with a callback.
 
-    Called in the master after its sockets are ready, and again after each
-    exec reload. Callbacks run on the master's only thread: read what is there,
-    call ``master.request(action_name)``, return. Never block, never act
-    directly. Return a list of ``Watch(fd, callback)`` or None.
+    Runs in the master once per image (at start and after each exec reload),
+    after the first workers are forked and before ``uwsgi_master_start``.
+    Return a list of ``Watch(fd, callback)`` or None; every implementation
+    runs and all watches are registered (the core closes them in workers
+    forked later). Open the fd inside this hook. Callbacks run on the
+    master's only thread when the fd is readable: read what is there
+    (non-blocking), call ``master.request(action_name)``, return. Never
+    block, never act directly.
     """
 
 
 @hookspec
 def uwsgi_master_start(master: "Master") -> None:
-    """Runs in the master once the first workers are forked (every image).
+    """Runs in the master once per image, after the first workers are forked
+    and ``uwsgi_master_watch`` has run, just before the loop starts.
 
-    Record file state (touch files), open control channels. Returns nothing.
+    Record file state (touch files), open control channels. Every
+    implementation runs; returns nothing. Never block or wait for workers:
+    readiness is the ``ready`` event of ``uwsgi_master_event``.
     """
 
 
 @hookspec
 def uwsgi_master_cycle(master: "Master") -> None:
-    """Runs in the master on every pass of its loop. Keep it cheap; never block."""
+    """Runs in the master on every pass of its loop, at least once a second.
+
+    Called after pending actions ran, children were reaped and transitions
+    advanced, in every state (also during reloads and shutdown). Every
+    implementation runs; returns nothing. Keep it cheap: never block, sleep
+    or perform actions directly (``master.request(name)`` queues one).
+    """
 
 
 @hookspec
 def uwsgi_master_tick(master: "Master") -> None:
     """Runs in the master about once a second (polling touch files, log size).
 
-    Not called while a reload or shutdown is in progress. Never block.
+    Only while the master is running normally: not while a reload (or its
+    check) or a shutdown is in progress. Every implementation runs; returns
+    nothing. Never block; queue actions with ``master.request(name)``.
     """
 
 
@@ -154,15 +197,22 @@ def uwsgi_master_event(master: "Master", event: str, info: "dict[str, Any]") -> 
     ``reload-refused``, ``reloaded``, ``stopping``, ``paused``, ``resumed``,
     ``worker-respawned``.
 
-    Runs in the master on its loop thread (sd_notify, stats). Returns nothing;
-    never blocks.
+    Runs in the master on its loop thread as the event happens (sd_notify,
+    stats); ``info`` holds details (the reload outcome for ``reloaded`` and
+    ``reload-refused``). Every implementation runs; returns nothing. Never
+    block, and never perform actions from here: queue them with
+    ``master.request(name)``.
     """
 
 
 @hookspec
 def uwsgi_master_cleanup(master: "Master", reason: str) -> None:
     """Runs in the master before it execs (``reason='reload'``) or exits
-    (``reason='exit'``). Close or remove what the plugin created. Never block.
+    (``reason='exit'``).
+
+    Close or remove what the plugin created (its FIFO, helper processes);
+    after a reload the new image calls ``uwsgi_master_watch`` again. Every
+    implementation runs; returns nothing. Never block and never raise.
     """
 
 
@@ -171,13 +221,21 @@ def uwsgi_master_cleanup(master: "Master", reason: str) -> None:
 @hookspec
 def uwsgi_post_fork(worker: "Worker") -> None:
     """Runs in each new worker right after fork, after its signals are reset and
-    before apps are served (lazy apps load after this). Close master-only fds,
-    start per-worker helpers (the Ruby process). Returns nothing.
+    before apps are served (lazy apps load after this); without ``--master``
+    also in the main process, which becomes worker 1.
+
+    Close master-only fds, start per-worker helpers (the Ruby process). Every
+    implementation runs; returns nothing. Never touch the master's pipes or
+    replace the signal handlers the core installed.
     """
 
 
 @hookspec
 def uwsgi_worker_cleanup(worker: "Worker") -> None:
-    """Runs in a worker that leaves its loop normally (graceful stop,
-    max-requests). Stop per-worker helpers. Returns nothing.
+    """Runs in a worker that leaves its loop normally (graceful stop, reload,
+    max-requests); not in one that is killed.
+
+    Stop per-worker helpers. Every implementation runs; returns nothing.
+    Never block past ``--worker-reload-mercy``: the master then SIGKILLs the
+    worker.
     """

@@ -8,13 +8,14 @@ covered by test_external_plugin.py).
 from __future__ import annotations
 
 import os
+import signal
 import textwrap
 from importlib import metadata
 from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
+from conftest import run_cli, wait_until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -207,3 +208,43 @@ def test_trace_plugins_env_traces_hook_calls(tmp_path):
                      cwd=tmp_path, env={"UWSGI_PY_TRACE_PLUGINS": "1"})
     assert result.returncode == 22, result.stderr
     assert "uwsgi_configure" in result.stderr and "uwsgi_load_apps" in result.stderr
+
+
+# ---- the guide's examples run as written -----------------------------------------------------
+
+def guide_example(section: str) -> str:
+    """The first python block after the ``## {section}`` heading of docs/plugins.md."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "plugins.md").read_text()
+    after = text.split(f"\n## {section}\n", 1)[1]
+    return after.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def test_quick_start_example_runs(server, tmp_path):
+    env = install_dist(tmp_path / "site", "uwsgi-py-greeter", "1.0.0", "greeter", "uwsgi_py_greeter",
+                       guide_example("Quick start"))
+    inst = server("--master", "--greeter-text", "Howdy", env=env)
+    inst.wait_log("greeter: Howdy (pid ")
+    assert "greeter (uwsgi-py-greeter 1.0.0): uwsgi_add_options, uwsgi_master_actions, " \
+           "uwsgi_master_event" in run_cli("--plugins-list", env=env).stdout
+
+
+def test_control_channel_example_runs(server, tmp_path):
+    env = install_dist(tmp_path / "site", "uwsgi-py-channel", "1.0", "channel", "channel_plugin",
+                       guide_example("A control channel"))
+    fifo = tmp_path / "hello.fifo"
+    inst = server("--master", "--hello-fifo", str(fifo), env=env)
+    wait_until(fifo.exists, 10, what="the plugin's FIFO")
+    with open(fifo, "wb") as f:
+        f.write(b"h\n")
+    inst.wait_log("hello from the master")
+    inst.signal(signal.SIGINT)
+    assert inst.wait_exit() == 0
+    assert not fifo.exists()
+
+
+def test_request_handler_example_runs(server, tmp_path):
+    env = install_dist(tmp_path / "site", "uwsgi-py-handler", "1.0", "handler", "handler_plugin",
+                       guide_example("A request handler"))
+    inst = server("--http-socket-modifier1", "42", "--hello-app", "demo", app=False, env=env)
+    status, body = inst.request("/x", method="POST", body=b"abcd")
+    assert (status, body) == (200, b"hello from demo: /x (4 bytes in)\n")
