@@ -53,8 +53,8 @@ def test_plugins_list_names_distribution_version_and_hooks():
     assert lines["python"].startswith(f"python (uwsgi-py {VERSION}): ")
     hooks = lines["python"].split(": ", 1)[1].split(", ")
     assert {"uwsgi_add_options", "uwsgi_load_apps", "uwsgi_post_fork"} <= set(hooks)
-    assert lines["touch"] == (f"touch (uwsgi-py {VERSION}): "
-                              "uwsgi_add_options, uwsgi_master_start, uwsgi_master_tick")
+    assert lines["touch"].startswith(f"touch (uwsgi-py {VERSION}): ")
+    assert {"uwsgi_add_options", "uwsgi_master_tick"} <= set(lines["touch"].split(": ", 1)[1].split(", "))
 
 
 def test_plugins_list_shows_a_third_party_distribution(tmp_path):
