@@ -22,9 +22,31 @@ URI_SIZE = 256
 SLOT_SIZE = SLOT.size + URI_SIZE
 HEADER = struct.Struct("<qqB")
 _PID = struct.Struct("<i")  # total requests (master refresh), generation, paused
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 FIELDS = ("pid", "status", "accepting", "requests", "delta_requests", "exceptions", "tx",
           "running_time", "avg_rt", "last_spawn", "respawn_count", "harakiri_count",
           "busy_since", "signals", "rss", "vsz")
+
+
+def status_name(code: int, paused: bool) -> str:
+    """The stats/``uwsgi.workers()`` status (STATS-3): cheap, pause (paused, not busy), busy, idle."""
+    if code == CHEAP:
+        return "cheap"
+    if code != BUSY and (paused or code == PAUSE):
+        return "pause"
+    return "busy" if code == BUSY else "idle"
+
+
+def memory(pid: int) -> tuple[int, int]:
+    """(rss, vsz) of ``pid`` in bytes, read on demand from /proc/PID/statm; (0, 0) if gone."""
+    if pid <= 0:
+        return 0, 0
+    try:
+        with open(f"/proc/{pid}/statm", "rb") as f:
+            vsz, rss = f.read().split()[:2]
+    except (OSError, ValueError):
+        return 0, 0
+    return int(rss) * PAGE_SIZE, int(vsz) * PAGE_SIZE
 
 
 class Scoreboard:
@@ -82,7 +104,8 @@ class WorkerSlot:
     """A worker's own view of its slot: counters kept as ints, flushed per request."""
 
     __slots__ = ("board", "wid", "off", "requests", "delta", "exceptions", "tx", "running_time",
-                 "avg_rt", "last_spawn", "respawn_count", "harakiri_count", "pid", "signals")
+                 "avg_rt", "last_spawn", "respawn_count", "harakiri_count", "pid", "signals",
+                 "publish")
 
     def __init__(self, board: Scoreboard, wid: int):
         self.board = board
@@ -101,6 +124,7 @@ class WorkerSlot:
         self.respawn_count = cur["respawn_count"]
         self.harakiri_count = cur["harakiri_count"]
         self.signals = cur["signals"]
+        self.publish = None  # set by a plugin (stats): publish(env) of the request starting
 
     def flush(self, status: int, accepting: int = 1, busy_since: float = 0.0) -> None:
         if _PID.unpack_from(self.board.mem, self.off)[0] != self.pid:
@@ -110,9 +134,11 @@ class WorkerSlot:
                        self.last_spawn, self.respawn_count, self.harakiri_count, busy_since,
                        self.signals, 0, 0)
 
-    def busy(self, since: float, uri: str) -> None:
+    def busy(self, since: float, uri: str, env: dict | None = None) -> None:
         if _PID.unpack_from(self.board.mem, self.off)[0] != self.pid:
             return
-        self.board.mem[self.off + 1] = BUSY
+        if self.publish is not None:
+            self.publish(env)  # before the status flips, so a reader never sees stale vars
+        self.board.mem[self.off + _PID.size] = BUSY  # the status byte follows the pid
         struct.pack_into("<d", self.board.mem, self.off + SLOT.size - 32, since)
         self.board.set_uri(self.wid, uri)

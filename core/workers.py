@@ -101,12 +101,14 @@ class Worker:
         log.log("\n".join(lines))
 
     def _on_usr2(self, signum, frame) -> None:
-        log.log(f"*** backtrace of {self.pid} ***")
-        faulthandler.dump_traceback(all_threads=True)
-        log.log("*** end of backtrace ***")
+        # one write for the whole block: every worker answers the master's USR2 at once
+        lines = [f"*** backtrace of {self.pid} ***",
+                 *(entry.rstrip("\n") for entry in traceback.format_stack(frame)),
+                 "*** end of backtrace ***"]
         if self.busy:
-            log.log(f"SIGUSR2: --- uWSGI worker {self.id} (pid: {self.pid}) is managing request "
-                    f"{self.current_uri} since {time.ctime(self.busy_since)} ---")
+            lines.append(f"SIGUSR2: --- uWSGI worker {self.id} (pid: {self.pid}) is managing "
+                         f"request {self.current_uri} since {time.ctime(self.busy_since)} ---")
+        log.log("\n".join(lines))
 
     # ---- entry point -----------------------------------------------------------
     def run(self) -> None:
@@ -382,7 +384,7 @@ class Worker:
         self.busy_since = started
         self.current_uri = env.get("REQUEST_URI") or env.get("PATH_INFO", "")
         slot = self.slot
-        slot.busy(started, self.current_uri)
+        slot.busy(started, self.current_uri, env)
         t0 = time.perf_counter()
         try:
             if app is None:

@@ -45,7 +45,7 @@ def build(server) -> types.ModuleType:
     mod.SPOOL_OK, mod.SPOOL_RETRY, mod.SPOOL_IGNORE = -2, -1, 0
     if settings.pidfile:
         mod.pidfile = settings.pidfile.encode()
-    workers_cache: list[dict] = []
+    workers_cache: list[tuple] = []  # [the one tuple workers() returns]
 
     def worker_id() -> int:
         return server.worker_id
@@ -64,13 +64,9 @@ def build(server) -> types.ModuleType:
         return 0
 
     def mem() -> tuple[int, int]:
-        try:
-            with open("/proc/self/statm") as f:
-                vsz, rss = f.read().split()[:2]
-            page = os.sysconf("SC_PAGE_SIZE")
-            return int(rss) * page, int(vsz) * page
-        except (OSError, ValueError):
-            return 0, 0
+        """PYAPI-5: (rss, vsz) of this process, in bytes."""
+        from uwsgi_py.scoreboard import memory
+        return memory(os.getpid())
 
     def logsize() -> int:
         try:
@@ -85,30 +81,34 @@ def build(server) -> types.ModuleType:
         return queue(server.listeners[id])[0]
 
     def workers() -> tuple:
-        """PYAPI-6: a tuple of dicts, reused and refilled on each call."""
-        from uwsgi_py.scoreboard import STATUS_NAMES
+        """PYAPI-6: a tuple of dicts, the same objects refilled on each call.
+
+        Read from the scoreboard the stats server reads (same status rule,
+        STATS-3); rss/vsz come from /proc with ``--memory-report``, else 0.
+        """
+        from uwsgi_py.scoreboard import memory, status_name
         board = server.scoreboard
-        while len(workers_cache) < settings.processes:
-            workers_cache.append({})
-        for wid in range(1, settings.processes + 1):
+        if not workers_cache:
+            workers_cache.append(tuple({} for _ in range(settings.processes)))
+        report = getattr(settings, "memory_report", False)
+        for wid, d in enumerate(workers_cache[0], 1):
             slot = board.read(wid)
-            d = workers_cache[wid - 1]
-            status = STATUS_NAMES.get(slot["status"], "idle")
-            if board.paused and status != "busy":
-                status = "pause"
+            rss, vsz = memory(slot["pid"]) if report else (slot["rss"], slot["vsz"])
             d.update({
                 "id": wid, "pid": slot["pid"], "requests": slot["requests"],
                 "delta_requests": slot["delta_requests"], "signals": slot["signals"],
-                "exceptions": slot["exceptions"], "status": status.encode(),
-                "rss": slot["rss"], "vsz": slot["vsz"], "running_time": slot["running_time"],
+                "exceptions": slot["exceptions"],
+                "status": status_name(slot["status"], board.paused).encode(),
+                "rss": rss, "vsz": vsz, "running_time": slot["running_time"],
                 "last_spawn": slot["last_spawn"], "tx": slot["tx"], "avg_rt": slot["avg_rt"],
                 "respawn_count": max(0, slot["respawn_count"] - 1),
-                "apps": tuple({"id": i, "modifier1": app.modifier1, "mountpoint": b"",
+                "apps": tuple({"id": i, "modifier1": app.modifier1,
+                               "mountpoint": (getattr(app, "name", "") or "").encode(),
                                "startup_time": 0, "interpreter": 0, "callable": id(app),
                                "requests": slot["requests"], "exceptions": slot["exceptions"],
                                "chdir": b""} for i, app in enumerate(server.apps)),
             })
-        return tuple(workers_cache)
+        return workers_cache[0]
 
     def log(message) -> bool:
         text = message.decode() if isinstance(message, bytes) else str(message)

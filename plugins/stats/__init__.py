@@ -1,1 +1,112 @@
-"""uwsgi-py stats plugin (work in progress)."""
+"""The stats server (STATS-1..5): uWSGI 2.0's JSON document on a socket, read by uwsgitop.
+
+``--stats ADDR`` binds in the master before the workers are forked (so a bad
+address stops a first start with one line), closes the socket in every worker,
+and serves one document per connection from the master's loop. The document
+is built on demand from the shared scoreboard the workers fill once per
+request; the only per-request addition is publishing the current request's
+CGI vars for ``cores[].vars`` (skip it with ``--stats-no-cores``).
+
+Across an exec reload the socket is closed (a unix path is removed) and the new
+image binds it again; an auto-assigned TCP port (``127.0.0.1:0``) is handed
+to the new image so the address stays the same.
+"""
+from __future__ import annotations
+
+import os
+
+from uwsgi_py import Option, OptionError, Watch, hookimpl
+
+from .endpoint import ENABLED, StatsServer, bind
+from .requestvars import RequestVars
+
+ADDRESS_ENV = "UWSGI_PY_STATS_ADDRESS"  # the resolved auto-assigned address, across exec
+BIND_FAILED = "--stats: bind(): {why} ({address})"
+BIND_FAILED_RELOAD = "*** stats server disabled: bind(): {why} ({address}) ***"
+
+
+@hookimpl
+def uwsgi_add_options(registry):
+    registry.add(
+        Option("stats", "enable the stats server on ADDR (host:port, unix path or @abstract)",
+               aliases=("stats-server",), master=True, metavar="ADDR"),
+        Option("stats-http", "prefix the stats document with HTTP response headers", flag=True),
+        Option("stats-minified", "send the stats document without whitespace", flag=True,
+               aliases=("stats-min",)),
+        Option("stats-no-cores", "leave cores (and current request vars) out of the stats",
+               flag=True),
+        Option("memory-report", "report workers' rss/vsz in stats and uwsgi.workers()", flag=True),
+    )
+
+
+def _state(server) -> StatsServer | None:
+    return getattr(server, "stats_server", None)
+
+
+@hookimpl
+def uwsgi_post_apps(server):
+    """Master, before fork: bind the stats socket and make the request-vars area."""
+    settings = server.settings
+    inherited = os.environ.pop(ADDRESS_ENV, None)
+    if not settings.stats:
+        return
+    address = inherited or settings.stats
+    try:
+        sock = bind(address, settings.chmod_socket, settings.listen or 100)
+    except OSError as e:
+        if not server.is_reload:
+            raise OptionError(BIND_FAILED.format(why=e.strerror, address=address)) from None
+        from uwsgi_py.log import log
+        log(BIND_FAILED_RELOAD.format(why=e.strerror, address=address))
+        return
+    request_vars = None if settings.stats_no_cores else RequestVars(settings.processes)
+    state = StatsServer(settings, sock, request_vars)
+    server.stats_server = state
+    from uwsgi_py.log import log
+    log(ENABLED.format(address=state.shown_address(), fd=state.fd))
+
+
+@hookimpl
+def uwsgi_post_fork(worker):
+    """Worker: drop the stats socket, publish each request's vars for ``cores[].vars``."""
+    state = _state(worker.server)
+    if state is None:
+        return
+    state.forget_in_worker()
+    if state.request_vars is not None and worker.slot is not None:
+        worker.slot.publish = state.request_vars.writer(worker.id)
+
+
+@hookimpl
+def uwsgi_master_watch(master):
+    state = _state(master.server)
+    if state is None:
+        return None
+    state.master = master
+    return [Watch(state.fd, state.on_readable)]
+
+
+@hookimpl
+def uwsgi_master_cycle(master):
+    state = _state(master.server)
+    if state is not None and state.pending:
+        state.sweep()
+
+
+@hookimpl
+def uwsgi_master_tick(master):
+    state = _state(master.server)
+    if state is not None:
+        state.check_listen_queue(master.server.listeners)
+
+
+@hookimpl
+def uwsgi_master_cleanup(master, reason):
+    state = _state(master.server)
+    if state is None:
+        return
+    master.unwatch(state.fd)
+    if reason == "reload" and state.auto_port():
+        os.environ[ADDRESS_ENV] = state.address  # read by the next image's uwsgi_post_apps
+    state.close()
+    master.server.stats_server = None

@@ -1,0 +1,402 @@
+"""The stats server read by real clients (TEST-8, issue 7): raw sockets, HTTP, and uwsgitop.
+
+Every server runs on loopback in its own process group (conftest's ``server``);
+load is a few client threads for about two seconds.
+"""
+from __future__ import annotations
+
+import fcntl
+import http.client
+import json
+import os
+import re
+import select
+import shutil
+import signal
+import socket
+import stat
+import struct
+import subprocess
+import sys
+import sysconfig
+import termios
+import threading
+import time
+import urllib.request
+
+import pytest
+
+from conftest import IN_CI, pid_alive, run_cli, wait_until
+
+pytestmark = pytest.mark.timeout(60)
+
+STATS_LINE = re.compile(r"\*\*\* Stats server enabled on (\S+) fd: (\d+) \*\*\*")
+STATS4_WORKER = {"id": int, "pid": int, "requests": int, "exceptions": int, "signals": int,
+                 "status": str, "avg_rt": int, "rss": int, "vsz": int, "tx": int,
+                 "respawn_count": int, "harakiri_count": int, "running_time": int,
+                 "last_spawn": int}
+
+
+# ---- clients -------------------------------------------------------------------------------
+
+def read_raw(address) -> bytes:
+    """Connect, read to EOF: what uwsgitop does."""
+    if isinstance(address, tuple):
+        sock = socket.create_connection(address, timeout=5)
+    else:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(5)
+        sock.connect(address)
+    chunks = []
+    with sock:
+        while True:
+            data = sock.recv(65536)
+            if not data:
+                return b"".join(chunks)
+            chunks.append(data)
+
+
+def stats(address) -> dict:
+    return json.loads(read_raw(address))
+
+
+def tcp_address(inst) -> tuple[str, int]:
+    text = inst.wait_log("Stats server enabled on")
+    host, _, port = STATS_LINE.search(text).group(1).rpartition(":")
+    return host, int(port)
+
+
+def get(port: int, path: str, timeout: float = 10):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+class Load:
+    """A few client threads sending GET / until stopped; counts answered requests."""
+
+    def __init__(self, port: int, threads: int = 3):
+        self.port = port
+        self.done = 0
+        self.errors = 0
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.threads = [threading.Thread(target=self.run, daemon=True) for _ in range(threads)]
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                ok = get(self.port, "/", timeout=5)[0] == 200
+            except OSError:
+                ok = False
+            with self.lock:
+                if ok:
+                    self.done += 1
+                else:
+                    self.errors += 1
+
+    def __enter__(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        for t in self.threads:
+            t.join(10)
+
+
+def in_background(port: int, path: str) -> threading.Thread:
+    result = {}
+
+    def run():
+        result["response"] = get(port, path, timeout=20)
+    t = threading.Thread(target=run, daemon=True)
+    t.result = result
+    t.start()
+    return t
+
+
+def total(doc: dict) -> int:
+    return sum(w["requests"] for w in doc["workers"])
+
+
+def settled(address) -> dict:
+    """The document once every worker is idle: a worker counts a request just after
+    answering it, so a client can see its response before the counter moves."""
+    return wait_until(lambda: (d := stats(address)) and
+                      all(w["status"] != "busy" for w in d["workers"]) and
+                      total(stats(address)) == total(d) and d, 5, what="settled counters")
+
+
+# ---- the document over a unix socket, under load, busy, paused ----------------------------------
+
+def test_stats_during_load_busy_and_pause(server, tmp_path):
+    path = str(tmp_path / "stats.sock")
+    inst = server("--master", "-p", "2", "--stats", path)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600     # restrictive by default
+    assert f"*** Stats server enabled on {path} fd: " in inst.log()
+    doc = stats(path)
+    assert doc["version"] == "2.0.31" and doc["pid"] == inst.pid
+    assert doc["cwd"] == str(inst.cwd) and doc["uid"] == os.getuid() and doc["gid"] == os.getgid()
+    assert doc["sockets"][0]["name"] == f"127.0.0.1:{inst.port}"
+    assert doc["sockets"][0]["proto"] == "http" and doc["sockets"][0]["max_queue"] > 0
+    pids = sorted(w["pid"] for w in doc["workers"])
+    assert pids == sorted(inst.workers())
+    for w in doc["workers"]:
+        for key, kind in STATS4_WORKER.items():
+            assert type(w[key]) is kind, (key, w)
+        assert w["respawn_count"] == 1 and w["accepting"] == 1
+        assert [c["id"] for c in w["cores"]] == [0]
+
+    before = total(settled(path))
+    seen = [before]
+    with Load(inst.port) as load:
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline:
+            doc = stats(path)
+            seen.append(total(doc))
+            assert all(w["status"] in ("idle", "busy") for w in doc["workers"])
+            time.sleep(0.1)
+    assert seen == sorted(seen), "request counters went backwards"
+    assert load.done > 20 and load.errors == 0
+    doc = wait_until(lambda: (d := stats(path)) and total(d) == before + load.done and d,
+                     5, what="every answered request counted")
+    assert all(w["tx"] > 0 and w["running_time"] > 0 for w in doc["workers"] if w["requests"])
+    assert sum(w["delta_requests"] for w in doc["workers"]) == total(doc)
+
+    # busy during /slow: status, in_request, the request's vars, request_start
+    slow = in_background(inst.port, "/slow/3")
+    busy = wait_until(lambda: [w for w in stats(path)["workers"] if w["status"] == "busy"],
+                      5, what="a busy worker")[0]
+    core = busy["cores"][0]
+    assert core["in_request"] == 1
+    assert "REQUEST_URI=/slow/3" in core["vars"] and "REQUEST_METHOD=GET" in core["vars"]
+    assert core["vars"][-1] == ""
+    assert abs(core["req_info"]["request_start"] - time.time()) < 10
+
+    # uwsgi.workers() inside the app reads the same accounting
+    status, body = get(inst.port, "/workers")
+    assert status == 200
+    from_app = {w["id"]: w for w in json.loads(body)}
+    doc = stats(path)
+    for w in doc["workers"]:
+        mine = from_app[w["id"]]
+        assert mine["pid"] == w["pid"] and mine["respawn_count"] == w["respawn_count"] - 1
+        assert mine["status"] in ("busy", "idle")
+    assert sum(w["requests"] for w in from_app.values()) == total(doc) - 1  # /workers itself
+    assert [w["status"] for w in from_app.values()].count("busy") == 2  # /slow and /workers
+
+    slow.join(10)
+    assert slow.result["response"][0] == 200
+    wait_until(lambda: all(w["status"] == "idle" for w in stats(path)["workers"]), 5,
+               what="idle workers after /slow")
+
+    # pause: SIGTSTP, and again to resume
+    inst.signal(signal.SIGTSTP)
+    wait_until(lambda: all(w["status"] == "pause" for w in stats(path)["workers"]), 10,
+               what="paused workers")
+    inst.signal(signal.SIGTSTP)
+    wait_until(lambda: all(w["status"] == "idle" and w["accepting"] == 1
+                           for w in stats(path)["workers"]), 10, what="resumed workers")
+    assert get(inst.port, "/")[0] == 200
+
+
+# ---- TCP, HTTP, minified ------------------------------------------------------------------------
+
+def test_stats_tcp_http_minified(server):
+    inst = server("-p", "2", "--stats-server", "127.0.0.1:0", "--stats-http", "--stats-min")
+    host, port = tcp_address(inst)
+    assert host == "127.0.0.1" and port > 0                # the auto-assigned port is logged
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as resp:
+        assert resp.status == 200
+        assert resp.headers["Content-Type"] == "application/json"
+        assert resp.headers["Access-Control-Allow-Origin"] == "*"
+        body = resp.read()
+    assert b"\n" not in body and b"\t" not in body
+    doc = json.loads(body)
+    assert doc["pid"] == inst.pid and len(doc["workers"]) == 2   # --stats implied --master
+    raw = read_raw((host, port))
+    assert raw.startswith(b"HTTP/1.0 200 OK\r\nConnection: close\r\n")
+
+
+def test_stats_default_layout_and_no_cores(server):
+    inst = server("--stats", "127.0.0.1:0", "--stats-no-cores")
+    raw = read_raw(tcp_address(inst)).decode()
+    assert raw.startswith('{\n\t"version":"2.0.31",\n\t"listen_queue":')
+    assert '\n\t"workers":[\n\t\t{\n\t\t\t"id":1,\n' in raw
+    doc = json.loads(raw)
+    assert "cores" not in doc["workers"][0]
+    assert doc["workers"][0]["rss"] == 0                   # no --memory-report
+
+
+def test_memory_report_fills_rss_and_vsz(server, tmp_path):
+    path = str(tmp_path / "m.sock")
+    inst = server("-p", "2", "--stats", path, "--memory-report", "--chmod-socket", "660")
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o660
+    for w in stats(path)["workers"]:
+        assert w["rss"] > 1_000_000 and w["vsz"] >= w["rss"]
+    for w in json.loads(inst.get("/workers")):
+        assert w["rss"] > 1_000_000 and w["vsz"] >= w["rss"]
+
+
+def test_bad_stats_address_stops_a_first_start(tmp_path):
+    res = run_cli("--http-socket", "127.0.0.1:0", "--stats", str(tmp_path / "missing" / "s.sock"),
+                  cwd=tmp_path, timeout=20)
+    assert res.returncode == 1
+    assert "--stats: bind(): No such file or directory" in res.stderr
+
+
+# ---- reloads ----------------------------------------------------------------------------------------
+
+def test_stats_after_reloads(server, tmp_path):
+    inst = server("--master", "-p", "2", "--stats", "127.0.0.1:0")
+    address = tcp_address(inst)
+    before = total(settled(address))
+    for _ in range(5):
+        inst.get("/")
+    doc = wait_until(lambda: (d := stats(address)) and total(d) == before + 5 and d, 5,
+                     what="5 more requests counted")
+    assert doc["generation"] == 0 and doc["reloads"] == []
+    old_pids = {w["pid"] for w in doc["workers"]}
+
+    inst.signal(signal.SIGHUP)
+    inst.wait_log("reload outcome:")
+    doc = wait_until(lambda: (d := stats(address)) and d["generation"] == 1 and d, 10,
+                     what="generation 1 on the same stats address")
+    assert doc["pid"] == inst.pid
+    outcome = doc["reloads"][-1]
+    assert (outcome["generation"], outcome["kind"], outcome["refused"], outcome["error"]) == \
+        (1, "graceful", False, "")
+    assert outcome["duration_ms"] >= 0 and outcome["workers_replaced"] == 2
+    new_pids = {w["pid"] for w in doc["workers"]}
+    assert new_pids.isdisjoint(old_pids) and new_pids == set(inst.workers())
+    assert total(doc) == 0                                 # STATS-5: counters reset on exec
+    for _ in range(3):
+        inst.get("/")
+    assert wait_until(lambda: total(stats(address)) == 3, 5, what="3 requests after the reload")
+
+    # a refused reload: the new code does not load; the running generation keeps serving
+    (inst.cwd / "app.py").write_text("raise RuntimeError('broken deploy')\n")
+    inst.signal(signal.SIGHUP)
+    inst.wait_log("RELOAD REFUSED")
+    doc = wait_until(lambda: (d := stats(address)) and len(d["reloads"]) == 2 and d, 10,
+                     what="the refused reload in the stats")
+    refused = doc["reloads"][-1]
+    assert refused["refused"] is True and refused["error"] and refused["generation"] == 1
+    assert doc["generation"] == 1 and {w["pid"] for w in doc["workers"]} == new_pids
+    assert doc["state"] == "running"
+
+
+def test_unix_stats_socket_is_recreated_after_reload_and_removed_at_exit(server, tmp_path):
+    path = str(tmp_path / "r.sock")
+    inst = server("-p", "1", "--stats", path)
+    inst.signal(signal.SIGHUP)
+    inst.wait_log("reload outcome:")
+    inst.wait_log(f"*** Stats server enabled on {path} fd: ", count=2)   # bound again
+    doc = wait_until(lambda: os.path.exists(path) and (d := stats(path))["generation"] == 1 and d,
+                     10, what="the stats socket of the new image")
+    assert doc["reloads"][0]["refused"] is False
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    inst.signal(signal.SIGINT)
+    assert inst.wait_exit() == 0
+    assert not os.path.exists(path)
+
+
+# ---- SIGUSR1 / SIGUSR2 log lines (SIG-7) ----------------------------------------------------------
+
+def test_sigusr1_and_sigusr2_lines(server):
+    inst = server("--master", "-p", "2", "--stats", "127.0.0.1:0")
+    address = tcp_address(inst)
+    for _ in range(3):
+        inst.get("/")
+    served = total(settled(address))
+    assert served >= 3
+    inst.signal(signal.SIGUSR1)
+    text = inst.wait_log(";end of configuration")
+    dump = text[text.index("\n;uWSGI instance configuration\n"):]
+    assert "\n[uwsgi]\n" in dump and "\nmaster = true\n" in dump and "\nprocesses = 2\n" in dump
+    assert f"\n;end of configuration\n\n\tworkers total requests: {served}\n-----------------\n" in dump
+    counts = [int(n) for n in re.findall(r"^\tworker [12] app 0 \[\] requests: (\d+) exceptions: 0\n"
+                                         r"-{17}$", dump, re.M)]
+    assert len(counts) == 2 and sum(counts) == served
+
+    slow = in_background(inst.port, "/slow/2")
+    busy = wait_until(lambda: [w for w in stats(address)["workers"] if w["status"] == "busy"],
+                      5, what="a busy worker")[0]
+    inst.signal(signal.SIGUSR2)
+    text = inst.wait_log("is managing request /slow/2 since")
+    assert re.search(rf"SIGUSR2: --- uWSGI worker {busy['id']} \(pid: {busy['pid']}\) is managing "
+                     r"request /slow/2 since \w{3} \w{3} +\d+ \d\d:\d\d:\d\d \d{4} ---", text)
+    for pid in inst.workers():
+        assert f"*** backtrace of {pid} ***" in inst.wait_log(f"*** backtrace of {pid} ***")
+    inst.wait_log("*** end of backtrace ***", count=2)
+    slow.join(10)
+    assert slow.result["response"][0] == 200
+    assert pid_alive(inst.pid)                             # SIG-6's fix: USR2 does not kill it
+
+
+# ---- the real uwsgitop ----------------------------------------------------------------------------
+
+def uwsgitop_script() -> str:
+    for candidate in (os.path.join(sysconfig.get_path("scripts"), "uwsgitop"),
+                      os.path.join(os.path.dirname(sys.executable), "uwsgitop")):
+        if os.path.exists(candidate):
+            return candidate
+    found = shutil.which("uwsgitop")
+    if found:
+        return found
+    if IN_CI:
+        pytest.fail("uwsgitop is required in CI (pip install uwsgitop==0.12, the test extra)")
+    pytest.skip("uwsgitop is not installed (pip install uwsgitop==0.12)")
+
+
+def screen_of(command: list[str], want: list[str], timeout: float = 20.0) -> str:
+    """Run ``command`` on a 40x160 pty until every string in ``want`` was drawn; the screen bytes."""
+    master_fd, slave_fd = os.openpty()
+    fcntl.ioctl(slave_fd, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 160, 0, 0))
+    env = dict(os.environ, TERM="xterm", LINES="40", COLUMNS="160")
+    proc = subprocess.Popen(command, stdin=slave_fd, stdout=slave_fd, stderr=slave_fd, env=env,
+                            start_new_session=True, close_fds=True)
+    os.close(slave_fd)
+    screen = b""
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master_fd], [], [], 0.2)
+            if ready:
+                try:
+                    screen += os.read(master_fd, 65536)
+                except OSError:
+                    break                      # the program exited and the pty closed
+            text = screen.decode("utf-8", "replace")
+            if all(w in text for w in want) or proc.poll() is not None:
+                break
+        return screen.decode("utf-8", "replace")
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.wait(5)
+        os.close(master_fd)
+
+
+def test_uwsgitop_renders_our_instance(server, tmp_path):
+    script = uwsgitop_script()
+    path = str(tmp_path / "top.sock")
+    inst = server("--master", "-p", "2", "--stats", path, "--memory-report")
+    for _ in range(4):
+        inst.get("/")
+    pids = [str(p) for p in inst.workers()]
+    want = [*pids, f"masterpid: {inst.pid}", "uwsgi-2.0.31", "WID", "idle"]
+    screen = screen_of([sys.executable, script, "--frequency", "1", path], want)
+    missing = [w for w in want if w not in screen]
+    assert not missing, f"uwsgitop did not show {missing}:\n{screen[-3000:]!r}"
+    assert "Traceback" not in screen and "unable to get uWSGI statistics" not in screen
