@@ -72,12 +72,14 @@ def uwsgi_adopt_sockets(server: "Server") -> "list[Listener] | None":
     """Listening sockets this launch mode supplies (inetd's fd 0, systemd's fds).
 
     Runs in the master (or worker 1 without ``--master``) on a first start
-    only, after the configured sockets are bound (``server.listeners``).
-    Return a list of new ``Listener`` objects to add, or None. Every
-    implementation runs and all results are used (not first-result-wins);
-    the core keeps adopted sockets across exec reloads. Raise ``OptionError``
-    to refuse a socket (a connected fd 0). Never accept connections on, or
-    close, a listener the core owns.
+    only, before the configured sockets are bound. Return a list of new
+    ``Listener`` objects, or None. Every implementation runs and all results
+    are used (not first-result-wins). A returned listener bound at a
+    configured socket's address becomes that socket, with its protocol,
+    instead of being bound again (SYSD-4's fix); the others are added after
+    the configured ones. The core keeps them all across exec reloads. Raise
+    ``OptionError`` to refuse a socket (a connected fd 0). Never accept
+    connections on the sockets you return.
     """
 
 

@@ -13,6 +13,7 @@ BANNER = "*** Starting uwsgi-py {version} (uWSGI {compat} compatible) on [{date}
 BOUND = "uwsgi socket {index} bound to {kind} address {address} fd {fd}"
 BOUND_AUTO = "bound to TCP address {address} (port auto-assigned) fd {fd}"
 INHERITED = "uwsgi socket {index} inherited {kind} address {address} fd {fd}"
+ATTACHED = "uwsgi socket {index} attached to {kind} address {address} fd {fd}"
 LISTEN_QUEUE = "listen queue (backlog) size: {listen} (kernel somaxconn: {somaxconn})"
 MERCY = "your mercy for graceful operations on workers is {mercy} seconds"
 NO_MASTER = "*** WARNING: you are running uWSGI without its master process manager ***"

@@ -67,13 +67,20 @@ class Server:
 
     # ---- sockets ---------------------------------------------------------
     def setup_sockets(self) -> None:
-        """Adopt handed-off fds (by option and position), bind the rest."""
+        """Adopt handed-off fds (by option and position), take launch-mode fds, bind the rest.
+
+        A launch-mode socket (systemd's) bound where a configured socket would
+        bind becomes that socket, with its protocol, instead of a bind that
+        would fail (SYSD-4's fix).
+        """
         s = self.settings
         backlog = s.listen or _default_backlog()
         wanted = [("http-socket", i, name, "http") for i, name in enumerate(s.http_socket)]
         wanted += [("socket", i, name, s.protocol) for i, name in enumerate(s.socket)]
         inherited = {entry["key"]: entry for entry in self.handoff.fds}
         used = set()
+        supplied = [] if self.is_reload else [
+            lst for group in self.hook.uwsgi_adopt_sockets(server=self) for lst in group or ()]
         for option, i, name, proto in wanted:
             key = f"{option}#{i}"
             entry = inherited.get(key)
@@ -83,6 +90,10 @@ class Server:
                 if listener is not None:
                     used.add(entry["fd"])
                     listener.sock.listen(backlog)
+            if listener is None:
+                listener = sockets.claim(supplied, name)
+                if listener is not None:
+                    listener.key, listener.name, listener.proto = key, name, proto
             if listener is None:
                 listener = sockets.bind(key, name, proto, backlog, s.chmod_socket)
             self.listeners.append(listener)
@@ -101,13 +112,10 @@ class Server:
                     os.close(entry["fd"])
                 except OSError:
                     pass
-        if not self.is_reload:
-            extra = self.hook.uwsgi_adopt_sockets(server=self)
-            for group in extra:
-                for listener in group or ():
-                    n = sum(1 for lst in self.listeners if lst.key.startswith("extra#"))
-                    listener.key = f"extra#{n}"
-                    self.listeners.append(listener)
+        for listener in supplied:  # launch-mode sockets no configured socket claimed
+            n = sum(1 for lst in self.listeners if lst.key.startswith("extra#"))
+            listener.key = f"extra#{n}"
+            self.listeners.append(listener)
         if not self.listeners:
             raise OptionError(log.NO_SOCKET)
         for index, listener in enumerate(self.listeners):

@@ -139,10 +139,44 @@ def adopt(key: str, name: str, proto: str, fd: int, listen: int = 100) -> Listen
     return Listener(key, name, proto, sock, unix_path, inode, inherited=True, listen=listen)
 
 
+def same_address(sock: socket.socket, name: str) -> bool:
+    """Is ``sock`` bound where the configured ``name`` would bind? (``:80`` = ``0.0.0.0:80``)"""
+    try:
+        family, wanted = parse_address(name)
+        actual = sock.getsockname()
+    except (OptionError, OSError):
+        return False
+    if family != sock.family:
+        return False
+    if family == socket.AF_UNIX:
+        actual = os.fsdecode(actual)
+        if wanted.startswith("\0") or actual.startswith("\0"):
+            return wanted == actual
+        return os.path.abspath(wanted) == os.path.abspath(actual)
+    return wanted[1] != 0 and wanted[1] == actual[1] and _same_host(family, wanted[0], actual[0])
+
+
+def _same_host(family: int, a: str, b: str) -> bool:
+    try:
+        return socket.inet_pton(family, a) == socket.inet_pton(family, b)
+    except OSError:
+        return a == b
+
+
+def claim(supplied: list[Listener], name: str) -> Listener | None:
+    """Remove and return the launch-mode listener (systemd's fds) bound at ``name``."""
+    for listener in supplied:
+        if same_address(listener.sock, name):
+            supplied.remove(listener)
+            return listener
+    return None
+
+
 def log_bound(index: int, listener: Listener) -> None:
     text = listener.address()
     if listener.inherited:
-        log.log(log.INHERITED.format(index=index, kind=listener.kind(), address=text, fd=listener.fd))
+        line = log.ATTACHED if listener.extra.get("activated") else log.INHERITED
+        log.log(line.format(index=index, kind=listener.kind(), address=text, fd=listener.fd))
         return
     _, addr = parse_address(listener.name)
     if listener.sock.family != socket.AF_UNIX and addr[1] == 0:

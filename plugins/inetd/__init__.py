@@ -1,1 +1,109 @@
-"""uwsgi-py inetd plugin (work in progress)."""
+"""Launch modes: inetd/xinetd (fd 0), systemd/Upstart socket activation and
+sd_notify, ``--daemonize``/``--daemonize2`` (SPEC §10-12).
+
+Each mode lives in its own module; this one declares the options and wires
+them to the core's hooks. Which process runs what:
+
+- ``uwsgi_launch`` (first start only): ``--umask``, ``--daemonize``, sd_notify "initializing";
+- ``uwsgi_adopt_sockets`` (first start only, before the configured sockets are bound):
+  activated fds, then fd 0 unless activation supplied sockets or ``--skip-zero``;
+- ``uwsgi_post_apps`` (every image): ``--daemonize2`` on a first start;
+- ``uwsgi_master_event`` (master): sd_notify READY/RELOADING/STOPPING and STATUS lines.
+"""
+from __future__ import annotations
+
+import os
+
+from uwsgi_py import Option, OptionError, hookimpl
+from uwsgi_py import log, pidfile
+
+from . import daemon, inetd, systemd
+
+BOTH_DAEMONIZE = "--daemonize and --daemonize2 exclude each other: give one"
+
+
+def umask_mode(raw) -> int:
+    text = str(raw).strip()
+    try:
+        value = int(text, 8)
+    except ValueError:
+        raise ValueError("is not an octal umask (like 022)") from None
+    if not 0 <= value <= 0o777:
+        raise ValueError("is not an octal umask (like 022)")
+    return value
+
+
+@hookimpl
+def uwsgi_add_options(registry):
+    registry.add(
+        Option("daemonize", "detach from the terminal and log to FILE, before loading apps",
+               short="d", metavar="FILE"),
+        Option("daemonize2", "detach from the terminal and log to FILE, after loading apps",
+               metavar="FILE"),
+        Option("umask", "set the process umask (octal); by default the inherited one is kept",
+               convert=umask_mode, metavar="MODE"),
+        Option("honour-stdin", "keep stdin as it is when it is not an inherited socket "
+               "(default: replace it with /dev/null)", flag=True),
+    )
+
+
+@hookimpl
+def uwsgi_configure(settings):
+    if settings.daemonize and settings.daemonize2:
+        raise OptionError(BOTH_DAEMONIZE)
+    if settings.daemonize:
+        # uWSGI: the daemonize file wins over --logto and is what log reopen acts on
+        settings.logto = settings.daemonize
+
+
+@hookimpl
+def uwsgi_launch(server):
+    s = server.settings
+    if s.umask is not None:
+        os.umask(s.umask)
+    if s.daemonize:
+        daemon.detach()
+    systemd.notify(systemd.STARTING)
+
+
+@hookimpl
+def uwsgi_adopt_sockets(server):
+    s = server.settings
+    activated = systemd.adopt_activated(s)
+    # INETD-1: activation implies --skip-zero
+    return activated + inetd.adopt_stdin(s, check=not (s.skip_zero or activated))
+
+
+@hookimpl
+def uwsgi_post_apps(server):
+    s = server.settings
+    if s.daemonize2:
+        s.logto = s.daemonize2  # the file log reopen acts on
+        if not server.is_reload:
+            _daemonize2(server)
+        elif s.log_reopen:
+            log.open_logfile(s.daemonize2)
+    if server.is_reload:
+        systemd.notify(systemd.RESTARTING)
+    if not s.master:
+        systemd.notify(systemd.READY_NO_MASTER)
+
+
+def _daemonize2(server) -> None:
+    """DAEMON-3: detach, then the pidfiles name the daemon."""
+    log.log(daemon.DAEMONIZING)
+    daemon.detach(server.settings.daemonize2)
+    if server.master_pid:
+        server.master_pid = os.getpid()
+    for path in (server.settings.pidfile, server.settings.pidfile2):
+        if path:
+            log.log(log.PIDFILE.format(path=path))
+            pidfile.write(path)
+
+
+@hookimpl
+def uwsgi_master_event(master, event, info):
+    context = {"workers": master.numproc, "generation": master.server.generation, **info}
+    lines = systemd.event_message(event, context, master.server.is_reload)
+    if lines is not None:
+        systemd.notify(lines)
