@@ -1,1 +1,74 @@
-"""uwsgi-py ruby_bridge plugin (work in progress)."""
+"""The ruby bridge: Rack apps (``--rack config.ru``) served by a Ruby child of each worker.
+
+Each worker runs one persistent Ruby process (``bridge.rb``) that loads the app
+with ``Rack::Builder`` and answers the requests the worker hands it over a
+socketpair; the protocol is in docs/ruby_bridge.md. The master never runs Ruby
+except for a short load check of the config.ru, also run by the reload check.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+
+from uwsgi_py import Option, hookimpl
+
+from .app import RackApp, RackLoadError
+from .child import Launch
+
+
+@hookimpl
+def uwsgi_add_options(registry):
+    registry.add(
+        Option("rack", "load a Rack app from FILE (config.ru); each worker serves it through "
+               "a Ruby child process (modifier1 7)", metavar="FILE"),
+        Option("rb-require", "require LIB in the Ruby processes before loading the app",
+               aliases=("ruby-require", "rbrequire", "rubyrequire"), multiple=True, metavar="LIB"),
+        Option("rb-lib", "add DIR to the Ruby load path, like ruby -I",
+               aliases=("ruby-lib",), multiple=True, metavar="DIR"),
+        Option("rack-ruby", "the Ruby interpreter that runs Rack apps", default="ruby",
+               metavar="PATH"),
+    )
+
+
+def launch_for(settings) -> Launch:
+    ruby = shutil.which(settings.rack_ruby)
+    if ruby is None:
+        raise RackLoadError(f"--rack: Ruby interpreter {settings.rack_ruby!r} not found "
+                            "(install Debian's ruby and ruby-rack, or set --rack-ruby)")
+    config = os.path.abspath(settings.rack)
+    if not os.path.isfile(config):
+        raise RackLoadError(f"--rack: {settings.rack} not found")
+    flags = [f"-I{os.path.abspath(d)}" for d in settings.rb_lib]
+    flags += [f"-r{lib}" for lib in settings.rb_require]
+    return Launch(ruby, config, tuple(flags))
+
+
+@hookimpl
+def uwsgi_load_apps(server):
+    if not server.settings.rack:
+        return None
+    app = RackApp(launch_for(server.settings), server)
+    if server.worker_id:
+        app.start()   # --lazy-apps: this worker loads its own app now
+    else:
+        app.check()   # the master (or the reload check): prove it loads, run no Ruby after
+    return [app]
+
+
+def _rack_apps(server) -> list[RackApp]:
+    return [app for app in server.apps if isinstance(app, RackApp)]
+
+
+@hookimpl
+def uwsgi_post_fork(worker):
+    for app in _rack_apps(worker.server):
+        try:
+            app.start()
+        except RackLoadError:
+            pass  # logged; the next request tries a new child
+
+
+@hookimpl
+def uwsgi_worker_cleanup(worker):
+    for app in _rack_apps(worker.server):
+        app.stop()
