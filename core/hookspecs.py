@@ -147,6 +147,20 @@ def uwsgi_fifo_commands() -> "dict[str, str] | None":
 
 
 @hookspec
+def uwsgi_master_init(master: "Master") -> None:
+    """Runs in the master once per image (at start and after each exec reload),
+    after its signal and notify pipes exist and before the first workers are
+    forked.
+
+    Prepare per-master state that decides how the first workers start, e.g.
+    keep worker slots empty with ``master.cheap_slot(wid)`` (cheaper mode).
+    Every implementation runs; returns nothing. Never fork, block or open fds
+    here (workers would inherit them); open control channels in
+    ``uwsgi_master_watch``.
+    """
+
+
+@hookspec
 def uwsgi_master_watch(master: "Master") -> "list[Watch] | None":
     """File descriptors the master should poll, each with a callback.
 

@@ -21,7 +21,7 @@ from . import actions, log, pidfile, signals
 from .handoff import PREFLIGHT, give
 from .scoreboard import DEAD, Scoreboard
 from .server import EXIT_APP_LOAD, Watch
-from .spawner import Spawner
+from .spawner import ALL_SIGNALS, Spawner
 
 
 class State(enum.Enum):
@@ -93,7 +93,8 @@ class Master(Spawner):
         self.open_notify()
         self.selector.register(self.notify_r, selectors.EVENT_READ, self.read_notes)
         self.adopt_old_workers()
-        for wid in range(1, self.numproc + 1):
+        self.hook.uwsgi_master_init(master=self)
+        for wid in self.active_slots():
             self.spawn(wid)
         if not self.server.is_reload:
             self.write_pidfiles(safe=True)
@@ -297,12 +298,6 @@ class Master(Spawner):
             self.exit_code = 0
             return
         log.log(log.BINARY_RELOADING)
-        log.log(log.CHDIR.format(path=self.server.start_dir))
-        os.chdir(self.server.start_dir)
-        log.log(log.CLOSING_FDS.format(max_fd=os.sysconf("SC_OPEN_MAX")))
-        for index, lst in enumerate(self.server.listeners):
-            os.set_inheritable(lst.fd, True)
-            log.log(log.FD_MAPPED.format(fd=lst.fd, index=index, name=lst.name))
         old = []
         for child in self.all_children():
             # still serving: the next image retires them once its workers accept
@@ -310,15 +305,49 @@ class Master(Spawner):
                 os.set_inheritable(child.ctl, True)
             old.append({"id": child.id, "pid": child.pid, "ctl": child.ctl,
                         "cursed": child.cursed_at > 0})
+        self.exec_image(old, {"kind": self.reload_kind, "started": self.reload_started})
+
+    def exec_image(self, old_workers: list[dict], reload: dict) -> None:
+        """RELOAD-5 steps 4-6: start directory, keep the listeners, exec the original argv."""
+        log.log(log.CHDIR.format(path=self.server.start_dir))
+        os.chdir(self.server.start_dir)
+        log.log(log.CLOSING_FDS.format(max_fd=os.sysconf("SC_OPEN_MAX")))
+        for index, lst in enumerate(self.server.listeners):
+            os.set_inheritable(lst.fd, True)
+            log.log(log.FD_MAPPED.format(fd=lst.fd, index=index, name=lst.name))
         args = [sys.executable, *sys.orig_argv[1:]]
         env = give(os.environ, generation=self.server.generation + 1,
-                   fds=self.server.handoff_fds(), old_workers=old,
-                   reload={"kind": self.reload_kind, "started": self.reload_started,
-                           "history": self.reloads},
+                   fds=self.server.handoff_fds(), old_workers=old_workers,
+                   reload={**reload, "history": self.reloads},
                    start_dir=self.server.start_dir)
         log.log(log.RUNNING.format(path=" ".join(args)))
         signal.set_wakeup_fd(-1)
         os.execve(sys.executable, args, env)
+
+    # ---- refork (FIFO-11) ----------------------------------------------------------
+    def refork(self) -> int:
+        """uWSGI ``uwsgi_refork_master``: fork a copy of the master that detaches
+        (``setsid``) and execs as a reload keeping the listeners. Our workers stay
+        ours; the copy starts its own. Returns the copy's pid (0 if fork failed)."""
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, ALL_SIGNALS)
+        try:
+            pid = os.fork()
+        except OSError as e:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+            log.log(f"uwsgi_refork_master()/fork(): {e.strerror}")
+            return 0
+        if pid:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+            log.vlog(log.REFORKED.format(pid=pid))
+            return pid
+        try:
+            signal.set_wakeup_fd(-1)   # never write into the old master's pipe
+            os.setsid()
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+            log.log(log.FORKING)
+            self.exec_image([], {"kind": "refork", "started": time.time()})
+        finally:
+            os._exit(1)
 
     # ---- shutdown ----------------------------------------------------------------
     def begin_shutdown(self, graceful: bool) -> None:

@@ -12,7 +12,7 @@ import signal
 import time
 
 from . import log
-from .scoreboard import IDLE
+from .scoreboard import CHEAP, IDLE
 from .server import EXIT_APP_LOAD, EXIT_GRACEFUL_IDLE
 from .workers import Worker
 
@@ -33,6 +33,7 @@ class Spawner:
         self.workers: dict = {}
         self.retiring: dict = {}
         self.respawn_at: dict[int, float] = {}
+        self.cheaped: set[int] = set()   # slots kept empty on purpose (cheaper mode)
         self.respawns: list[float] = []
         self.private_fds: set[int] = set()
         self.notify_r = self.notify_w = -1
@@ -157,6 +158,10 @@ class Spawner:
         if self.state in (State.SHUTTING_DOWN, State.RELOADING):
             log.log(log.BURIED.format(id=child.id, secs=int(now - (child.cursed_at or now))))
             return
+        if child.id in self.cheaped:
+            log.log(log.CHEAPED.format(id=child.id))
+            self.scoreboard.write(child.id, status=CHEAP)
+            return
         code = os.waitstatus_to_exitcode(status)
         if code == EXIT_APP_LOAD and (self.settings.lazy_apps or self.settings.lazy):
             if self.settings.need_app:
@@ -195,14 +200,14 @@ class Spawner:
         for wid, when in list(self.respawn_at.items()):
             if when <= now:
                 del self.respawn_at[wid]
-                if wid not in self.workers:
+                if wid not in self.workers and wid not in self.cheaped:
                     self.spawn(wid, respawn=True)
                     self.hook.uwsgi_master_event(master=self, event="worker-respawned",
                                                  info={"id": wid})
 
     # ---- generations -------------------------------------------------------------
     def all_accepting(self) -> bool:
-        return len(self.workers) == self.numproc and all(c.accepting for c in self.workers.values())
+        return all(wid in self.workers and self.workers[wid].accepting for wid in self.active_slots())
 
     def retire_old_generation(self) -> None:
         ready = self.all_accepting()
@@ -228,6 +233,32 @@ class Spawner:
         self._reload_reported = True
         outcome = self.outcome(refused=False, replaced=len(self.server.handoff.old_workers))
         self.hook.uwsgi_master_event(master=self, event="reloaded", info=outcome)
+
+    # ---- cheaped slots (cheaper mode, FIFO C) ----------------------------------------------
+    def active_slots(self) -> list[int]:
+        """Slot ids that should have a worker: every slot not cheaped."""
+        return [wid for wid in range(1, self.numproc + 1) if wid not in self.cheaped]
+
+    def cheap_slot(self, wid: int, sig: int = signal.SIGHUP) -> None:
+        """Keep slot ``wid`` empty until ``uncheap_slot``: its worker (if any) is
+        told to stop with ``sig`` and not respawned; stats show it ``cheap``, pid 0."""
+        self.cheaped.add(wid)
+        self.respawn_at.pop(wid, None)
+        child = self.workers.get(wid)
+        if child is None:
+            self.scoreboard.write(wid, pid=0, accepting=0, status=CHEAP)
+            return
+        child.asked = True
+        self.curse(child, sig)
+
+    def uncheap_slot(self, wid: int) -> bool:
+        """Give slot ``wid`` a worker again; True if one was spawned now (False while
+        its cheaped worker is still stopping: it is then respawned when it dies)."""
+        self.cheaped.discard(wid)
+        if wid in self.workers:
+            return False
+        self.spawn(wid, respawn=self.scoreboard.read(wid)["respawn_count"] > 0)
+        return True
 
     # ---- worker-only reloads -----------------------------------------------------------
     def reload_workers(self, brutal: bool, snapshot: bool = False) -> None:

@@ -1,1 +1,158 @@
-"""uwsgi-py fifo plugin (work in progress)."""
+"""The master FIFO (uWSGI >= 1.9.17's ``--master-fifo``): one byte, one master action.
+
+``echo r > /run/app.fifo`` gracefully reloads the instance. The byte table is
+``table.COMMANDS`` plus whatever other plugins return from
+``uwsgi_fifo_commands`` (FIFO-8); every byte becomes a named master action,
+the same ones the signal table uses (STYLE §4). Also ``--log-maxsize``
+(rotation checked once a second), which drives the same action as ``L``.
+"""
+from __future__ import annotations
+
+import os
+
+from uwsgi_py import Option, hookimpl, non_negative_int
+
+from .channel import ACTIVE, RECREATE_ACTION, UNKNOWN, UNKNOWN_ACTION, Channel, FifoError, \
+    describe, slot_actions
+from .table import build
+
+UNKNOWN_ACTION_NAME = "master fifo: command {text} maps to unknown action {name!r}"
+NO_SUBSCRIPTIONS = ("subscriptions: uwsgi-py has no subscription system (no --subscribe-to); "
+                    "nothing to block or re-enable")
+NO_EMPEROR_BROODLORD = ("[broodlord] instance not governed by an Emperor !!! "
+                        "(uwsgi-py has no Emperor mode)")
+NO_EMPEROR_RESCAN = "Emperor rescan: uwsgi-py has no Emperor mode; nothing to rescan"
+NO_FIFO = "master fifo: no --master-fifo configured"
+
+
+def _log(line: str) -> None:
+    from uwsgi_py.log import log
+    log(line)
+
+
+def _vlog(line: str) -> None:
+    from uwsgi_py.log import vlog
+    vlog(line)
+
+
+@hookimpl
+def uwsgi_add_options(registry):
+    registry.add(
+        Option("master-fifo", "path of a master FIFO; repeat for slots 0-9 (write 0-9 to switch)",
+               multiple=True, master=True, metavar="PATH"),
+        Option("log-maxsize", "rotate the --logto file when it grows beyond BYTES (0 = never)",
+               convert=non_negative_int, default=0, metavar="BYTES"),
+    )
+
+
+# ---- actions -------------------------------------------------------------------------------
+def _channel(master) -> Channel | None:
+    return getattr(master, "fifo_channel", None)
+
+
+def select_slot(master, slot: int) -> None:
+    channel = _channel(master)
+    if channel is None:
+        _log(NO_FIFO)
+        return
+    _vlog(ACTIVE.format(path=channel.select(slot)))
+
+
+def fifo_recreate(master) -> None:
+    """uWSGI ``uwsgi_master_fifo_manage`` at EOF: a new FIFO at the current slot's path."""
+    channel = _channel(master)
+    if channel is None:
+        return
+    try:
+        channel.recreate()
+    except FifoError as e:
+        _log(str(e))
+        master.fail(1)
+
+
+def fifo_unknown(master) -> None:
+    """A byte with no entry in the table: logged, then skipped (uWSGI ignores it silently)."""
+    channel = _channel(master)
+    byte = channel.next_unknown() if channel is not None else None
+    if byte is not None:
+        _log(UNKNOWN.format(text=describe(byte)))
+
+
+def refork_master(master) -> None:
+    """uWSGI ``uwsgi_refork_master`` (FIFO-11): a detached copy of the master execs."""
+    master.refork()
+
+
+def subscriptions_toggle(master) -> None:
+    """uWSGI ``subscriptions_blocker``: uwsgi-py has no subscription system."""
+    _log(NO_SUBSCRIPTIONS)
+
+
+def emperor_broodlord(master) -> None:
+    """uWSGI ``vassal_sos``: uwsgi-py is never an Emperor's vassal."""
+    _log(NO_EMPEROR_BROODLORD)
+
+
+def emperor_rescan(master) -> None:
+    """uWSGI ``emperor_rescan``: uwsgi-py has no Emperor."""
+    _log(NO_EMPEROR_RESCAN)
+
+
+ACTIONS = {
+    **slot_actions(select_slot),
+    RECREATE_ACTION: fifo_recreate,
+    UNKNOWN_ACTION: fifo_unknown,
+    "refork_master": refork_master,
+    "subscriptions_toggle": subscriptions_toggle,
+    "emperor_broodlord": emperor_broodlord,
+    "emperor_rescan": emperor_rescan,
+}
+
+
+@hookimpl
+def uwsgi_master_actions():
+    return dict(ACTIONS)
+
+
+# ---- the channel ---------------------------------------------------------------------------
+def build_table(master) -> dict[int, str]:
+    table = build(master.hook.uwsgi_fifo_commands(), warn=_log)
+    for byte, name in sorted(table.items()):
+        if name not in master.actions:
+            _log(UNKNOWN_ACTION_NAME.format(text=describe(byte), name=name))
+    return table
+
+
+@hookimpl
+def uwsgi_master_watch(master):
+    """FIFO-1/-9: every image (first start, exec reload, refork) creates slot 0's FIFO."""
+    paths = master.settings.master_fifo
+    if not paths:
+        return None
+    channel = Channel(paths, build_table(master), master)
+    try:
+        watch = channel.open()
+    except FifoError as e:
+        _log(str(e))
+        master.fail(1)
+        return None
+    master.fifo_channel = channel
+    return [watch]
+
+
+# ---- --log-maxsize -------------------------------------------------------------------------
+def log_too_big(logto: str | None, maxsize: int) -> bool:
+    if not (logto and maxsize):
+        return False
+    try:
+        return os.fstat(2).st_size > maxsize
+    except OSError:
+        return False
+
+
+@hookimpl
+def uwsgi_master_tick(master):
+    """LOG-3: ``--log-maxsize`` rotates through the same action as ``L``."""
+    s = master.settings
+    if log_too_big(s.logto, s.log_maxsize):
+        master.request("rotate_logs")

@@ -1,0 +1,218 @@
+"""Cheaper mode (uWSGI's adaptive process spawning) and "go cheap".
+
+``--cheaper N`` keeps between N and ``--processes`` workers running: the rest
+of the slots are *cheaped* (empty, stats status ``cheap``, pid 0). Once a
+second the algorithm (``--cheaper-algo spare|manual``) or the FIFO's ``+``/``-``
+decide to spawn cheaped slots or to cheap idle workers. FIFO ``C`` ("go
+cheap") kills every worker and waits for the next connection, with or without
+``--cheaper``. The core only knows cheaped slots (``Spawner.cheap_slot``);
+everything else is here.
+"""
+from __future__ import annotations
+
+import signal
+from dataclasses import dataclass, field
+
+from uwsgi_py import Option, OptionError, Watch, choice, hookimpl, non_negative_int, positive_int
+
+from .algos import ALGOS, Counters, Load
+
+GOING_CHEAP = "going cheap..."
+KILLING = "killing worker {id} (pid: {pid})"
+CHEAP_ENABLED = "cheap mode enabled: waiting for socket connection..."
+NOT_ENABLED = "cheaper mode is not enabled (--cheaper N): FIFO '{cmd}' ignored"
+AT_MINIMUM = "cheaper: {n} workers running, the --cheaper minimum: one less refused"
+AT_MAXIMUM = "cheaper: all {n} workers running: {extra} more refused"
+CHEAP_REFUSED = "going cheap refused: {why}"
+BAD_CHEAPER = "--cheaper: invalid cheaper value {value}: must be lower than processes ({processes})"
+BAD_INITIAL = ("--cheaper-initial: {value} must be between --cheaper ({cheaper}) and "
+               "--processes ({processes})")
+WAKEUP_ACTION = "cheap_wakeup"
+
+
+@hookimpl
+def uwsgi_add_options(registry):
+    registry.add(
+        Option("cheaper", "cheaper mode: keep at least N workers, spawn more under load "
+               "(N lower than --processes; 0 = off)", convert=non_negative_int, default=0,
+               master=True, metavar="N"),
+        Option("cheaper-algo", "cheaper algorithm: spare (default) or manual (FIFO + and - only)",
+               convert=choice(*ALGOS), default="spare", metavar="NAME"),
+        Option("cheaper-initial", "workers spawned at start in cheaper mode (default: --cheaper)",
+               convert=non_negative_int, default=0, metavar="N"),
+        Option("cheaper-step", "workers spawned at once when more are needed",
+               convert=positive_int, default=1, metavar="N"),
+        Option("cheaper-overload", "checks (seconds) of overload before spawning, "
+               "and of idleness between two cheaped workers", convert=positive_int, default=3,
+               metavar="N"),
+    )
+
+
+@hookimpl
+def uwsgi_configure(settings):
+    n, processes = settings.cheaper, settings.processes
+    if n and n >= processes:
+        raise OptionError(BAD_CHEAPER.format(value=n, processes=processes))
+    initial = settings.cheaper_initial
+    if n and initial and not n <= initial <= processes:
+        raise OptionError(BAD_INITIAL.format(value=initial, cheaper=n, processes=processes))
+
+
+@dataclass
+class Cheaper:
+    """Per-master cheaper state (``master.cheaper``)."""
+
+    enabled: bool
+    counters: Counters
+    algo: str = "spare"
+    fifo_delta: int = 0            # uWSGI's cheaper_fifo_delta: + and - since the last check
+    is_cheap: bool = False         # after FIFO C, until the next connection
+    waking: bool = False
+    watched: list[int] = field(default_factory=list)
+
+
+def state(master) -> Cheaper:
+    return master.cheaper
+
+
+@hookimpl
+def uwsgi_master_init(master):
+    """Slots beyond ``--cheaper-initial`` start cheaped (every image)."""
+    s = master.settings
+    master.cheaper = Cheaper(enabled=bool(s.cheaper), algo=s.cheaper_algo,
+                             counters=Counters(minimum=s.cheaper, step=s.cheaper_step,
+                                               overload=s.cheaper_overload))
+    if s.cheaper:
+        for wid in range((s.cheaper_initial or s.cheaper) + 1, master.numproc + 1):
+            master.cheap_slot(wid)
+
+
+# ---- the once-a-second check (uWSGI's uwsgi_calc_cheaper) ------------------------------------
+def load(master) -> Load:
+    from uwsgi_py.scoreboard import BUSY
+    active = [wid for wid in master.workers if wid not in master.cheaped]
+    busy = sum(1 for wid in active if master.scoreboard.read(wid)["status"] == BUSY)
+    return Load(active=len(active), busy=busy, free=len(free_slots(master)))
+
+
+def free_slots(master) -> list[int]:
+    return [wid for wid in sorted(master.cheaped) if wid not in master.workers]
+
+
+def oldest_idle(master) -> int | None:
+    """The idle worker spawned first: the one uWSGI cheaps."""
+    from uwsgi_py.scoreboard import BUSY
+    idle = [c for wid, c in master.workers.items() if wid not in master.cheaped
+            and not c.cursed_at and master.scoreboard.read(wid)["status"] != BUSY]
+    return min(idle, key=lambda c: c.spawned).id if idle else None
+
+
+def apply(master, st: Cheaper, needed: int) -> None:
+    from uwsgi_py.log import log
+    if needed > 0:
+        slots = free_slots(master)
+        for wid in slots[:needed]:
+            master.uncheap_slot(wid)
+        if needed > len(slots):
+            log(AT_MAXIMUM.format(n=master.numproc, extra=needed - len(slots)))
+        return
+    for _ in range(-needed):
+        if load(master).active <= st.counters.minimum:
+            log(AT_MINIMUM.format(n=st.counters.minimum))
+            return
+        wid = oldest_idle(master)
+        if wid is None:
+            st.fifo_delta -= 1     # uWSGI keeps it for the next check
+            return
+        master.cheap_slot(wid)
+
+
+@hookimpl
+def uwsgi_master_tick(master):
+    st = getattr(master, "cheaper", None)
+    if st is None or not st.enabled or st.is_cheap or master.paused:
+        return
+    if st.fifo_delta:
+        needed, st.fifo_delta = st.fifo_delta, 0
+    else:
+        needed = ALGOS[st.algo](st.counters, load(master))
+    if needed:
+        apply(master, st, needed)
+
+
+# ---- actions ---------------------------------------------------------------------------------
+def _fifo_delta(master, delta: int, cmd: str) -> None:
+    st = state(master)
+    if not st.enabled:
+        from uwsgi_py.log import log
+        log(NOT_ENABLED.format(cmd=cmd))
+        return
+    st.fifo_delta += delta
+
+
+def cheaper_increase(master) -> None:
+    """uWSGI ``uwsgi_cheaper_increase`` (FIFO ``+``): one more worker at the next check."""
+    _fifo_delta(master, 1, "+")
+
+
+def cheaper_decrease(master) -> None:
+    """uWSGI ``uwsgi_cheaper_decrease`` (FIFO ``-``): one less worker at the next check."""
+    _fifo_delta(master, -1, "-")
+
+
+def go_cheap(master) -> None:
+    """uWSGI ``uwsgi_go_cheap`` (FIFO ``C``): SIGKILL every worker, cheap every slot,
+    and poll the listeners; the next connection respawns the workers."""
+    from uwsgi_py.log import log, vlog
+    from uwsgi_py.master import State
+    st = state(master)
+    if st.is_cheap:
+        return
+    why = ("a reload or shutdown is in progress" if master.state is not State.RUNNING
+           else "a chain reload is in progress" if master.chain else "")
+    if why:
+        log(CHEAP_REFUSED.format(why=why))
+        return
+    vlog(GOING_CHEAP)
+    st.is_cheap, st.waking = True, False
+    for wid in range(1, master.numproc + 1):
+        child = master.workers.get(wid)
+        if child is not None:
+            log(KILLING.format(id=wid, pid=child.pid))
+        master.cheap_slot(wid, signal.SIGKILL)
+    st.watched = [lst.fd for lst in master.server.listeners]
+    for fd in st.watched:
+        master.watch(Watch(fd, lambda: _connection(master)))
+    log(CHEAP_ENABLED)
+
+
+def _connection(master) -> None:
+    """Watch callback on a listener while cheap: queue the wake-up once."""
+    st = state(master)
+    if st.is_cheap and not st.waking:
+        st.waking = True
+        master.request(WAKEUP_ACTION)
+
+
+def cheap_wakeup(master) -> None:
+    """A connection arrived while cheap: stop polling the listeners (so workers keep
+    them), then spawn ``--cheaper`` workers, or all of them without cheaper mode."""
+    st = state(master)
+    if not st.is_cheap:
+        return
+    for fd in st.watched:
+        master.unwatch(fd)
+    st.watched, st.is_cheap, st.waking = [], False, False
+    needed = st.counters.minimum if st.enabled else master.numproc
+    for wid in range(1, needed + 1):
+        master.uncheap_slot(wid)
+
+
+@hookimpl
+def uwsgi_master_actions():
+    return {
+        "cheaper_increase": cheaper_increase,
+        "cheaper_decrease": cheaper_decrease,
+        "go_cheap": go_cheap,
+        WAKEUP_ACTION: cheap_wakeup,
+    }
