@@ -56,7 +56,7 @@ def uwsgi_configure(settings):
         settings.logto = settings.daemonize
 
 
-@hookimpl
+@hookimpl(tryfirst=True)  # detach before any other plugin acts in the launcher
 def uwsgi_launch(server):
     s = server.settings
     if s.umask is not None:
@@ -74,7 +74,7 @@ def uwsgi_adopt_sockets(server):
     return activated + inetd.adopt_stdin(s, check=not (s.skip_zero or activated))
 
 
-@hookimpl
+@hookimpl(tryfirst=True)  # other plugins then see the daemon's pid
 def uwsgi_post_apps(server):
     s = server.settings
     if s.daemonize2:

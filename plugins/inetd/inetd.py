@@ -73,10 +73,8 @@ def adopt_stdin(settings, check: bool) -> list:
         if not settings.honour_stdin:
             _to_devnull(STDIN)
         return []
-    address = socket.socket(fileno=STDIN)
-    name = sockets.address_text(address)
-    address.detach()
-    listener = sockets.adopt("extra#0", name, settings.protocol, STDIN)
+    listener = sockets.adopt("extra#0", "fd://0", settings.protocol, STDIN)
+    listener.name = listener.address()
     _unshare_std_streams()
     if listener.unix_path and settings.chmod_socket is not None:
         os.chmod(listener.unix_path, settings.chmod_socket)  # INETD-1: first start only

@@ -60,20 +60,11 @@ def adopt_activated(settings, environ=os.environ) -> list:
     log.log(banner)
     out = []
     for fd in fds:
-        try:
-            probe = socket.socket(fileno=fd)
-        except OSError:
-            log.log(NOT_A_LISTENER.format(fd=fd))
-            continue
-        try:
-            name = sockets.address_text(probe)
-        except OSError:
-            name = f"fd://{fd}"
-        probe.detach()
-        listener = sockets.adopt(f"extra#{len(out)}", name, settings.protocol, fd)
+        listener = sockets.adopt(f"extra#{len(out)}", f"fd://{fd}", settings.protocol, fd)
         if listener is None:
             log.log(NOT_A_LISTENER.format(fd=fd))
             continue
+        listener.name = listener.address()
         os.set_inheritable(fd, False)  # the core re-enables it for exec reloads only
         listener.extra["activated"] = True
         out.append(listener)

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import pid_alive, run_cli
+from conftest import children_of, pid_alive, run_cli
 from launch_helpers import (app_dir, get, port_from_log, read_pid, reaper, stat_fields,  # noqa: F401
                             wait_file_text, wait_gone)
 from uwsgi_py_inetd import BOTH_DAEMONIZE, daemon
@@ -53,17 +53,10 @@ def umask_of(pid: int) -> int:
 
 
 def stop(pidfile, pid: int) -> None:
-    workers = [p for p in os.listdir("/proc") if p.isdigit() and _parent(int(p)) == pid]
+    workers = children_of(pid)
     result = run_cli("--stop", str(pidfile))
     assert result.returncode == 0, result.stderr
-    wait_gone([pid, *map(int, workers)])
-
-
-def _parent(pid: int) -> int:
-    try:
-        return int(stat_fields(pid)[1])
-    except (OSError, IndexError):
-        return 0
+    wait_gone([pid, *workers])
 
 
 def test_daemonize_serves_reloads_reopens_and_stops(tmp_path, reaper):
@@ -107,6 +100,28 @@ def test_daemonize_log_reopen_on_reload(tmp_path, reaper):
     assert run_cli("--reload", str(pidfile)).returncode == 0
     wait_file_text(logfile, "gracefully (RE)spawned uWSGI master process")   # the new image reopened it
     stop(pidfile, pid)
+
+
+def fifo_plugin_loaded() -> bool:
+    from uwsgi_py import cli, plugins
+    return "master-fifo" in cli.build_registry(plugins.build()).names
+
+
+def test_fifo_l_reopens_the_daemonize_file(tmp_path, reaper):
+    if not fifo_plugin_loaded():
+        pytest.skip("the fifo plugin (--master-fifo) is not installed")
+    logfile, fifo = tmp_path / "app.log", tmp_path / "fifo"
+    pid, _ = daemonize(tmp_path, reaper, "--daemonize", str(logfile), "--http-socket", "127.0.0.1:0",
+                       "--master-fifo", str(fifo))
+    wait_file_text(logfile, "spawned uWSGI worker 2")
+    logfile.rename(tmp_path / "app.log.1")
+    fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+    try:
+        os.write(fd, b"l")
+    finally:
+        os.close(fd)
+    wait_file_text(logfile, f"{logfile} reopened.")
+    stop(tmp_path / "app.pid", pid)
 
 
 def test_daemonize_reports_bind_errors_in_the_log(tmp_path, reaper):
