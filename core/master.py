@@ -334,7 +334,7 @@ class Master(Spawner):
             pid = os.fork()
         except OSError as e:
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-            log.log(f"uwsgi_refork_master()/fork(): {e.strerror}")
+            log.log(log.REFORK_FAILED.format(error=e.strerror))
             return 0
         if pid:
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
