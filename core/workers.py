@@ -53,6 +53,7 @@ class Worker:
         self.notify_w = notify_w
         self.pid = 0
         self.stopping = False
+        self.stop_code = EXIT_WORKER_DONE
         self.paused = False
         self.busy = False
         self.current_uri = ""
@@ -84,6 +85,7 @@ class Worker:
             log.log(log.NO_MASTER_RELOAD)
         if not self.stopping:
             self.stopping = True
+            self.stop_code = EXIT_WORKER_DONE if self.busy else EXIT_GRACEFUL_IDLE
             log.log(log.GRACEFUL_WORKER.format(id=self.id, pid=self.pid))
 
     def _on_die(self, signum, frame) -> None:
@@ -211,7 +213,7 @@ class Worker:
             except OSError:
                 pass
         self.listeners = {}
-        code = EXIT_GRACEFUL_IDLE if not self.handled else EXIT_WORKER_DONE
+        code = self.stop_code
         deadline = time.monotonic() + self.timeout
         while self.conns and time.monotonic() < deadline:
             waiting = False

@@ -12,6 +12,7 @@ def application(environ, start_response):
     path = environ["PATH_INFO"]
     headers = [("Content-Type", "text/plain")]
     if path.startswith("/slow/"):
+        os.write(2, f"slow-started {path} in {os.getpid()}\n".encode())
         time.sleep(float(path[6:]))
         body = f"slow done {os.getpid()}\n".encode()
     elif path == "/pid":
