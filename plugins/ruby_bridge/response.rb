@@ -9,6 +9,7 @@ module UWSGIBridge
     BAD_VALUE = /[\x00-\x08\x0a-\x1f\x7f]/n.freeze
     STATUS_TEXT = /\A\d{3}(?:\s|\z)/.freeze
     FRAMING = %w[content-length transfer-encoding].freeze
+    DIGITS = /\A\d+\z/.freeze
 
     def self.status(status)
       code = case status
@@ -35,7 +36,13 @@ module UWSGIBridge
         raise ArgumentError, "invalid header name #{name.inspect}" unless name.b.match?(TOKEN)
         raise ArgumentError, "response headers must not contain Status" if name.casecmp?("status")
 
-        lines(name, value).each { |line| pairs << [name, line] }
+        lines(name, value).each do |line|
+          if name.casecmp?("content-length") && !line.match?(DIGITS)
+            raise ArgumentError, "invalid Content-Length #{line.inspect}"
+          end
+
+          pairs << [name, line]
+        end
       end
       pairs
     end

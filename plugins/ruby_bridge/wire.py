@@ -91,8 +91,9 @@ def pack_env(env: dict[str, str], length: int) -> bytearray:
     return out
 
 
-def unpack(data: bytes):
+def unpack(data: bytes | bytearray):
     """Decode one tagged value; strings come back as bytes."""
+    data = bytes(data)
     try:
         value, end = _unpack(data, 0)
     except (IndexError, struct.error, KeyError) as e:

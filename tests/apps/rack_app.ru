@@ -22,6 +22,25 @@ class StreamBody
   end
 end
 
+# An endless body (server-sent-events style): only a client that leaves stops it.
+class EndlessBody
+  def initialize(errors)
+    @errors = errors
+  end
+
+  def each
+    n = 0
+    loop do
+      yield "tick #{n += 1}\n"
+      sleep 0.01
+    end
+  end
+
+  def close
+    @errors.puts("endless body closed")
+  end
+end
+
 # Helpers live in a module: config.ru's own methods would belong to one Rack::Builder.
 module RackTest
   module_function
@@ -74,12 +93,17 @@ module RackTest
     rescue NotImplementedError => e
       not_built = e.message
     end
+    begin
+      UWSGI.worker_id(1)
+    rescue ArgumentError => e
+      arity = e.message
+    end
     json("masterpid" => UWSGI.masterpid, "worker_id" => UWSGI.worker_id,
          "request_id" => UWSGI.request_id, "pid" => Process.pid, "mem" => UWSGI.mem,
          "log" => UWSGI.log("UWSGI.log says hello"), "opt" => UWSGI::OPT,
          "version" => UWSGI::VERSION, "hostname" => UWSGI::HOSTNAME, "numproc" => UWSGI::NUMPROC,
          "pidfile" => defined?(UWSGI::PIDFILE) ? UWSGI::PIDFILE : nil,
-         "responds_to_reload" => UWSGI.respond_to?(:reload), "not_built" => not_built)
+         "responds_to_reload" => UWSGI.respond_to?(:reload), "not_built" => not_built, "arity" => arity)
   end
 
   def route(table, env)
@@ -93,6 +117,7 @@ ROUTES = {
   "/echo" => ->(env) { RackTest.echo(env) },
   "/cookies" => ->(_env) { RackTest.text("cookies\n", 200, "Set-Cookie" => "a=1\nb=2") },
   "/stream" => ->(env) { [200, { "Content-Type" => "text/plain" }, StreamBody.new(env["QUERY_STRING"], env["rack.errors"])] },
+  "/endless" => ->(env) { [200, { "Content-Type" => "text/plain" }, EndlessBody.new(env["rack.errors"])] },
   "/errors" => lambda { |env|
     env["rack.errors"].puts("rack.errors line from the app")
     env["rack.errors"].write("rack.errors write from the app\n")
@@ -124,6 +149,7 @@ ROUTES = {
 RAW = {
   "/bad-header" => ->(_env) { [200, { "Content-Type" => "text/plain", "X-Bad" => "a\rb" }, ["x"]] },
   "/bad-status" => ->(_env) { [42, { "Content-Type" => "text/plain" }, ["x"]] },
+  "/bad-length" => ->(_env) { [200, { "Content-Length" => "many" }, ["x"]] },
   "/arrays" => ->(_env) { [200, { "content-type" => "text/plain", "x-multi" => %w[one two] }, ["rack 3 style\n"]] },
 }.freeze
 

@@ -69,6 +69,19 @@ def read_all(sock: socket.socket) -> bytes:
         data += chunk
 
 
+def test_ruby_codec_round_trips_python_values(ruby):
+    import uwsgi_py_ruby_bridge
+    from uwsgi_py_ruby_bridge import wire
+    script = ("require ARGV[0]; $stdin.binmode; $stdout.binmode; "
+              "$stdout.write(UWSGIBridge::Value.pack(UWSGIBridge::Value.unpack($stdin.read)))")
+    value = {b"int": [0, -1, 2**62, -(2**62)], b"flags": [True, False, None],
+             b"bin": b"\x00\xff\r\n", b"text": "h\u00e9llo".encode(), b"nested": {b"a": [[], {}]}}
+    wire_rb = str(Path(uwsgi_py_ruby_bridge.__file__).with_name("wire.rb"))
+    out = subprocess.run([ruby, "-e", script, wire_rb], input=bytes(wire.pack(value)),
+                         capture_output=True, timeout=30, check=True).stdout
+    assert wire.unpack(out) == value
+
+
 # ---- Rack compliance over --http-socket ---------------------------------------------------
 
 def test_lint_app_env_input_and_headers(ruby, server, tmp_path):
@@ -138,6 +151,19 @@ def test_streaming_body_is_not_buffered_and_closed(ruby, server, tmp_path):
     inst.wait_log("stream body closed")
 
 
+def test_client_leaving_stops_an_endless_body(ruby, server, tmp_path):
+    inst = start_rack(server, tmp_path, "--master", "-p", "1")
+    worker = inst.wait_workers(1)[0]
+    child = ruby_child(worker)
+    sock = raw_request(inst.port, b"GET /endless HTTP/1.0\r\n\r\n")
+    assert b"tick 2\n" in read_until(sock, b"tick 2\n")
+    sock.close()
+    # the worker's write fails, it sends ABORT, Ruby stops iterating and closes the body
+    inst.wait_log("endless body closed")
+    assert inst.get("/") == b"hello from rack\n"
+    assert ruby_child(worker) == child, "the same Ruby child, still in step with its worker"
+
+
 def test_rack_errors_go_to_the_log(ruby, server, tmp_path):
     inst = start_rack(server, tmp_path, "-p", "1")
     assert inst.get("/errors") == b"logged\n"
@@ -152,6 +178,8 @@ def test_bridge_validates_responses_and_sends_files(ruby, server, tmp_path):
     inst.wait_log("invalid character in header X-Bad")
     assert inst.request("/raw/bad-status")[0] == 500
     inst.wait_log("response status 42 is not between 100 and 999")
+    assert inst.request("/raw/bad-length")[0] == 500
+    inst.wait_log('invalid Content-Length "many"')
     sock = raw_request(inst.port, b"GET /raw/arrays HTTP/1.0\r\n\r\n")
     head = read_all(sock).split(b"\r\n\r\n", 1)[0] + b"\r\n"
     sock.close()
@@ -239,6 +267,7 @@ def test_uwsgi_module(ruby, server, tmp_path):
     assert api["pidfile"] == str(pidfile)
     assert api["responds_to_reload"] is True
     assert "UWSGI.signal is not available" in api["not_built"]
+    assert "wrong number of arguments (given 1, expected 0)" in api["arity"]
     # request_id counts this worker's finished requests
     again = json.loads(inst.get("/api"))
     assert again["request_id"] == api["request_id"] + 1
@@ -279,6 +308,130 @@ def test_graceful_reload_waits_for_inflight_ruby_request(ruby, server, tmp_path)
     inst.wait_log(RELOAD_OUTCOME)
     inst.wait_workers(1, exclude=before)
     assert inst.get("/") == b"hello from rack\n"
+
+
+# ---- through nginx: uwsgi_pass with uwsgi_modifier1 7 ---------------------------------------
+
+NGINX_CONF = """\
+master_process off;
+error_log {tmp}/nginx-error.log info;
+events {{ worker_connections 64; }}
+http {{
+    access_log {tmp}/nginx-access.log;
+    client_body_temp_path {tmp}/nginx-body;
+    proxy_temp_path {tmp}/nginx-proxy;
+    fastcgi_temp_path {tmp}/nginx-fastcgi;
+    uwsgi_temp_path {tmp}/nginx-uwsgi;
+    scgi_temp_path {tmp}/nginx-scgi;
+    server {{
+        listen 127.0.0.1:{port};
+        location ~ ^/rack(?<rack_path>/.*)$ {{
+            include {tmp}/uwsgi_params;
+            uwsgi_param SCRIPT_NAME /rack;
+            uwsgi_param PATH_INFO $rack_path;
+            uwsgi_modifier1 7;
+            uwsgi_pass 127.0.0.1:{upstream};
+        }}
+        location / {{
+            include {tmp}/uwsgi_params;
+            uwsgi_param PATH_INFO $document_uri;
+            uwsgi_pass 127.0.0.1:{upstream};
+        }}
+    }}
+}}
+"""
+# what Debian's /etc/nginx/uwsgi_params sends, minus PATH_INFO (set per location above)
+UWSGI_PARAMS = """\
+uwsgi_param QUERY_STRING $query_string;
+uwsgi_param REQUEST_METHOD $request_method;
+uwsgi_param CONTENT_TYPE $content_type;
+uwsgi_param CONTENT_LENGTH $content_length;
+uwsgi_param REQUEST_URI $request_uri;
+uwsgi_param DOCUMENT_ROOT $document_root;
+uwsgi_param SERVER_PROTOCOL $server_protocol;
+uwsgi_param REQUEST_SCHEME $scheme;
+uwsgi_param HTTPS $https if_not_empty;
+uwsgi_param REMOTE_ADDR $remote_addr;
+uwsgi_param REMOTE_PORT $remote_port;
+uwsgi_param SERVER_PORT $server_port;
+uwsgi_param SERVER_NAME $server_name;
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def nginx(tmp_path):
+    """Factory: ``nginx(upstream_port)`` runs nginx (a child of the test) in front of it."""
+    binary = require_tool("nginx")
+    procs: list[subprocess.Popen] = []
+
+    def start(upstream: int) -> int:
+        (tmp_path / "uwsgi_params").write_text(UWSGI_PARAMS)
+        conf = tmp_path / "nginx.conf"
+        # nginx needs a port number in its config, so this one is found by binding :0 and
+        # closing: another process may take it first, hence a few attempts.
+        for attempt in range(5):
+            port = free_port()
+            conf.write_text(NGINX_CONF.format(tmp=tmp_path, port=port, upstream=upstream))
+            with open(tmp_path / f"nginx-{attempt}.out", "wb") as out:
+                proc = subprocess.Popen(
+                    [binary, "-p", str(tmp_path), "-c", str(conf), "-e", str(tmp_path / "nginx-error.log"),
+                     "-g", f"daemon off; pid {tmp_path}/nginx.pid;"],
+                    stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                    start_new_session=True)
+            procs.append(proc)
+
+            def listening():
+                if proc.poll() is not None:
+                    return "exited"
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    return "up"
+                except OSError:
+                    return None
+            if wait_until(listening, 10, what="nginx to listen") == "up":
+                return port
+        raise AssertionError("nginx could not start:\n" + (tmp_path / "nginx-error.log").read_text())
+
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+
+
+def test_through_nginx_with_uwsgi_modifier1_7(ruby, server, nginx, tmp_path):
+    shutil.copy(APPS / "rack_app.ru", tmp_path / "rack_app.ru")
+    # both a WSGI app (modifier1 0) and the Rack app (modifier1 7) behind one uwsgi socket
+    inst = server("--socket", "127.0.0.1:0", "--rack", "rack_app.ru", "--master", "-p", "2",
+                  http=False)
+    upstream = int(UWSGI_PORT_RE.search(inst.wait_log("port auto-assigned")).group(1))
+    inst.port = nginx(upstream)
+    wait_until(lambda: inst.request("/rack/", timeout=5)[0] == 200, 15, what="nginx -> rack")
+    assert inst.get("/rack/") == b"hello from rack\n"
+    assert inst.get("/python") == b"hello\n"          # modifier1 0 still reaches WSGI
+
+    env = json.loads(inst.get("/rack/env?x=1", headers={"X-Test": "via-nginx"}))
+    assert env["SCRIPT_NAME"] == "/rack" and env["PATH_INFO"] == "/env"
+    assert env["QUERY_STRING"] == "x=1" and env["HTTP_X_TEST"] == "via-nginx"
+    assert env["SERVER_PORT"] == str(inst.port) and env["rack.url_scheme"] == "http"
+    assert env["CONTENT_LENGTH"] is None      # nginx sends it empty: left out, as Lint wants
+
+    status, data = inst.request("/rack/echo", method="POST", body=b"through\nnginx",
+                                headers={"Content-Type": "text/plain"})
+    assert status == 200 and json.loads(data)["lines"] == ["through\n", "nginx"]
+    assert inst.request("/rack/raise")[0] == 500
+    assert inst.get("/rack/") == b"hello from rack\n"
+    assert inst.count("GET /rack/env?x=1") == 1
 
 
 # ---- loading ---------------------------------------------------------------------------------
