@@ -226,3 +226,85 @@ def run_cli(*args: str, cwd=None, env=None, timeout: float = 30.0) -> subprocess
     return subprocess.run([sys.executable, "-m", "uwsgi_py", *args], capture_output=True,
                           text=True, cwd=cwd, env=full_env, timeout=timeout,
                           start_new_session=True)
+
+
+NGINX_CONF = """\
+master_process off;
+error_log {tmp}/nginx-error.log info;
+events {{ worker_connections 256; }}
+http {{
+    access_log {tmp}/nginx-access.log;
+    client_body_temp_path {tmp}/nginx-body;
+    proxy_temp_path {tmp}/nginx-proxy;
+    fastcgi_temp_path {tmp}/nginx-fastcgi;
+    uwsgi_temp_path {tmp}/nginx-uwsgi;
+    scgi_temp_path {tmp}/nginx-scgi;
+    server {{
+        listen 127.0.0.1:{port};
+{locations}
+        location / {{
+            include {params};
+            uwsgi_pass 127.0.0.1:{upstream};
+        }}
+    }}
+}}
+"""
+
+
+def free_port() -> int:
+    """A port for a daemon that needs a number in its config file (nginx, xinetd).
+
+    It can be taken by another process before the daemon binds it, so callers retry.
+    """
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def nginx(tmp_path):
+    """Factory: ``nginx(upstream_port, locations="")`` runs Debian's nginx (a child of the
+    test, its own session) with ``uwsgi_pass`` to ``upstream_port``; returns nginx's port."""
+    binary = require_tool("nginx")
+    procs: list[subprocess.Popen] = []
+    params = "/etc/nginx/uwsgi_params"
+
+    def start(upstream: int, locations: str = "") -> int:
+        conf = tmp_path / "nginx.conf"
+        for attempt in range(5):
+            port = free_port()
+            conf.write_text(NGINX_CONF.format(tmp=tmp_path, port=port, upstream=upstream,
+                                              params=params, locations=locations))
+            with open(tmp_path / f"nginx-{attempt}.out", "wb") as out:
+                proc = subprocess.Popen(
+                    [binary, "-p", str(tmp_path), "-c", str(conf), "-e", str(tmp_path / "nginx-error.log"),
+                     "-g", f"daemon off; pid {tmp_path}/nginx.pid;"],
+                    stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                    start_new_session=True)
+            procs.append(proc)
+
+            def listening():
+                if proc.poll() is not None:
+                    return "exited"
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    return "up"
+                except OSError:
+                    return None
+            if wait_until(listening, 10, what="nginx to listen") == "up":
+                return port
+        raise AssertionError("nginx could not start:\n" + (tmp_path / "nginx-error.log").read_text())
+
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
