@@ -140,7 +140,8 @@ def test_stats_during_load_busy_and_pause(server, tmp_path):
     inst = server("--master", "-p", "2", "--stats", path)
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600     # restrictive by default
     assert f"*** Stats server enabled on {path} fd: " in inst.log()
-    doc = stats(path)
+    doc = wait_until(lambda: (d := stats(path)) and all(w["accepting"] for w in d["workers"]) and d,
+                     10, what="both workers accepting")
     assert doc["version"] == "2.0.31" and doc["pid"] == inst.pid
     assert doc["cwd"] == str(inst.cwd) and doc["uid"] == os.getuid() and doc["gid"] == os.getgid()
     assert doc["sockets"][0]["name"] == f"127.0.0.1:{inst.port}"
@@ -150,7 +151,7 @@ def test_stats_during_load_busy_and_pause(server, tmp_path):
     for w in doc["workers"]:
         for key, kind in STATS4_WORKER.items():
             assert type(w[key]) is kind, (key, w)
-        assert w["respawn_count"] == 1 and w["accepting"] == 1
+        assert w["respawn_count"] == 1
         assert [c["id"] for c in w["cores"]] == [0]
 
     before = total(settled(path))
@@ -332,7 +333,7 @@ def test_sigusr1_and_sigusr2_lines(server):
     text = inst.wait_log("is managing request /slow/2 since")
     assert re.search(rf"SIGUSR2: --- uWSGI worker {busy['id']} \(pid: {busy['pid']}\) is managing "
                      r"request /slow/2 since \w{3} \w{3} +\d+ \d\d:\d\d:\d\d \d{4} ---", text)
-    for pid in inst.workers():
+    for pid in inst.wait_workers(2):
         assert f"*** backtrace of {pid} ***" in inst.wait_log(f"*** backtrace of {pid} ***")
     inst.wait_log("*** end of backtrace ***", count=2)
     slow.join(10)
@@ -394,9 +395,87 @@ def test_uwsgitop_renders_our_instance(server, tmp_path):
     inst = server("--master", "-p", "2", "--stats", path, "--memory-report")
     for _ in range(4):
         inst.get("/")
-    pids = [str(p) for p in inst.workers()]
+    pids = [str(p) for p in inst.wait_workers(2)]
     want = [*pids, f"masterpid: {inst.pid}", "uwsgi-2.0.31", "WID", "idle"]
     screen = screen_of([sys.executable, script, "--frequency", "1", path], want)
     missing = [w for w in want if w not in screen]
     assert not missing, f"uwsgitop did not show {missing}:\n{screen[-3000:]!r}"
     assert "Traceback" not in screen and "unable to get uWSGI statistics" not in screen
+
+
+# ---- the master's writer: large documents and clients that stop reading ----------------------------
+
+class LoopMaster:
+    """Just what the stats endpoint uses of the master: its selector and private fds."""
+
+    def __init__(self):
+        import selectors
+        self.selector = selectors.DefaultSelector()
+        self.private_fds: set[int] = set()
+
+    def unwatch(self, fd: int) -> None:
+        self.private_fds.discard(fd)
+        self.selector.unregister(fd)
+
+    def cycle(self, timeout: float = 0.05) -> None:
+        for key, _ in self.selector.select(timeout):
+            key.data()
+
+
+def endpoint_on_loopback(tmp_path, document: bytes):
+    from types import SimpleNamespace
+
+    from uwsgi_py_stats.endpoint import StatsServer, bind
+    settings = SimpleNamespace(stats=str(tmp_path / "w.sock"), stats_http=False,
+                               stats_minified=False, stats_no_cores=False, memory_report=False)
+    state = StatsServer(settings, bind(settings.stats, None))
+    state.master = LoopMaster()
+    state.master.selector.register(state.fd, 1, state.on_readable)
+    state.document = lambda: document
+    return state
+
+
+def test_a_large_document_is_written_without_blocking_the_master(tmp_path):
+    payload = os.urandom(4 * 1024 * 1024)           # far beyond any socket buffer
+    state = endpoint_on_loopback(tmp_path, payload)
+    client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    client.connect(state.settings.stats)
+    client.setblocking(False)
+    received = bytearray()
+    deadline = time.monotonic() + 20
+    try:
+        while time.monotonic() < deadline:
+            started = time.monotonic()
+            state.master.cycle()
+            assert time.monotonic() - started < 1.0, "the master blocked on a slow client"
+            try:
+                while chunk := client.recv(1 << 20):
+                    received += chunk
+            except BlockingIOError:
+                continue                             # more to come
+            break                                    # EOF: the master closed the connection
+    finally:
+        client.close()
+        state.close()
+    assert bytes(received) == payload
+    assert not state.pending and not state.master.private_fds
+
+
+def test_a_client_that_stops_reading_is_dropped(tmp_path, monkeypatch):
+    from uwsgi_py_stats import endpoint
+    monkeypatch.setattr(endpoint, "SEND_TIMEOUT", 0.3)
+    state = endpoint_on_loopback(tmp_path, b"x" * (8 * 1024 * 1024))
+    client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    client.connect(state.settings.stats)
+    try:
+        state.master.cycle()                         # accept, send what fits, park the rest
+        assert len(state.pending) == 1
+        fd = next(iter(state.pending))
+        assert fd in state.master.private_fds        # a worker forked now closes it
+        wait_until(lambda: (state.master.cycle(0.05), state.sweep(), not state.pending)[-1], 5,
+                   what="the stalled client to be dropped")
+        assert not state.master.private_fds
+    finally:
+        client.close()
+        state.close()
+    assert not os.path.exists(state.settings.stats)  # close() removed the unix path
