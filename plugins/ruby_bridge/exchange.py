@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from http import HTTPStatus
 
 from . import wire
@@ -26,6 +27,8 @@ def rack_vars(cgi: dict[str, str]) -> dict[str, str]:
         env["SCRIPT_NAME"] = ""
     if not env.get("SCRIPT_NAME") and not env.get("PATH_INFO"):
         env["PATH_INFO"] = "/"
+    if not env.get("SERVER_NAME"):  # nginx's $server_name is empty without server_name
+        env["SERVER_NAME"] = socket.gethostname()
     return env
 
 

@@ -11,7 +11,6 @@ DIED = "ruby bridge: ruby child (pid: {pid}) of worker {wid} died ({how}); start
 HARAKIRI = ("ruby bridge: *** HARAKIRI: ruby child (pid: {pid}) of worker {wid} spent more than {secs}s "
             "on {uri}: killed, starting a new one ***")
 STOPPED = "ruby bridge: ruby child (pid: {pid}) of worker {wid} stopped ({how})"
-RUBY_EXCEPTION = "ruby exception in {app}: {cls}: {message}\n{backtrace}"
 
 
 def log(line: str) -> None:

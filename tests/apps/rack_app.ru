@@ -162,5 +162,6 @@ end
 
 map "/" do
   use Rack::Lint
+  use Rack::Head # a HEAD response must have an empty body (Lint checks it)
   run ->(env) { RackTest.route(ROUTES, env) }
 end

@@ -135,6 +135,9 @@ def test_lint_app_env_input_and_headers(ruby, server, tmp_path):
     status, data = inst.request("/", method="HEAD")
     assert status == 200 and data == b""
     assert inst.request("/nowhere")[0] == 404
+    inst.wait_log("HEAD / => generated 0 bytes")
+    inst.wait_log("GET /nowhere =>")
+    assert "Traceback" not in inst.log(), "every request above passed Rack::Lint"
 
 
 def test_streaming_body_is_not_buffered_and_closed(ruby, server, tmp_path):
@@ -425,6 +428,7 @@ def test_through_nginx_with_uwsgi_modifier1_7(ruby, server, nginx, tmp_path):
     assert env["QUERY_STRING"] == "x=1" and env["HTTP_X_TEST"] == "via-nginx"
     assert env["SERVER_PORT"] == str(inst.port) and env["rack.url_scheme"] == "http"
     assert env["CONTENT_LENGTH"] is None      # nginx sends it empty: left out, as Lint wants
+    assert env["SERVER_NAME"] == socket.gethostname()  # nginx's $server_name is empty here
 
     status, data = inst.request("/rack/echo", method="POST", body=b"through\nnginx",
                                 headers={"Content-Type": "text/plain"})
@@ -460,6 +464,18 @@ def test_lazy_apps_and_ini_config(ruby, server, tmp_path):
     inst.wait_serving()
     assert inst.get("/") == b"hello from rack\n"
     assert json.loads(inst.get("/api"))["opt"]["lazy-apps"] is True
+
+
+def test_rb_lib_and_rb_require(ruby, server, tmp_path):
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "greeting.rb").write_text('GREETING = "hello from rb-lib".freeze\n')
+    (tmp_path / "uses_lib.ru").write_text(
+        'run ->(env) { [200, { "Content-Type" => "text/plain" }, [GREETING]] }\n')
+    inst = server("--rack", "uses_lib.ru", "--rb-lib", "lib", "--rb-require", "greeting", "-p", "1",
+                  app=False)
+    inst.wait_serving()
+    assert inst.get("/") == b"hello from rb-lib"
 
 
 # ---- real Rack apps -----------------------------------------------------------------------

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import signal
+import socket
 
 import pytest
 
@@ -96,7 +97,8 @@ def test_reload_and_stop_signal_the_master(monkeypatch):
 def test_rack_vars_drop_what_lint_refuses():
     env = rack_vars({"CONTENT_LENGTH": "", "CONTENT_TYPE": "", "HTTP_CONTENT_TYPE": "x",
                      "SCRIPT_NAME": "/", "PATH_INFO": "", "QUERY_STRING": ""})
-    assert env == {"SCRIPT_NAME": "", "PATH_INFO": "/", "QUERY_STRING": ""}
+    assert env == {"SCRIPT_NAME": "", "PATH_INFO": "/", "QUERY_STRING": "",
+                   "SERVER_NAME": socket.gethostname()}
     assert rack_vars({"CONTENT_LENGTH": "3", "PATH_INFO": "/x"})["CONTENT_LENGTH"] == "3"
 
 
