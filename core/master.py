@@ -312,9 +312,12 @@ class Master(Spawner):
         log.log(log.CHDIR.format(path=self.server.start_dir))
         os.chdir(self.server.start_dir)
         log.log(log.CLOSING_FDS.format(max_fd=os.sysconf("SC_OPEN_MAX")))
+        keep = {0, 1, 2} | {w["ctl"] for w in old_workers if w.get("ctl", -1) >= 0}
         for index, lst in enumerate(self.server.listeners):
             os.set_inheritable(lst.fd, True)
+            keep.add(lst.fd)
             log.log(log.FD_MAPPED.format(fd=lst.fd, index=index, name=lst.name))
+        close_unrelated_fds(keep)
         args = [sys.executable, *sys.orig_argv[1:]]
         env = give(os.environ, generation=self.server.generation + 1,
                    fds=self.server.handoff_fds(), old_workers=old_workers,
@@ -469,6 +472,21 @@ class Master(Spawner):
                 self.scoreboard.write(child.id, harakiri_count=slot["harakiri_count"] + 1,
                                       status=DEAD)
                 self.kill(child, signal.SIGKILL)
+
+
+def close_unrelated_fds(keep: set[int]) -> None:
+    """RELOAD-6: close every fd but the listeners, fds 0-2 and what the next image adopts,
+    including inheritable fds an app or a C extension opened in the master."""
+    try:
+        fds = [int(name) for name in os.listdir("/proc/self/fd")]
+    except OSError:
+        fds = list(range(3, 1024))
+    for fd in fds:
+        if fd not in keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
 
 
 def _record(signum, frame) -> None:

@@ -216,3 +216,38 @@ def test_no_master_reload_from_app_stops_the_server(server):
     inst.get("/reload")
     assert inst.wait_exit() in (17, 30)
     assert "this reload request stops the server" in inst.log()
+
+
+def test_exec_reload_closes_fds_the_app_opened_in_the_master(server, tmp_path):
+    (tmp_path / "opener.py").write_text(
+        "import os\n"
+        "FD = os.open(__file__, os.O_RDONLY)\n"
+        "os.set_inheritable(FD, True)\n"
+        "def application(env, sr):\n"
+        "    sr('200 OK', [])\n"
+        "    return [str(FD).encode()]\n")
+    inst = server("--master", "--wsgi-file", "opener.py", app=False)
+    inst.wait_serving()
+    fd = int(inst.get("/"))
+    target = os.readlink(f"/proc/{inst.pid}/fd/{fd}")
+    assert target.endswith("opener.py")
+    inst.signal(signal.SIGHUP)
+    inst.wait_log("reload outcome:")
+    inst.wait_serving()
+    # the new image opened the file again; the old descriptor did not leak across exec
+    opened = [n for n in os.listdir(f"/proc/{inst.pid}/fd")
+              if os.readlink(f"/proc/{inst.pid}/fd/{n}").endswith("opener.py")]
+    assert len(opened) == 1
+
+
+def test_uwsgi_workers_from_the_app(server):
+    inst = server("--master", "-p", "2")
+    pids = sorted(inst.wait_workers(2))
+    for _ in range(4):
+        inst.get("/")
+    workers = json.loads(inst.get("/workers"))
+    assert [w["id"] for w in workers] == [1, 2]
+    assert sorted(w["pid"] for w in workers) == pids
+    assert sum(w["requests"] for w in workers) >= 4
+    assert {w["status"] for w in workers} <= {"idle", "busy"}
+    assert all(w["respawn_count"] == 0 for w in workers)
