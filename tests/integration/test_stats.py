@@ -252,6 +252,58 @@ def test_bad_stats_address_stops_a_first_start(tmp_path):
     assert "--stats: bind(): No such file or directory" in res.stderr
 
 
+def test_abstract_stats_socket_and_no_fd_leak_into_workers(server):
+    name = f"@uwsgi-py-stats-{os.getpid()}-{time.monotonic_ns()}"
+    inst = server("-p", "2", "--stats", name)
+    doc = stats("\0" + name[1:])
+    assert doc["pid"] == inst.pid
+    fd = int(STATS_LINE.search(inst.log()).group(2))
+    master_socket = os.readlink(f"/proc/{inst.pid}/fd/{fd}")
+    assert master_socket.startswith("socket:")
+    first = inst.wait_workers(2)
+    os.kill(first[0], signal.SIGKILL)              # a respawned worker forks from the running loop
+    inst.wait_log("Respawned uWSGI worker")
+    workers = inst.wait_workers(2, exclude=[first[0]])
+    for pid in workers:                            # workers never hold the stats socket
+        held = {os.readlink(f"/proc/{pid}/fd/{n}") for n in os.listdir(f"/proc/{pid}/fd")}
+        assert master_socket not in held
+    for _ in range(6):
+        assert inst.get("/") == b"hello\n"
+    doc = wait_until(lambda: (d := stats("\0" + name[1:])) and
+                     sorted(w["pid"] for w in d["workers"]) == sorted(workers) and
+                     all(w["accepting"] for w in d["workers"]) and d, 5,
+                     what="the respawned worker in the stats")
+    assert sorted(w["respawn_count"] for w in doc["workers"]) == [1, 2]
+
+
+def test_listen_queue_while_paused(server, tmp_path):
+    path = str(tmp_path / "q.sock")
+    inst = server("-p", "1", "--stats", path, "--listen", "4")
+    assert stats(path)["sockets"][0]["max_queue"] == 4
+    inst.signal(signal.SIGTSTP)
+    wait_until(lambda: stats(path)["workers"][0]["status"] == "pause", 10, what="paused")
+    clients = []
+    try:
+        for _ in range(8):                           # more than the backlog holds
+            c = socket.socket()
+            c.setblocking(False)
+            c.connect_ex(("127.0.0.1", inst.port))
+            clients.append(c)
+        doc = wait_until(lambda: (d := stats(path)) and d["listen_queue"] >= 4 and d, 5,
+                         what="connections waiting in the accept queue")
+        assert doc["load"] == doc["listen_queue"] == doc["sockets"][0]["queue"]
+        doc = wait_until(lambda: (d := stats(path)) and d["listen_queue_errors"] >= 1 and d, 5,
+                         what="the full queue counted")
+        assert '*** uWSGI listen queue of socket "127.0.0.1:0" (fd: ' in inst.log()
+        assert " full !!! (" in inst.log()
+    finally:
+        for c in clients:
+            c.close()
+    inst.signal(signal.SIGTSTP)
+    wait_until(lambda: stats(path)["listen_queue"] == 0, 10, what="the queue drained")
+    assert inst.get("/") == b"hello\n"
+
+
 # ---- reloads ----------------------------------------------------------------------------------------
 
 def test_stats_after_reloads(server, tmp_path):
