@@ -123,6 +123,7 @@ class RackApp:
 
     # ---- a request -------------------------------------------------------------------
     def __call__(self, req) -> None:
+        started = time.monotonic()
         deadline = ruby_deadline(self.server.settings.harakiri)
         child = self.ready_child(deadline)
         try:
@@ -130,8 +131,9 @@ class RackApp:
         except wire.RubyTimeout:
             uri = req.vars.get("REQUEST_URI") or req.vars.get("PATH_INFO", "")
             child.kill()
-            logs.log(logs.HARAKIRI.format(pid=child.pid, wid=self.server.worker_id,
-                                          secs=self.server.settings.harakiri, uri=uri))
+            logs.log(logs.HARAKIRI.format(pid=child.pid, wid=self.server.worker_id, uri=uri,
+                                          elapsed=time.monotonic() - started,
+                                          secs=self.server.settings.harakiri))
             self.start(wait=False)
             raise RubyHarakiri(f"ruby child {child.pid} killed after --harakiri") from None
         except (wire.RubyGone, wire.ProtocolError) as e:

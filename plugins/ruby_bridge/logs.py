@@ -8,8 +8,8 @@ STARTED = "ruby bridge: worker {wid} started ruby child (pid: {pid}) for {app}"
 READY = "ruby bridge: ruby child (pid: {pid}) of worker {wid} is ready (ruby {ruby}, rack {rack}, {ms} ms)"
 BOOT_FAILED = "ruby bridge: ruby child (pid: {pid}) could not load {app}:\n{error}"
 DIED = "ruby bridge: ruby child (pid: {pid}) of worker {wid} died ({how}); starting a new one"
-HARAKIRI = ("ruby bridge: *** HARAKIRI: ruby child (pid: {pid}) of worker {wid} spent more than {secs}s "
-            "on {uri}: killed, starting a new one ***")
+HARAKIRI = ("ruby bridge: *** HARAKIRI: ruby child (pid: {pid}) of worker {wid} ran {uri} for "
+            "{elapsed:.1f}s (--harakiri {secs}): killed, starting a new one ***")
 STOPPED = "ruby bridge: ruby child (pid: {pid}) of worker {wid} stopped ({how})"
 
 

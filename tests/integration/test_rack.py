@@ -168,10 +168,13 @@ def test_client_leaving_stops_an_endless_body(ruby, server, tmp_path):
 
 
 def test_rack_errors_go_to_the_log(ruby, server, tmp_path):
-    inst = start_rack(server, tmp_path, "-p", "1")
+    inst = start_rack(server, tmp_path, "-p", "2")   # no master
     assert inst.get("/errors") == b"logged\n"
     inst.wait_log("rack.errors line from the app\n")
     inst.wait_log("rack.errors write from the app\n")
+    api = json.loads(inst.get("/api"))
+    assert api["masterpid"] == 0 and api["worker_id"] in (1, 2)
+    assert api["opt"].get("master") is None
 
 
 def test_bridge_validates_responses_and_sends_files(ruby, server, tmp_path):
