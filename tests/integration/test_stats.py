@@ -207,6 +207,44 @@ def test_stats_during_load_busy_and_pause(server, tmp_path):
     assert get(inst.port, "/")[0] == 200
 
 
+PYAPI_APP = """
+import json, os
+import uwsgi
+
+def application(environ, start_response):
+    first = uwsgi.workers()
+    try:
+        uwsgi.listen_queue(5)
+        bad_id = "no error"
+    except ValueError:
+        bad_id = "ValueError"
+    body = {"same_objects": first is uwsgi.workers() and first[0] is uwsgi.workers()[0],
+            "type": type(first).__name__, "total": uwsgi.total_requests(), "mem": uwsgi.mem(),
+            "queue": uwsgi.listen_queue(), "bad_id": bad_id, "pid": os.getpid(),
+            "status": [w["status"].decode() for w in first]}
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [json.dumps(body).encode()]
+"""
+
+
+def test_uwsgi_module_reads_the_same_accounting(server, tmp_path):
+    (tmp_path / "pyapi.py").write_text(PYAPI_APP)
+    path = str(tmp_path / "api.sock")
+    inst = server("--master", "-p", "2", "--stats", path, "--wsgi-file", "pyapi.py", app=False)
+    inst.wait_serving()
+    for _ in range(4):
+        inst.get("/")
+    served = total(settled(path))
+    info = json.loads(inst.get("/"))
+    assert info["type"] == "tuple" and info["same_objects"] is True      # PYAPI-6
+    assert info["total"] == served                                      # PYAPI-5, this one not yet
+    assert info["queue"] == 0 and info["bad_id"] == "ValueError"
+    rss, vsz = info["mem"]
+    assert 1_000_000 < rss <= vsz
+    assert sorted(info["status"]) == ["busy", "idle"]                   # itself, the other one
+    assert wait_until(lambda: total(stats(path)) == served + 1, 5, what="the last request counted")
+
+
 # ---- TCP, HTTP, minified ------------------------------------------------------------------------
 
 def test_stats_tcp_http_minified(server):
