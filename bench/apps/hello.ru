@@ -1,5 +1,6 @@
-# Rack hello world for the benchmark, beside the WSGI one:
+# Rack hello world for the benchmark: the same response as bench/apps/hello.py.
 #   uwsgi-py --master -p 1 --http-socket 127.0.0.1:8080 --disable-logging --rack bench/apps/hello.ru
-HELLO = ["Hello World"].freeze
+BODY = "Hello, World!".freeze
+HEADERS = { "Content-Type" => "text/plain", "Content-Length" => BODY.bytesize.to_s }.freeze
 
-run ->(_env) { [200, { "Content-Type" => "text/plain" }, HELLO] }
+run ->(_env) { [200, HEADERS.dup, [BODY]] }
