@@ -307,8 +307,6 @@ class Request:
     def start(self, status: str, headers: list[tuple[str, str]]) -> None:
         """Prepare the status line and headers; sent with the first body bytes."""
         code = int(status[:3])
-        self.status = code
-        self.started = True
         lines = []
         length = None
         has_connection = False
@@ -346,6 +344,8 @@ class Request:
         self.nheaders = len(lines)
         head = f"{proto} {status}\r\n{''.join(lines)}\r\n".encode("latin-1")
         self.hsize = len(head)
+        self.status = code
+        self.started = True
         self.pending = head
 
     def write(self, data: bytes) -> None:
