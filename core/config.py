@@ -10,7 +10,7 @@ import os
 import sys
 from typing import Any, Iterable, Iterator
 
-from .options import Option, OptionError, Registry, env_name, python_value
+from .options import Option, OptionError, Registry, python_value
 
 if sys.version_info >= (3, 11):
     import tomllib

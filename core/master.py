@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from . import actions, log, pidfile, signals
 from .handoff import PREFLIGHT, give
 from .scoreboard import DEAD, Scoreboard
-from .server import EXIT_APP_LOAD, Watch
+from .server import Watch
 from .spawner import ALL_SIGNALS, Spawner
 
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import APPS, children_of, group_pids, pid_alive, run_cli, wait_until
+from conftest import children_of, group_pids, pid_alive, run_cli, wait_until
 from uwsgi_py.proto import pack_uwsgi
 
 pytestmark = pytest.mark.timeout(60)

@@ -318,101 +318,16 @@ def test_graceful_reload_waits_for_inflight_ruby_request(ruby, server, tmp_path)
 
 # ---- through nginx: uwsgi_pass with uwsgi_modifier1 7 ---------------------------------------
 
-NGINX_CONF = """\
-master_process off;
-error_log {tmp}/nginx-error.log info;
-events {{ worker_connections 64; }}
-http {{
-    access_log {tmp}/nginx-access.log;
-    client_body_temp_path {tmp}/nginx-body;
-    proxy_temp_path {tmp}/nginx-proxy;
-    fastcgi_temp_path {tmp}/nginx-fastcgi;
-    uwsgi_temp_path {tmp}/nginx-uwsgi;
-    scgi_temp_path {tmp}/nginx-scgi;
-    server {{
-        listen 127.0.0.1:{port};
-        location ~ ^/rack(?<rack_path>/.*)$ {{
-            include {tmp}/uwsgi_params;
+# Debian's uwsgi_params sends PATH_INFO=$document_uri; the later uwsgi_param wins
+RACK_LOCATION = """\
+        location ~ ^/rack(?<rack_path>/.*)$ {
+            include /etc/nginx/uwsgi_params;
             uwsgi_param SCRIPT_NAME /rack;
             uwsgi_param PATH_INFO $rack_path;
             uwsgi_modifier1 7;
-            uwsgi_pass 127.0.0.1:{upstream};
-        }}
-        location / {{
-            include {tmp}/uwsgi_params;
-            uwsgi_param PATH_INFO $document_uri;
-            uwsgi_pass 127.0.0.1:{upstream};
-        }}
-    }}
-}}
+            uwsgi_pass 127.0.0.1:%d;
+        }
 """
-# what Debian's /etc/nginx/uwsgi_params sends, minus PATH_INFO (set per location above)
-UWSGI_PARAMS = """\
-uwsgi_param QUERY_STRING $query_string;
-uwsgi_param REQUEST_METHOD $request_method;
-uwsgi_param CONTENT_TYPE $content_type;
-uwsgi_param CONTENT_LENGTH $content_length;
-uwsgi_param REQUEST_URI $request_uri;
-uwsgi_param DOCUMENT_ROOT $document_root;
-uwsgi_param SERVER_PROTOCOL $server_protocol;
-uwsgi_param REQUEST_SCHEME $scheme;
-uwsgi_param HTTPS $https if_not_empty;
-uwsgi_param REMOTE_ADDR $remote_addr;
-uwsgi_param REMOTE_PORT $remote_port;
-uwsgi_param SERVER_PORT $server_port;
-uwsgi_param SERVER_NAME $server_name;
-"""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture
-def nginx(tmp_path):
-    """Factory: ``nginx(upstream_port)`` runs nginx (a child of the test) in front of it."""
-    binary = require_tool("nginx")
-    procs: list[subprocess.Popen] = []
-
-    def start(upstream: int) -> int:
-        (tmp_path / "uwsgi_params").write_text(UWSGI_PARAMS)
-        conf = tmp_path / "nginx.conf"
-        # nginx needs a port number in its config, so this one is found by binding :0 and
-        # closing: another process may take it first, hence a few attempts.
-        for attempt in range(5):
-            port = free_port()
-            conf.write_text(NGINX_CONF.format(tmp=tmp_path, port=port, upstream=upstream))
-            with open(tmp_path / f"nginx-{attempt}.out", "wb") as out:
-                proc = subprocess.Popen(
-                    [binary, "-p", str(tmp_path), "-c", str(conf), "-e", str(tmp_path / "nginx-error.log"),
-                     "-g", f"daemon off; pid {tmp_path}/nginx.pid;"],
-                    stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                    start_new_session=True)
-            procs.append(proc)
-
-            def listening():
-                if proc.poll() is not None:
-                    return "exited"
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    return "up"
-                except OSError:
-                    return None
-            if wait_until(listening, 10, what="nginx to listen") == "up":
-                return port
-        raise AssertionError("nginx could not start:\n" + (tmp_path / "nginx-error.log").read_text())
-
-    yield start
-    for proc in procs:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
 
 
 def test_through_nginx_with_uwsgi_modifier1_7(ruby, server, nginx, tmp_path):
@@ -421,7 +336,7 @@ def test_through_nginx_with_uwsgi_modifier1_7(ruby, server, nginx, tmp_path):
     inst = server("--socket", "127.0.0.1:0", "--rack", "rack_app.ru", "--master", "-p", "2",
                   http=False)
     upstream = int(UWSGI_PORT_RE.search(inst.wait_log("port auto-assigned")).group(1))
-    inst.port = nginx(upstream)
+    inst.port = nginx(upstream, RACK_LOCATION % upstream)
     wait_until(lambda: inst.request("/rack/", timeout=5)[0] == 200, 15, what="nginx -> rack")
     assert inst.get("/rack/") == b"hello from rack\n"
     assert inst.get("/python") == b"hello\n"          # modifier1 0 still reaches WSGI
