@@ -29,6 +29,7 @@ PIDFILE = "writing pidfile to {path}"
 # ---- workers ---------------------------------------------------------------
 DAMN_SIGNAL = "DAMN ! worker {id} (pid: {pid}) died, killed by signal {sig} :( trying respawn ..."
 DAMN = "DAMN ! worker {id} (pid: {pid}) died :( trying respawn ..."
+EXIT_STATUS = "worker {id} (pid: {pid}) exited with status {code}"
 KILLED_OK = "worker {id} killed successfully (pid: {pid})"
 RESPAWNED = "Respawned uWSGI worker {id} (new pid: {pid})"
 BURIED = "worker {id} buried after {secs} seconds"

@@ -175,6 +175,7 @@ class Spawner:
             log.log(log.DAMN_SIGNAL.format(id=child.id, pid=pid, sig=-code))
         elif code != EXIT_GRACEFUL_IDLE:
             log.log(log.DAMN.format(id=child.id, pid=pid))
+            log.log(log.EXIT_STATUS.format(id=child.id, pid=pid, code=code))
         self.schedule_respawn(child.id, now)
 
     def close_ctl(self, child) -> None:

@@ -325,3 +325,41 @@ def test_socket_options_declared_from_app_dir(server):
     assert info["masterpid"] == inst.pid
     assert info["version"] == "2.0.31"
     assert inst.pid not in children_of(inst.pid)
+
+
+def test_callable_exc_info_and_unbuilt_api(server, tmp_path):
+    (tmp_path / "extra.py").write_text(textwrap.dedent("""
+        import sys
+        import uwsgi
+        def app(environ, start_response):
+            path = environ["PATH_INFO"]
+            if path == "/exc":
+                start_response("200 OK", [("Content-Type", "text/plain")])
+                try:
+                    raise ValueError("late")
+                except ValueError:
+                    start_response("503 Service Unavailable", [("Content-Type", "text/plain")],
+                                   sys.exc_info())
+                return [b"replaced"]
+            if path == "/stub":
+                try:
+                    uwsgi.cache_get("x")
+                except NotImplementedError as e:
+                    start_response("200 OK", [])
+                    return [str(e).encode()]
+            start_response("200 OK", [])
+            return [b"named callable"]
+    """))
+    inst = server("--master", "--wsgi-file", "extra.py", "--callable", "app", app=False)
+    inst.wait_serving()
+    assert inst.get("/") == b"named callable"
+    assert inst.request("/exc") == (503, b"replaced")
+    assert b"uwsgi.cache_get() is not available in uwsgi-py" in inst.get("/stub")
+
+
+def test_all_interfaces_address(server):
+    inst = server("--master", "--http-socket", ":0", http=False)
+    import re
+    port = int(re.search(r"bound to TCP address 0\.0\.0\.0:(\d+)", inst.wait_log("bound to")).group(1))
+    inst.port = port
+    inst.wait_serving()

@@ -183,6 +183,7 @@ def test_worker_signal_table(server):
     # INT / TERM: exit at once, DAMN line, respawn
     os.kill(w2, signal.SIGINT)
     inst.wait_log(f"DAMN ! worker 2 (pid: {w2}) died :( trying respawn ...")
+    inst.wait_log(f"worker 2 (pid: {w2}) exited with status 30")
     w1b, w2b = sorted(inst.wait_workers(2, exclude=(w1, w2)))
     os.kill(w2b, signal.SIGTERM)
     inst.wait_log(f"DAMN ! worker 2 (pid: {w2b}) died :( trying respawn ...")
