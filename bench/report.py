@@ -1,0 +1,172 @@
+"""The results table (markdown) and the issue's targets, from run.py's results dict."""
+from __future__ import annotations
+
+import math
+import statistics
+
+NAMES = {"uwsgi-py": "uwsgi-py", "uwsgi-py-ka": "uwsgi-py", "uwsgi": "uWSGI", "gunicorn": "gunicorn"}
+
+
+def med(values) -> float:
+    values = [v for v in values or () if not (isinstance(v, float) and math.isnan(v))]
+    return statistics.median(values) if values else float("nan")
+
+
+def fmt(v: float, digits: int = 0) -> str:
+    if v is None or isinstance(v, float) and math.isnan(v):
+        return "-"
+    return f"{v:,.{digits}f}"
+
+
+def ratio(a: float, b: float) -> float:
+    if not b or math.isnan(a) or math.isnan(b):
+        return float("nan")
+    return a / b
+
+
+def _tp(results, mode, key, field):
+    return med([r[field] for r in results.get("throughput", {}).get(mode, {}).get(key, [])])
+
+
+def metrics(results: dict) -> dict:
+    """Medians per server: the numbers the table and the targets use."""
+    m: dict = {}
+    for mode, ours in (("keepalive", "uwsgi-py-ka"), ("close", "uwsgi-py")):
+        for name, key in (("ours", ours), ("uwsgi", "uwsgi"), ("gunicorn", "gunicorn")):
+            for field in ("rps", "p50_ms", "p99_ms"):
+                m[(mode, name, field)] = _tp(results, mode, key, field)
+        rack = "rack-ka" if mode == "keepalive" else "rack"
+        for field in ("rps", "p50_ms", "p99_ms"):
+            m[(mode, "rack", field)] = _tp(results, mode, rack, field)
+    pss = results.get("pss_kib", {})
+    m["pss"] = {k: med(v) / 1024 for k, v in pss.items()}
+    m["cold"] = {k: med(v) for k, v in results.get("cold_start_ms", {}).items()}
+    return m
+
+
+def targets(results: dict, m: dict) -> list[tuple[str, str, bool | None]]:
+    """(target, measured, met) for each target of issue 9; met is None when not measured."""
+    out = []
+
+    def add(name, value, goal, higher=True, unit="x"):
+        if value is None or math.isnan(value):
+            out.append((name, "not measured", None))
+            return
+        met = value >= goal if higher else value <= goal
+        out.append((name, f"{value:.2f}{unit}" if unit == "x" else f"{value:.0f} {unit}", met))
+
+    add("hello rps, Connection: close >= 1.0x uWSGI",
+        ratio(m[("close", "ours", "rps")], m[("close", "uwsgi", "rps")]), 1.0)
+    add("hello rps, keep-alive >= 2.0x uWSGI --http-socket",
+        ratio(m[("keepalive", "ours", "rps")], m[("keepalive", "uwsgi", "rps")]), 2.0)
+    add("hello rps, keep-alive >= 3.0x gunicorn sync",
+        ratio(m[("keepalive", "ours", "rps")], m[("keepalive", "gunicorn", "rps")]), 3.0)
+    add("hello rps, Connection: close >= 3.0x gunicorn sync",
+        ratio(m[("close", "ours", "rps")], m[("close", "gunicorn", "rps")]), 3.0)
+    pss = m["pss"]
+    add("PSS (master + 2 workers) <= uWSGI's", ratio(pss.get("uwsgi-py", float("nan")),
+                                                       pss.get("uwsgi", float("nan"))), 1.0, higher=False)
+    add("cold start (exec to first 200) <= 100 ms", m["cold"].get("uwsgi-py", float("nan")), 100,
+        higher=False, unit="ms")
+    rl = results.get("reload", {}).get("uwsgi-py")
+    if rl:
+        n = rl["reloads"]
+        out.append((f"{n} graceful reloads under load: 0 failed", f"{rl['failed']} failed",
+                    rl["failed"] == 0))
+        gap = rl["reloading"]["max_gap_ms"]
+        out.append(("longest gap with no completed request < 100 ms", f"{gap:.0f} ms", gap < 100))
+        r = ratio(rl["reloading"]["p99_ms"], rl["steady"]["p99_ms"]) if rl["steady"] else float("nan")
+        add("p99 during reloads <= 2x steady state", r, 2.0, higher=False)
+    bu = results.get("burst", {}).get("uwsgi-py")
+    if bu:
+        out.append(("200-client burst with reloads: 0 failed", f"{bu['failed']} failed of "
+                    f"{bu['ok'] + bu['failed']}", bu["failed"] == 0))
+    return out
+
+
+def markdown(results: dict) -> str:
+    m = metrics(results)
+    v = results.get("versions", {})
+    cfg = results.get("config", {})
+    lines = [
+        f"# Benchmark: uwsgi-py vs uWSGI vs gunicorn ({v.get('date', '')})",
+        "",
+        f"Machine: {v.get('nproc')} CPUs, {v.get('cpu')}, Linux {v.get('kernel')}. "
+        f"Python {v.get('python')}, uWSGI {v.get('uwsgi')}, gunicorn {v.get('gunicorn')}, "
+        f"uwsgi-py {v.get('uwsgi-py')} ({v.get('uwsgi-py commit')}), {v.get('wrk')}.",
+        f"2 workers each, loopback, request logging off; wrk -t2 -c16 --latency, "
+        f"{cfg.get('rounds')} x {cfg.get('duration')} s per server and mode, interleaved; "
+        f"medians. Run took {results.get('elapsed_s')} s.",
+        "",
+    ]
+    if "throughput" in results or "cold_start_ms" in results:
+        lines += ["| hello world | uwsgi-py | uWSGI | gunicorn | uwsgi-py / uWSGI | uwsgi-py / gunicorn |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: |"]
+        for mode, label in (("keepalive", "keep-alive"), ("close", "Connection: close")):
+            for field, unit, digits in (("rps", "requests/s", 0), ("p50_ms", "p50 ms", 2),
+                                        ("p99_ms", "p99 ms", 2)):
+                a, b, c = (m[(mode, n, field)] for n in ("ours", "uwsgi", "gunicorn"))
+                if all(math.isnan(x) for x in (a, b, c)):
+                    continue
+                lines.append(f"| {unit}, {label} | {fmt(a, digits)} | {fmt(b, digits)} | {fmt(c, digits)} "
+                             f"| {fmt(ratio(a, b), 2)}x | {fmt(ratio(a, c), 2)}x |")
+        pss = m["pss"]
+        if pss:
+            a, b, c = (pss.get(k, float("nan")) for k in ("uwsgi-py", "uwsgi", "gunicorn"))
+            lines.append(f"| PSS MiB, master + workers | {fmt(a, 1)} | {fmt(b, 1)} | {fmt(c, 1)} "
+                         f"| {fmt(ratio(a, b), 2)}x | {fmt(ratio(a, c), 2)}x |")
+        cold = m["cold"]
+        if cold:
+            a, b, c = (cold.get(k, float("nan")) for k in ("uwsgi-py", "uwsgi", "gunicorn"))
+            lines.append(f"| cold start ms, exec to first 200 | {fmt(a)} | {fmt(b)} | {fmt(c)} "
+                         f"| {fmt(ratio(a, b), 2)}x | {fmt(ratio(a, c), 2)}x |")
+        lines.append("")
+        if not math.isnan(m[("close", "rack", "rps")]):
+            lines += ["| Rack hello world (uwsgi-py --rack) | requests/s | p50 ms | p99 ms | vs uWSGI WSGI |",
+                      "| --- | ---: | ---: | ---: | ---: |"]
+            for mode, label in (("keepalive", "keep-alive (--http-keepalive)"),
+                                ("close", "Connection: close")):
+                r = m[(mode, "rack", "rps")]
+                lines.append(f"| {label} | {fmt(r)} | {fmt(m[(mode, 'rack', 'p50_ms')], 2)} "
+                             f"| {fmt(m[(mode, 'rack', 'p99_ms')], 2)} "
+                             f"| {fmt(ratio(r, m[(mode, 'uwsgi', 'rps')]), 2)}x |")
+            lines.append("")
+    for phase, title in (("reload", "Reload under load"), ("burst", "Burst")):
+        data = results.get(phase)
+        if not data:
+            continue
+        any_r = next(iter(data.values()))
+        if phase == "reload":
+            lines.append(f"{title}: 50 ms app, {any_r['clients']} clients (new connection per request, "
+                         f"{cfg.get('timeout')} s timeout), {cfg.get('steady')} s steady, then SIGHUP "
+                         f"every {cfg.get('every')} s x {any_r['reloads']}.")
+            lines += ["", "| server | ok | failed (by kind) | longest gap, reloading | longest gap, steady "
+                      "| p50 / p99 ms steady | p50 / p99 ms reloading | p99 ratio | workers replaced |",
+                      "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | --- |"]
+        else:
+            lines.append(f"{title}: 50 ms app, 200 clients at once (new connection per request, "
+                         f"{cfg.get('timeout')} s timeout), SIGHUP every {cfg.get('every')} s "
+                         f"x {any_r['reloads']}; default listen backlog of each server.")
+            lines += ["", "| server | ok | failed (by kind) | p50 / p99 ms |", "| --- | ---: | --- | ---: |"]
+        for key, r in data.items():
+            kinds = ", ".join(f"{k} {n}" for k, n in sorted(r["all_failed_by_kind"].items()))
+            failed = f"{r['failed']}" + (f" ({kinds})" if kinds else "")
+            rl, st = r["reloading"], r["steady"]
+            if phase == "reload":
+                lines.append(
+                    f"| {NAMES.get(key, key)} | {r['ok']} | {failed} | {fmt(rl['max_gap_ms'])} ms "
+                    f"| {fmt(st['max_gap_ms'])} ms | {fmt(st['p50_ms'])} / {fmt(st['p99_ms'])} "
+                    f"| {fmt(rl['p50_ms'])} / {fmt(rl['p99_ms'])} "
+                    f"| {fmt(ratio(rl['p99_ms'], st['p99_ms']), 2)}x "
+                    f"| {'yes' if r['workers_replaced'] else 'NO'} |")
+            else:
+                lines.append(f"| {NAMES.get(key, key)} | {r['ok']} | {failed} "
+                             f"| {fmt(rl['p50_ms'])} / {fmt(rl['p99_ms'])} |")
+        lines.append("")
+    lines += ["| target (issue 9) | measured | met |", "| --- | --- | --- |"]
+    for name, measured, met in targets(results, m):
+        lines.append(f"| {name} | {measured} | {'-' if met is None else 'yes' if met else '**no**'} |")
+    lines.append("")
+    for note in results.get("notes", []):
+        lines.append(f"Note: {note}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,313 @@
+#!/usr/bin/env python3
+"""uwsgi-py against real uWSGI 2.0.31 and gunicorn, side by side in one run.
+
+    python3 bench/run.py              # full run, ~6 minutes
+    python3 bench/run.py --quick      # smoke run, ~1.5 minutes
+    python3 bench/run.py --reloads 100 --only reload --servers uwsgi-py
+
+Creates bench/.venv (uWSGI compiled from source the first time, gunicorn,
+uwsgi-py itself as an editable install), installs wrk with apt-get if it is
+missing, then measures, interleaving the servers A B C A B C:
+
+- hello-world throughput and latency (wrk -t2 -c16 --latency), with keep-alive
+  and with ``Connection: close``
+- memory: PSS of master + workers after the load
+- cold start: exec to the first 200
+- reload under load: a 50 ms app, a bounded client pool, SIGHUP every 2 s
+- burst: 200 clients against the 50 ms app, SIGHUP every 2 s
+
+Results go to bench/results/latest.md and latest.json. Loopback only.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import load  # noqa: E402
+import report  # noqa: E402
+import servers as S  # noqa: E402
+
+UWSGI_VERSION = "2.0.31"
+
+
+# ---- setup ---------------------------------------------------------------------
+def pip(*args: str) -> None:
+    subprocess.run([str(S.VENV / "bin" / "python"), "-m", "pip", "install", "-q", *args], check=True)
+
+
+def venv_has(code: str) -> bool:
+    return subprocess.run([str(S.VENV / "bin" / "python"), "-c", code], capture_output=True).returncode == 0
+
+
+def setup() -> None:
+    if not (S.VENV / "bin" / "python").exists():
+        print(f"creating {S.VENV}", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(S.VENV)], check=True)
+    uwsgi = S.VENV / "bin" / "uwsgi"
+    have = subprocess.run([str(uwsgi), "--version"], capture_output=True, text=True).stdout.strip() \
+        if uwsgi.exists() else ""
+    if have != UWSGI_VERSION:
+        print(f"installing uwsgi=={UWSGI_VERSION} (compiles from source, a few minutes)", flush=True)
+        pip(f"uwsgi=={UWSGI_VERSION}")
+    if not venv_has("import gunicorn"):
+        pip("gunicorn")
+    core = str(S.ROOT / "core")
+    if not venv_has(f"import uwsgi_py, os, sys; sys.exit(os.path.dirname(uwsgi_py.__file__) != {core!r})"):
+        print("installing uwsgi-py (editable) into the bench venv", flush=True)
+        pip("-e", str(S.ROOT))
+    if shutil.which("wrk") is None:
+        print("installing wrk (apt-get)", flush=True)
+        subprocess.run(["apt-get", "install", "-y", "wrk"], check=True)
+
+
+def versions() -> dict:
+    py = str(S.VENV / "bin" / "python")
+
+    def out(cmd):
+        return subprocess.run(cmd, capture_output=True, text=True).stdout.strip()
+
+    cpu = ""
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return {
+        "date": time.strftime("%Y-%m-%d %H:%M %Z"),
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "kernel": platform.release(),
+        "python": out([py, "-c", "import sys; print(sys.version.split()[0])"]),
+        "uwsgi": out([str(S.VENV / "bin" / "uwsgi"), "--version"]),
+        "gunicorn": out([py, "-c", "import gunicorn; print(gunicorn.__version__)"]),
+        "uwsgi-py": out([py, "-c", "import uwsgi_py; print(uwsgi_py.__version__)"]),
+        "uwsgi-py commit": out(["git", "-C", str(S.ROOT), "rev-parse", "--short", "HEAD"]),
+        "wrk": out(["sh", "-c", "wrk --version 2>&1 | head -1"]).split(" [")[0],
+    }
+
+
+# ---- wrk -------------------------------------------------------------------------
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}
+
+
+def _ms(text: str) -> float:
+    m = re.match(r"([\d.]+)(us|ms|s|m)$", text)
+    return float(m.group(1)) * _UNITS[m.group(2)] if m else float("nan")
+
+
+def wrk(port: int, duration: float, close: bool, connections: int = 16) -> dict:
+    cmd = ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency", "--timeout", "5s"]
+    if close:
+        cmd += ["-H", "Connection: close"]
+    cmd.append(f"http://127.0.0.1:{port}/")
+    text = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 30).stdout
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", text)
+    p50 = re.search(r"^\s+50%\s+(\S+)", text, re.M)
+    p99 = re.search(r"^\s+99%\s+(\S+)", text, re.M)
+    errs = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    return {
+        "rps": float(rps.group(1)) if rps else 0.0,
+        "p50_ms": _ms(p50.group(1)) if p50 else float("nan"),
+        "p99_ms": _ms(p99.group(1)) if p99 else float("nan"),
+        "errors": {k: int(v) for k, v in zip(("connect", "read", "write", "timeout"), errs.groups())}
+        if errs else {},
+        "non2xx": int(non2xx.group(1)) if non2xx else 0,
+    }
+
+
+# ---- phases ----------------------------------------------------------------------
+def throughput(cfg, logdir: Path, results: dict) -> None:
+    """Every server up at once, idle ones cost nothing; wrk runs interleaved."""
+    plan = {"keepalive": [S.UWSGI_PY_KA, S.UWSGI, S.GUNICORN], "close": [S.UWSGI_PY, S.UWSGI, S.GUNICORN]}
+    if cfg.rack:
+        plan["keepalive"].append(S.RACK_KA)
+        plan["close"].append(S.RACK)
+    plan = {mode: [s for s in group if s.kind in cfg.servers] for mode, group in plan.items()}
+    specs = {s.key: s for group in plan.values() for s in group}
+    running = {}
+    try:
+        for key, spec in specs.items():
+            run = S.start(spec, spec.app, logdir)
+            try:
+                S.wait_ready(run, deadline=30)
+            except RuntimeError as e:
+                S.stop(run)
+                if spec.key.startswith("rack"):
+                    results.setdefault("notes", []).append(f"Rack row skipped: {str(e).splitlines()[0]}")
+                    continue
+                raise
+            running[key] = run
+        for run in running.values():  # warm up (imports, caches, page faults)
+            wrk(run.port, 1, close=False)
+        out = results.setdefault("throughput", {})
+        for rnd in range(cfg.rounds):
+            for mode, group in plan.items():
+                for spec in group:
+                    run = running.get(spec.key)
+                    if run is None:
+                        continue
+                    r = wrk(run.port, cfg.duration, close=(mode == "close"))
+                    out.setdefault(mode, {}).setdefault(spec.key, []).append(r)
+                    print(f"  round {rnd + 1} {mode:9} {spec.label:42} {r['rps']:9.0f} rps  "
+                          f"p50 {r['p50_ms']:.2f} ms  p99 {r['p99_ms']:.2f} ms", flush=True)
+            for key, run in running.items():
+                results.setdefault("pss_kib", {}).setdefault(key, []).append(S.pss_kib(run.pid))
+    finally:
+        for run in running.values():
+            S.stop(run)
+
+
+def cold_start(cfg, logdir: Path, results: dict) -> None:
+    specs = [s for s in (S.UWSGI_PY, S.UWSGI, S.GUNICORN) if s.kind in cfg.servers]
+    out = results.setdefault("cold_start_ms", {})
+    for rep in range(cfg.cold_reps):
+        for spec in specs:
+            run = S.start(spec, "hello", logdir, tag=f"-cold{rep}")
+            try:
+                out.setdefault(spec.key, []).append(S.wait_ready(run, deadline=30) * 1000)
+            finally:
+                S.stop(run)
+        print("  cold start " + "  ".join(f"{k} {v[-1]:.0f} ms" for k, v in out.items()), flush=True)
+
+
+def under_reloads(spec, cfg, logdir: Path, clients: int, steady: float, reloads: int,
+                  every: float, timeout: float) -> dict:
+    """A pool of ``clients`` against the slow app: ``steady`` s without reloads, then
+    SIGHUP every ``every`` s, ``reloads`` times; drained before the server stops."""
+    run = S.start(spec, "slow", logdir, tag=f"-c{clients}")
+    try:
+        S.wait_ready(run, deadline=30)
+        before = set(S.descendants(run.pid)) - {run.pid}
+        pool = load.Pool(run.port, clients, timeout).start()
+        t0 = time.monotonic()
+        time.sleep(steady)
+        t1 = time.monotonic()
+        for _ in range(reloads):
+            os.kill(run.pid, signal.SIGHUP)
+            time.sleep(every)
+        t2 = time.monotonic()
+        pool.running = False
+        for t in pool.threads:
+            t.join(timeout + 2)
+        after = set(S.descendants(run.pid)) - {run.pid}
+        alive = run.proc.poll() is None
+    finally:
+        S.stop(run)
+    pool.stop()
+    result = {
+        "steady": load.summarize(pool.records, t0, t1) if steady else None,
+        "reloading": load.summarize(pool.records, t1, t2),
+        "all_failed_by_kind": {},
+        "reloads": reloads,
+        "clients": clients,
+        "workers_replaced": bool(before) and not (before & after),
+        "master_survived": alive,
+    }
+    for r in pool.records:
+        if r[2] != "ok":
+            result["all_failed_by_kind"][r[2]] = result["all_failed_by_kind"].get(r[2], 0) + 1
+    result["failed"] = sum(result["all_failed_by_kind"].values())
+    result["ok"] = sum(1 for r in pool.records if r[2] == "ok")
+    return result
+
+
+def reload_phase(cfg, logdir: Path, results: dict) -> None:
+    out = results.setdefault("reload", {})
+    for spec in (S.UWSGI_PY, S.UWSGI, S.GUNICORN):
+        if spec.kind not in cfg.servers:
+            continue
+        r = under_reloads(spec, cfg, logdir, clients=cfg.clients, steady=cfg.steady,
+                          reloads=cfg.reloads, every=cfg.every, timeout=cfg.timeout)
+        out[spec.key] = r
+        rl, st = r["reloading"], r["steady"]
+        print(f"  reload {spec.label:30} failed {r['failed']} {r['all_failed_by_kind'] or ''} "
+              f"max gap {rl['max_gap_ms']:.0f} ms  p99 {st['p99_ms']:.0f} -> {rl['p99_ms']:.0f} ms  "
+              f"ok {r['ok']}", flush=True)
+
+
+def burst_phase(cfg, logdir: Path, results: dict) -> None:
+    out = results.setdefault("burst", {})
+    for spec in (S.UWSGI_PY, S.UWSGI, S.GUNICORN):
+        if spec.kind not in cfg.servers:
+            continue
+        r = under_reloads(spec, cfg, logdir, clients=200, steady=0, reloads=cfg.burst_reloads,
+                          every=cfg.every, timeout=cfg.timeout)
+        out[spec.key] = r
+        print(f"  burst  {spec.label:30} failed {r['failed']} {r['all_failed_by_kind'] or ''} "
+              f"ok {r['ok']}  p99 {r['reloading']['p99_ms']:.0f} ms", flush=True)
+
+
+# ---- main ------------------------------------------------------------------------
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="smoke run (~1.5 minutes)")
+    p.add_argument("--rounds", type=int, help="wrk rounds per server and mode (default 3, quick 1)")
+    p.add_argument("--duration", type=float, help="seconds per wrk run (default 5, quick 2)")
+    p.add_argument("--reloads", type=int, help="SIGHUPs in the reload run (default 10, quick 3)")
+    p.add_argument("--every", type=float, default=2.0, help="seconds between SIGHUPs (default 2)")
+    p.add_argument("--clients", type=int, default=4, help="client pool of the reload run (default 4)")
+    p.add_argument("--timeout", type=float, default=10.0, help="client timeout, seconds (default 10)")
+    p.add_argument("--servers", default="uwsgi-py,uwsgi,gunicorn",
+                   help="comma-separated subset of uwsgi-py,uwsgi,gunicorn")
+    p.add_argument("--only", default="throughput,cold,reload,burst",
+                   help="comma-separated subset of throughput,cold,reload,burst")
+    p.add_argument("--no-rack", action="store_true", help="skip the Rack row")
+    p.add_argument("--no-setup", action="store_true", help="use bench/.venv as it is")
+    p.add_argument("--out", default=str(S.BENCH / "results"), help="results directory")
+    cfg = p.parse_args(argv)
+    quick = cfg.quick
+    cfg.rounds = cfg.rounds or (1 if quick else 3)
+    cfg.duration = cfg.duration or (2 if quick else 5)
+    cfg.reloads = cfg.reloads if cfg.reloads is not None else (3 if quick else 10)
+    cfg.burst_reloads = 2 if quick else 6
+    cfg.steady = 2.0 if quick else 5.0
+    cfg.cold_reps = 3 if quick else 7
+    cfg.servers = [s.strip() for s in cfg.servers.split(",") if s.strip()]
+    cfg.only = [s.strip() for s in cfg.only.split(",") if s.strip()]
+    cfg.rack = not cfg.no_rack and "uwsgi-py" in cfg.servers and shutil.which("ruby") is not None
+    return cfg
+
+
+def main(argv=None) -> int:
+    cfg = parse_args(argv)
+    if not cfg.no_setup:
+        setup()
+    results: dict = {"config": {k: v for k, v in vars(cfg).items()}, "versions": versions()}
+    if shutil.which("ruby") is None and "uwsgi-py" in cfg.servers:
+        results.setdefault("notes", []).append("Rack row skipped: ruby is not installed")
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="uwsgi-py-bench-") as tmp:
+        logdir = Path(tmp)
+        phases = {"throughput": throughput, "cold": cold_start, "reload": reload_phase,
+                  "burst": burst_phase}
+        for name in cfg.only:
+            print(f"== {name}", flush=True)
+            phases[name](cfg, logdir, results)
+    results["elapsed_s"] = round(time.monotonic() - started, 1)
+    outdir = Path(cfg.out)
+    outdir.mkdir(parents=True, exist_ok=True)
+    text = report.markdown(results)
+    (outdir / "latest.md").write_text(text)
+    (outdir / "latest.json").write_text(json.dumps(results, indent=1, default=str))
+    print()
+    print(text)
+    print(f"written to {outdir / 'latest.md'} ({results['elapsed_s']} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

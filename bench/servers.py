@@ -1,0 +1,190 @@
+"""The servers under test: how each one is started, probed, measured and stopped.
+
+Every server runs in its own session (process group) and is stopped by that
+group id; nothing is ever killed by name. Request logging is off for all of
+them (uWSGI and uwsgi-py: ``--disable-logging``; gunicorn logs no access log
+unless asked), and their startup logs go to a file in the run's temp dir.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+VENV = BENCH / ".venv"
+APPS = BENCH / "apps"
+WORKERS = 2
+
+
+def free_port() -> int:
+    """A port the kernel picked for us just now (bench only: a tiny race is fine here)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Spec:
+    """One server configuration: ``argv(app, port)`` builds its command line."""
+
+    key: str            # short name in tables
+    label: str
+    kind: str           # uwsgi-py | uwsgi | gunicorn
+    app: str            # "hello" / "slow" (WSGI) or "hello.ru" (Rack)
+    keepalive: bool = False
+    stop_signal: int = signal.SIGINT
+
+    def argv(self, app: str, port: int) -> list[str]:
+        addr = f"127.0.0.1:{port}"
+        py = str(VENV / "bin" / "python")
+        if self.kind == "uwsgi-py":
+            cmd = [py, "-m", "uwsgi_py", "--master", "-p", str(WORKERS), "--http-socket", addr,
+                   "--disable-logging"]
+            cmd += ["--rack", str(APPS / app)] if app.endswith(".ru") else \
+                ["--wsgi-file", str(APPS / f"{app}.py")]
+            if self.keepalive:
+                cmd.append("--http-keepalive")
+            return cmd
+        if self.kind == "uwsgi":
+            return [str(VENV / "bin" / "uwsgi"), "--master", "-p", str(WORKERS), "--http-socket", addr,
+                    "--wsgi-file", str(APPS / f"{app}.py"), "--disable-logging"]
+        if self.kind == "gunicorn":
+            return [str(VENV / "bin" / "gunicorn"), "-w", str(WORKERS), "-k", "sync", "-b", addr,
+                    "--chdir", str(APPS), f"{app}:application"]
+        raise ValueError(self.kind)
+
+
+# uWSGI 2.0: INT/QUIT stop at once, TERM is a brutal reload; gunicorn: INT/TERM/QUIT stop
+UWSGI_PY = Spec("uwsgi-py", "uwsgi-py --http-socket", "uwsgi-py", "hello")
+UWSGI_PY_KA = Spec("uwsgi-py-ka", "uwsgi-py --http-socket --http-keepalive", "uwsgi-py", "hello",
+                   keepalive=True)
+UWSGI = Spec("uwsgi", "uWSGI 2.0.31 --http-socket", "uwsgi", "hello")
+GUNICORN = Spec("gunicorn", "gunicorn sync", "gunicorn", "hello", stop_signal=signal.SIGTERM)
+RACK = Spec("rack", "uwsgi-py --rack (close)", "uwsgi-py", "hello.ru")
+RACK_KA = Spec("rack-ka", "uwsgi-py --rack --http-keepalive", "uwsgi-py", "hello.ru",
+               keepalive=True)
+
+
+@dataclass
+class Running:
+    spec: Spec
+    proc: subprocess.Popen
+    port: int
+    app: str
+    log: Path
+    started: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def url(self, path: str = "/") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+
+def start(spec: Spec, app: str, logdir: Path, tag: str = "") -> Running:
+    port = free_port()
+    log = logdir / f"{spec.key}-{app.replace('.', '_')}{tag}-{port}.log"
+    out = open(log, "wb")
+    env = dict(os.environ)
+    env.pop("PYTHONPATH", None)
+    started = time.perf_counter()
+    proc = subprocess.Popen(spec.argv(app, port), stdin=subprocess.DEVNULL, stdout=out,
+                            stderr=subprocess.STDOUT, start_new_session=True, cwd=str(APPS),
+                            env=env)
+    out.close()
+    return Running(spec, proc, port, app, log, started)
+
+
+def get(port: int, path: str = "/", timeout: float = 2.0) -> int:
+    """One GET with Connection: close; the status code (raises OSError on failure)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(b"GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n" % path.encode())
+        data = b""
+        while b"\r\n" not in data:
+            chunk = s.recv(4096)
+            if not chunk:
+                raise ConnectionResetError("closed before the status line")
+            data += chunk
+        return int(data.split(b" ", 2)[1])
+
+
+def wait_ready(run: Running, deadline: float = 60.0, poll: float = 0.001) -> float:
+    """Seconds from exec to the first 200 (polling every ``poll`` s)."""
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        if run.proc.poll() is not None:
+            raise RuntimeError(f"{run.spec.label} exited with {run.proc.returncode}; "
+                               f"log: {run.log}\n{run.log.read_text(errors='replace')[-2000:]}")
+        try:
+            if get(run.port) == 200:
+                return time.perf_counter() - run.started
+        except OSError:
+            pass
+        time.sleep(poll)
+    raise RuntimeError(f"{run.spec.label} did not answer within {deadline} s; log: {run.log}")
+
+
+def descendants(pid: int) -> list[int]:
+    """``pid`` and every process below it (from /proc/*/stat parent links)."""
+    parents: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        ppid = int(stat[stat.rindex(b")") + 2:].split()[1])
+        parents.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(parents.get(p, ()))
+    return out
+
+
+def pss_kib(pid: int) -> int:
+    """PSS of ``pid`` and its descendants (master + workers), from smaps_rollup."""
+    total = 0
+    for p in descendants(pid):
+        try:
+            with open(f"/proc/{p}/smaps_rollup") as f:
+                for line in f:
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1])
+                        break
+        except OSError:
+            pass
+    return total
+
+
+def stop(run: Running, grace: float = 5.0) -> None:
+    """Stop signal to the master, then SIGKILL to the whole process group."""
+    pgid = run.proc.pid
+    if run.proc.poll() is None:
+        try:
+            os.kill(run.proc.pid, run.spec.stop_signal)
+        except ProcessLookupError:
+            pass
+        try:
+            run.proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            pass
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        run.proc.wait(5)
+    except subprocess.TimeoutExpired:
+        pass
