@@ -446,8 +446,10 @@ def uwsgitop_script() -> str:
     pytest.skip("uwsgitop is not installed (pip install uwsgitop==0.12)")
 
 
-def screen_of(command: list[str], want: list[str], timeout: float = 20.0) -> str:
-    """Run ``command`` on a 40x160 pty until every string in ``want`` was drawn; the screen bytes."""
+def screen_of(command: list[str], want: list[str], frames: tuple[str, int] = ("", 0),
+              timeout: float = 20.0) -> str:
+    """Run ``command`` on a 40x160 pty until every string in ``want`` was drawn and the
+    ``frames`` marker appeared that many times; the screen bytes."""
     master_fd, slave_fd = os.openpty()
     fcntl.ioctl(slave_fd, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 160, 0, 0))
     env = dict(os.environ, TERM="xterm", LINES="40", COLUMNS="160")
@@ -465,7 +467,8 @@ def screen_of(command: list[str], want: list[str], timeout: float = 20.0) -> str
                 except OSError:
                     break                      # the program exited and the pty closed
             text = screen.decode("utf-8", "replace")
-            if all(w in text for w in want) or proc.poll() is not None:
+            drawn = all(w in text for w in want) and text.count(frames[0]) >= frames[1]
+            if drawn or proc.poll() is not None:
                 break
         return screen.decode("utf-8", "replace")
     finally:
@@ -486,10 +489,16 @@ def test_uwsgitop_renders_our_instance(server, tmp_path):
     for _ in range(4):
         inst.get("/")
     pids = [str(p) for p in inst.wait_workers(2)]
-    want = [*pids, f"masterpid: {inst.pid}", "uwsgi-2.0.31", "WID", "idle"]
-    screen = screen_of([sys.executable, script, "--frequency", "1", path], want)
+    slow = in_background(inst.port, "/slow/4")        # one worker busy, one idle on screen
+    wait_until(lambda: any(w["status"] == "busy" for w in stats(path)["workers"]), 5,
+               what="a busy worker")
+    want = [*pids, f"masterpid: {inst.pid}", "uwsgi-2.0.31", "WID", "idle", "busy"]
+    header = "uwsgi-2.0.31 - "                       # drawn once per frame, every second
+    screen = screen_of([sys.executable, script, "--frequency", "1", path], want, (header, 3))
     missing = [w for w in want if w not in screen]
     assert not missing, f"uwsgitop did not show {missing}:\n{screen[-3000:]!r}"
+    assert screen.count(header) >= 3, "uwsgitop did not refresh"
+    slow.join(10)
     assert "Traceback" not in screen and "unable to get uWSGI statistics" not in screen
 
 
