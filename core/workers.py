@@ -104,9 +104,11 @@ class Worker:
 
     def _on_usr2(self, signum, frame) -> None:
         # one write for the whole block: every worker answers the master's USR2 at once
-        lines = [f"*** backtrace of {self.pid} ***",
-                 *(entry.rstrip("\n") for entry in traceback.format_stack(frame)),
-                 "*** end of backtrace ***"]
+        lines = [f"*** backtrace of {self.pid} ***"]
+        for tid, top in sys._current_frames().items():   # every thread, like faulthandler
+            lines.append(f"Thread 0x{tid:016x}:")
+            lines.extend(entry.rstrip("\n") for entry in traceback.format_stack(top))
+        lines.append("*** end of backtrace ***")
         if self.busy:
             lines.append(f"SIGUSR2: --- uWSGI worker {self.id} (pid: {self.pid}) is managing "
                          f"request {self.current_uri} since {time.ctime(self.busy_since)} ---")
