@@ -13,7 +13,8 @@ from urllib.parse import unquote_to_bytes
 HOSTNAME = socket.gethostname()
 
 _TOKEN = re.compile(rb"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
-_VERSION = {b"HTTP/1.1": (1, 1), b"HTTP/1.0": (1, 0)}
+_V11 = (1, 1)
+_VERSION = {b"HTTP/1.1": _V11, b"HTTP/1.0": (1, 0)}
 UWSGI_HEADER = struct.Struct("<BHB")
 U16 = struct.Struct("<H")
 
@@ -42,6 +43,25 @@ class Head:
         self.headers = 0
 
 
+# header name (bytes, as sent) -> (CGI key, kind); filled as names are seen
+_NAMES: dict[bytes, tuple[str, int]] = {}
+_NAMES_MAX = 1024
+_PLAIN, _CL, _CT, _TE, _CONN, _EXPECT = range(6)
+_KINDS = {b"content-length": _CL, b"content-type": _CT, b"transfer-encoding": _TE,
+          b"connection": _CONN, b"expect": _EXPECT}
+_METHODS: dict[bytes, str] = {}
+
+
+def _header_name(name: bytes) -> tuple[str, int]:
+    """The CGI key and kind of a header name, validated once per distinct spelling."""
+    if not name or not _TOKEN.match(name):
+        raise BadRequest("malformed header line")
+    entry = ("HTTP_" + name.decode("latin-1").upper().replace("-", "_"), _KINDS.get(name.lower(), _PLAIN))
+    if len(_NAMES) < _NAMES_MAX:
+        _NAMES[name] = entry
+    return entry
+
+
 def parse_http(buf: bytes | bytearray, limit: int, server_port: str, remote: str) -> Head | None:
     """Parse one HTTP/1.x head from ``buf`` (HTTP-1)."""
     end = buf.find(b"\r\n\r\n")
@@ -55,10 +75,12 @@ def parse_http(buf: bytes | bytearray, limit: int, server_port: str, remote: str
     if end > limit:
         raise BadRequest(f"request head larger than buffer-size ({limit})", 431)
     head = bytes(buf[:end])
-    start = 0
-    while head.startswith(b"\r\n", start):
-        start += 2
-    lines = head[start:].split(b"\r\n")
+    if head[:2] == b"\r\n":
+        start = 0
+        while head.startswith(b"\r\n", start):
+            start += 2
+        head = head[start:]
+    lines = head.split(b"\r\n")
     parts = lines[0].split(b" ")
     if len(parts) != 3:
         raise BadRequest("malformed request line")
@@ -66,25 +88,29 @@ def parse_http(buf: bytes | bytearray, limit: int, server_port: str, remote: str
     version = _VERSION.get(proto)
     if version is None:
         raise BadRequest("unsupported protocol version", 505 if proto.startswith(b"HTTP/") else 400)
-    if not _TOKEN.match(method):
-        raise BadRequest("invalid method")
-    if not target or target[0] not in b"/*" and not target.startswith((b"http://", b"https://")):
-        raise BadRequest("invalid request target")
-    if target.startswith((b"http://", b"https://")):
-        slash = target.find(b"/", target.find(b"//") + 2)
-        target = target[slash:] if slash > 0 else b"/"
-    path, _, query = target.partition(b"?")
-    try:
-        uri = target.decode("latin-1")
-        path_info = unquote_to_bytes(path).decode("latin-1")
-    except Exception:
-        raise BadRequest("invalid request target") from None
+    method_text = _METHODS.get(method)
+    if method_text is None:
+        if not _TOKEN.match(method):
+            raise BadRequest("invalid method")
+        method_text = method.decode("latin-1")
+        if len(_METHODS) < 64:
+            _METHODS[method] = method_text
+    if target[:1] != b"/":
+        if not target or target[0] != 42 and not target.startswith((b"http://", b"https://")):
+            raise BadRequest("invalid request target")
+        if target.startswith((b"http://", b"https://")):
+            slash = target.find(b"/", target.find(b"//") + 2)
+            target = target[slash:] if slash > 0 else b"/"
+    uri = target.decode("latin-1")
+    path, _, query = uri.partition("?")
+    if "%" in path:
+        path = unquote_to_bytes(path.encode("latin-1")).decode("latin-1")
     env = {
-        "REQUEST_METHOD": method.decode("latin-1"),
+        "REQUEST_METHOD": method_text,
         "REQUEST_URI": uri,
-        "PATH_INFO": path_info,
-        "QUERY_STRING": query.decode("latin-1"),
-        "SERVER_PROTOCOL": proto.decode("latin-1"),
+        "PATH_INFO": path,
+        "QUERY_STRING": query,
+        "SERVER_PROTOCOL": "HTTP/1.1" if version is _V11 else "HTTP/1.0",
         "SCRIPT_NAME": "",
         "SERVER_NAME": HOSTNAME,
         "SERVER_PORT": server_port,
@@ -96,36 +122,37 @@ def parse_http(buf: bytes | bytearray, limit: int, server_port: str, remote: str
     length = None
     te = None
     connection = b""
-    for line in lines[1:]:
+    names = _NAMES
+    del lines[0]
+    for line in lines:
         name, sep, value = line.partition(b":")
-        if not sep or not name or not _TOKEN.match(name):
+        if not sep:
             raise BadRequest("malformed header line")
+        key, kind = names.get(name) or _header_name(name)
         value = value.strip(b" \t")
-        lname = name.lower()
-        if lname == b"content-length":
-            if not value.isdigit():
-                raise BadRequest("invalid Content-Length")
-            if length is not None and int(value) != length:
-                raise BadRequest("conflicting Content-Length headers")
-            length = int(value)
-            env["CONTENT_LENGTH"] = value.decode("latin-1")
-            continue
-        if lname == b"content-type":
-            env["CONTENT_TYPE"] = value.decode("latin-1")
-            continue
-        if lname == b"transfer-encoding":
-            te = value.lower()
-        elif lname == b"connection":
-            connection = value.lower()
-        elif lname == b"expect":
-            if value.lower() == b"100-continue":
-                h.expect_continue = version == (1, 1)
-        key = "HTTP_" + name.decode("latin-1").upper().replace("-", "_")
+        if kind:
+            if kind == _CL:
+                if not value.isdigit():
+                    raise BadRequest("invalid Content-Length")
+                if length is not None and int(value) != length:
+                    raise BadRequest("conflicting Content-Length headers")
+                length = int(value)
+                env["CONTENT_LENGTH"] = value.decode("latin-1")
+                continue
+            if kind == _CT:
+                env["CONTENT_TYPE"] = value.decode("latin-1")
+                continue
+            if kind == _TE:
+                te = value.lower()
+            elif kind == _CONN:
+                connection = value.lower()
+            elif value.lower() == b"100-continue":
+                h.expect_continue = version is _V11
         if key in env:
             env[key] += "," + value.decode("latin-1")
         else:
             env[key] = value.decode("latin-1")
-    h.headers = len(lines) - 1
+    h.headers = len(lines)
     if te is not None:
         if te != b"chunked":
             raise BadRequest("unsupported Transfer-Encoding", 501)
@@ -134,7 +161,7 @@ def parse_http(buf: bytes | bytearray, limit: int, server_port: str, remote: str
         h.chunked = True
     else:
         h.length = length or 0
-    if version == (1, 1):
+    if version is _V11:
         h.keepalive = b"close" not in connection
     else:
         h.keepalive = b"keep-alive" in connection
