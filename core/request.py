@@ -72,7 +72,15 @@ class Conn:
             return
 
     def sendall(self, data) -> None:
-        view = memoryview(data)
+        try:
+            n = self.sock.send(data)    # the usual case: all of it in one call
+        except (BlockingIOError, InterruptedError):
+            n = 0
+        except OSError as e:
+            raise ClientGone(str(e)) from None
+        if n == len(data):
+            return
+        view = memoryview(data)[n:]
         while view:
             try:
                 n = self.sock.send(view)

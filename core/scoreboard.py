@@ -22,6 +22,8 @@ URI_SIZE = 256
 SLOT_SIZE = SLOT.size + URI_SIZE
 HEADER = struct.Struct("<qqB")
 _PID = struct.Struct("<i")  # total requests (master refresh), generation, paused
+_SINCE = struct.Struct("<d")
+_SINCE_AT = SLOT.size - 32   # busy_since: followed by signals, rss, vsz (3 x 8 bytes)
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 FIELDS = ("pid", "status", "accepting", "requests", "delta_requests", "exceptions", "tx",
           "running_time", "avg_rt", "last_spawn", "respawn_count", "harakiri_count",
@@ -135,10 +137,16 @@ class WorkerSlot:
                        self.signals, 0, 0)
 
     def busy(self, since: float, uri: str, env: dict | None = None) -> None:
-        if _PID.unpack_from(self.board.mem, self.off)[0] != self.pid:
+        mem, off = self.board.mem, self.off
+        if _PID.unpack_from(mem, off)[0] != self.pid:
             return
         if self.publish is not None:
             self.publish(env)  # before the status flips, so a reader never sees stale vars
-        self.board.mem[self.off + _PID.size] = BUSY  # the status byte follows the pid
-        struct.pack_into("<d", self.board.mem, self.off + SLOT.size - 32, since)
-        self.board.set_uri(self.wid, uri)
+        mem[off + _PID.size] = BUSY  # the status byte follows the pid
+        _SINCE.pack_into(mem, off + _SINCE_AT, since)
+        if uri.isascii() and len(uri) < URI_SIZE:
+            data = uri.encode() + b"\0"
+            start = off + SLOT.size
+            mem[start:start + len(data)] = data
+        else:
+            self.board.set_uri(self.wid, uri)

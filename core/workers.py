@@ -169,6 +169,16 @@ class Worker:
         self.listeners = {lst.fd: lst for lst in self.server.listeners}
         for fd in self.listeners:
             ep.register(fd, EXCLUSIVE)
+        # TCP_NODELAY once on each TCP listener: Linux copies it to every accepted
+        # socket, which saves a setsockopt() per connection
+        self.nodelay = set()
+        for lst in self.listeners.values():
+            if lst.sock.family != socket.AF_UNIX and sys.platform.startswith("linux"):
+                try:
+                    lst.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                    self.nodelay.add(lst.fd)
+                except OSError:
+                    pass
         ep.register(self.wake_r, EPOLLIN)
         if self.ctl_r >= 0:
             ep.register(self.ctl_r, EPOLLIN)
@@ -282,6 +292,8 @@ class Worker:
 
     def accept(self, lst) -> None:
         sock = lst.sock
+        unix = sock.family == socket.AF_UNIX
+        nodelay = lst.fd in self.nodelay
         for _ in range(64):
             if self.stopping:
                 return
@@ -293,13 +305,14 @@ class Worker:
                 log.log(f"accept(): {e.strerror}")
                 return
             client.setblocking(False)
-            if client.family == socket.AF_UNIX:
+            if unix:
                 remote = ""
             else:
                 remote = addr[0]
                 if remote.startswith("::ffff:"):
                     remote = remote[7:]
-                client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                if not nodelay:
+                    client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             conn = Conn(client, lst, remote, self.timeout)
             conn.deadline = time.monotonic() + self.timeout
             self.conns[conn.fd] = conn

@@ -124,7 +124,10 @@ class WSGIApp:
                     raise AssertionError("the app returned without calling start_response()")
                 if not req.started:
                     headers = state[1]
-                    if not any(k.lower() == "content-length" for k, _ in headers):
+                    for k, _ in headers:
+                        if k.lower() == "content-length":
+                            break
+                    else:
                         size = 0
                         for chunk in result:
                             if type(chunk) is not bytes:
