@@ -12,7 +12,7 @@ import sys
 
 import click
 
-from . import __version__, config, handoff, log, pidfile, plugins
+from . import __version__, config, handoff, log, pidfile, plugins, privileges
 from .options import Option, OptionError, Registry, core_options
 from .scoreboard import Scoreboard
 from .server import EXIT_APP_LOAD, VERSION_COMPAT, Server
@@ -191,19 +191,22 @@ def start(server: Server) -> int:
         server.hook.uwsgi_launch(server=server)
     log.log(log.BANNER.format(version=__version__, compat=VERSION_COMPAT, date=log.now()))
     if not server.is_reload:
-        for path in (s.pidfile, s.pidfile2):
-            if path:
-                log.log(log.PIDFILE.format(path=path))
-                try:
-                    pidfile.write(path)
-                except OSError as e:
-                    raise OptionError(f"cannot write pidfile {path}: {e.strerror}") from None
+        write_pidfile(s.pidfile)                        # PID-1: before the privilege drop
+    keep_root = s.master_as_root and s.master           # only the workers drop (spawner)
+    if not keep_root and not s.chown_socket:
+        privileges.drop(s)                              # MASTER-2 step 4: before binding
+    if not server.is_reload and not (s.chown_socket and not keep_root):
+        write_pidfile(s.pidfile2)                       # PID-2: right after the drop
     if s.chdir:
         try:
             os.chdir(s.chdir)
         except OSError as e:
             raise OptionError(f"--chdir: {s.chdir!r}: {e.strerror}") from None
     server.setup_sockets()
+    if s.chown_socket and not keep_root:
+        privileges.drop(s)                              # --chown-socket needed root to bind
+        if not server.is_reload:
+            write_pidfile(s.pidfile2)
     server.scoreboard = Scoreboard(s.processes)
     server.master_pid = os.getpid() if s.master else 0
     if not (s.lazy_apps or s.lazy):
@@ -222,6 +225,16 @@ def start(server: Server) -> int:
     else:
         log.log(log.MASTER_SPAWNED.format(pid=os.getpid()))
     return Master(server).run()
+
+
+def write_pidfile(path: str | None) -> None:
+    if not path:
+        return
+    log.log(log.PIDFILE.format(path=path))
+    try:
+        pidfile.write(path)
+    except OSError as e:
+        raise OptionError(f"cannot write pidfile {path}: {e.strerror}") from None
 
 
 def run_without_master(server: Server) -> int:

@@ -46,6 +46,27 @@ WORKER_RESUMED = "*** worker {id} resumed ***"
 WORK_DONE = "...The work of process {pid} is done. Seeya!"
 HARAKIRI = "*** HARAKIRI ON WORKER {id} (pid: {pid}, try: 1) ***"
 HARAKIRI_REQUEST = "HARAKIRI: --- uWSGI worker {id} (pid: {pid}) WAS managing request {uri} since {since} ---"
+# ---- limits (issue 10; docs/hardening.md) ------------------------------------
+LIFETIME = "worker {id} lifetime reached, it was running for {secs} second(s)"
+RSS_RECYCLE = "worker {id} (pid: {pid}) uses {rss} MB of RSS (reload-on-rss {limit} MB): recycling it"
+EVIL_RSS = "*** evil-reload-on-rss: worker {id} (pid: {pid}) uses {rss} MB of RSS (limit {limit} MB): SIGKILL ***"
+BOOT_FAILURE = ("worker {id} (pid: {pid}) died before accepting any request "
+                "({count} boot failure(s) in a row)")
+BOOT_FATAL = ("*** {count} workers in a row died before accepting (--max-boot-failures {limit}): "
+              "stopping the instance ***")
+WORKER_STOPPED = "worker {id} (pid: {pid}) was stopped by signal {sig}: it serves nothing until SIGCONT"
+WORKER_CONTINUED = "worker {id} (pid: {pid}) continued"
+LISTEN_FULL = ("*** listen queue of socket {name} (fd: {fd}) is full ({queue}/{max}): new "
+               "connections wait for a SYN retry; more workers or a larger --listen help ***")
+LISTEN_DRAINED = "listen queue of socket {name} (fd: {fd}) is no longer full (it was for {secs}s, peak {peak}/{max})"
+ACCEPT_NO_FDS = ("accept(): {error}: worker {id} (pid: {pid}) is out of file descriptors with "
+                 "{conns} open connections; new connections wait in the listen queue "
+                 "(logged once per burst)")
+ACCEPT_FDS_BACK = "worker {id} (pid: {pid}) accepts again: {failures} accept() call(s) ran out of fds in that burst"
+CLIENT_GONE = "client {addr} dropped during {uri}: {why}"
+# ---- privileges (MASTER-2 step 4) ----------------------------------------------
+PRIVILEGES = "dropped privileges: uid {uid} ({user}), gid {gid} ({group}), groups [{groups}]"
+RUNNING_AS_ROOT = "*** WARNING: running as root without --uid: the workers and the app run as root ***"
 # ---- reload / shutdown -----------------------------------------------------
 GRACEFUL_RELOAD = "...gracefully killing workers..."
 BRUTAL_RELOAD = "...brutally killing workers..."

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from . import actions, log, pidfile, signals
 from .handoff import PREFLIGHT, give
+from .limits import Limits
 from .scoreboard import DEAD, Scoreboard
 from .server import Watch
 from .spawner import ALL_SIGNALS, Spawner
@@ -64,6 +65,7 @@ class Master(Spawner):
         self.paused = False
         self.next_tick = 0.0
         self.reloads: list[dict] = list(server.handoff.reload.get("history", []))
+        self.limits = Limits(self)
 
     # ---- setup -----------------------------------------------------------
     def install_signals(self) -> None:
@@ -153,11 +155,14 @@ class Master(Spawner):
     def reap(self) -> None:
         while True:
             try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
+                pid, status = os.waitpid(-1, os.WNOHANG | os.WUNTRACED | os.WCONTINUED)
             except ChildProcessError:
                 return
             if pid == 0:
                 return
+            if os.WIFSTOPPED(status) or os.WIFCONTINUED(status):
+                self.child_paused(pid, status)
+                continue
             if pid == self.preflight_pid:
                 self.preflight_done(status)
                 continue
@@ -186,6 +191,7 @@ class Master(Spawner):
         if now >= self.next_tick:
             self.next_tick = now + 1.0
             self.check_harakiri()
+            self.limits.tick(now)
             self.hook.uwsgi_master_tick(master=self)
 
     def check_mercy(self, now: float) -> None:
@@ -457,6 +463,16 @@ class Master(Spawner):
                     log.log(log.VACUUM_SOCKET.format(path=lst.unix_path))
                 except OSError:
                     pass
+
+    def child_paused(self, pid: int, status: int) -> None:
+        """A worker was stopped (SIGSTOP, SIGTTIN...) or continued: say so in the log."""
+        child = next((c for c in self.all_children() if c.pid == pid), None)
+        if child is None:
+            return
+        if os.WIFSTOPPED(status):
+            log.log(log.WORKER_STOPPED.format(id=child.id, pid=pid, sig=os.WSTOPSIG(status)))
+        else:
+            log.log(log.WORKER_CONTINUED.format(id=child.id, pid=pid))
 
     def check_harakiri(self) -> None:
         limit = self.settings.harakiri

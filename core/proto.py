@@ -64,13 +64,15 @@ def _header_name(name: bytes) -> tuple[str, int]:
 
 def parse_http(buf: bytes | bytearray, limit: int, server_port: str, remote: str) -> Head | None:
     """Parse one HTTP/1.x head from ``buf`` (HTTP-1)."""
-    end = buf.find(b"\r\n\r\n")
+    skip = 0
+    if buf.startswith(b"\r\n"):
+        # tolerate leading empty lines (RFC 9112 2.2): they are not the end of a head
+        while buf.startswith(b"\r\n", skip):
+            skip += 2
+    end = buf.find(b"\r\n\r\n", skip)
     if end < 0:
         if len(buf) > limit:
             raise BadRequest(f"request head larger than buffer-size ({limit})", 431)
-        # tolerate leading empty lines (RFC 9112 2.2)
-        if buf[:2] == b"\r\n":
-            return None
         return None
     if end > limit:
         raise BadRequest(f"request head larger than buffer-size ({limit})", 431)

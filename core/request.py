@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import select
 import socket
+import time
 
 from .proto import BadRequest
 
@@ -19,20 +20,26 @@ class ClientGone(Exception):
     """The client closed or stalled past --socket-timeout."""
 
 
+class ClientTimeout(ClientGone):
+    """The client stalled for --socket-timeout, or moved less than --socket-min-bytes
+    in a --socket-timeout window spent waiting for it."""
+
+
 def wait_fd(fd: int, events: int, timeout: float) -> None:
     p = select.poll()
     p.register(fd, events)
     if not p.poll(timeout * 1000):
-        raise ClientGone("timeout")
+        raise ClientTimeout("timeout")
 
 
 class Conn:
     """A non-blocking client socket with a read buffer."""
 
     __slots__ = ("sock", "fd", "listener", "buf", "remote", "port", "timeout", "deadline",
-                 "served")
+                 "served", "min_bytes", "moved", "waited", "window_moved")
 
-    def __init__(self, sock: socket.socket, listener, remote: str, timeout: float):
+    def __init__(self, sock: socket.socket, listener, remote: str, timeout: float,
+                 min_bytes: int = 0):
         self.sock = sock
         self.fd = sock.fileno()
         self.listener = listener
@@ -42,6 +49,42 @@ class Conn:
         self.timeout = timeout
         self.deadline = 0.0
         self.served = 0
+        # --socket-min-bytes: bytes moved by fill_wait/sendall/sendfile, seconds spent
+        # blocked on this client in the current window, ``moved`` when the window began
+        self.min_bytes = min_bytes
+        self.moved = 0
+        self.waited = 0.0
+        self.window_moved = 0
+
+    def wait(self, events: int) -> None:
+        """Block until the socket is ready (only when a call would block).
+
+        ClientTimeout after a stall of ``timeout`` seconds (uWSGI's per-operation
+        socket-timeout) and, with ``min_bytes``, when a window of ``timeout``
+        seconds spent waiting for this client moved fewer than ``min_bytes`` bytes:
+        a client trickling a byte a second is dropped, not only a silent one.
+        """
+        if not self.min_bytes:
+            wait_fd(self.fd, events, self.timeout)
+            return
+        p = select.poll()
+        p.register(self.fd, events)
+        start = time.monotonic()
+        while True:
+            now = time.monotonic()
+            stall_left = start + self.timeout - now
+            if stall_left <= 0:
+                raise ClientTimeout("timeout")
+            ready = p.poll(max(0.0, min(stall_left, self.timeout - self.waited)) * 1000)
+            self.waited += time.monotonic() - now
+            if self.waited >= self.timeout:
+                if self.moved - self.window_moved < self.min_bytes:
+                    raise ClientTimeout(f"moved {self.moved - self.window_moved} bytes in "
+                                        f"{self.timeout:g}s (socket-min-bytes {self.min_bytes})")
+                self.waited = 0.0
+                self.window_moved = self.moved
+            if ready:
+                return
 
     def fill(self) -> bool:
         """Read what is there without blocking; False at EOF."""
@@ -62,13 +105,14 @@ class Conn:
             try:
                 data = self.sock.recv(65536)
             except BlockingIOError:
-                wait_fd(self.fd, _POLLIN, self.timeout)
+                self.wait(_POLLIN)
                 continue
             except OSError as e:
                 raise ClientGone(str(e)) from None
             if not data:
                 raise ClientGone("eof")
             self.buf += data
+            self.moved += len(data)
             return
 
     def sendall(self, data) -> None:
@@ -78,6 +122,7 @@ class Conn:
             n = 0
         except OSError as e:
             raise ClientGone(str(e)) from None
+        self.moved += n
         if n == len(data):
             return
         view = memoryview(data)[n:]
@@ -85,10 +130,11 @@ class Conn:
             try:
                 n = self.sock.send(view)
             except BlockingIOError:
-                wait_fd(self.fd, _POLLOUT, self.timeout)
+                self.wait(_POLLOUT)
                 continue
             except OSError as e:
                 raise ClientGone(str(e)) from None
+            self.moved += n
             view = view[n:]
 
     def sendfile(self, fd: int, offset: int, count: int | None) -> int:
@@ -98,13 +144,14 @@ class Conn:
             try:
                 n = os.sendfile(self.fd, fd, offset + sent, chunk)
             except BlockingIOError:
-                wait_fd(self.fd, _POLLOUT, self.timeout)
+                self.wait(_POLLOUT)
                 continue
             except OSError as e:
                 raise ClientGone(str(e)) from None
             if n == 0:
                 break
             sent += n
+            self.moved += n
         return sent
 
     def close(self) -> None:
@@ -164,14 +211,20 @@ class Input:
                 except ValueError:
                     raise BadRequest("invalid chunk size") from None
                 if size == 0:
-                    # trailers until an empty line
+                    # trailers until an empty line, bounded like the chunk-size lines
+                    trailers = 0
                     while True:
                         while b"\r\n" not in conn.buf:
+                            if len(conn.buf) > 4096:
+                                raise BadRequest("chunked trailer line too long")
                             conn.fill_wait()
                         line, _, rest = bytes(conn.buf).partition(b"\r\n")
                         conn.buf[:] = rest
                         if not line:
                             break
+                        trailers += len(line)
+                        if trailers > 65536:
+                            raise BadRequest("chunked trailers too large")
                     self.done = True
                     break
                 self.remaining = size + 2  # data plus CRLF

@@ -7,7 +7,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
-from . import log, sockets
+from . import log, privileges, sockets
 from .handoff import Handoff
 from .options import OptionError
 from .scoreboard import Scoreboard
@@ -95,7 +95,8 @@ class Server:
                 if listener is not None:
                     listener.key, listener.name, listener.proto = key, name, proto
             if listener is None:
-                listener = sockets.bind(key, name, proto, backlog, s.chmod_socket)
+                chown = privileges.owner(s.chown_socket) if s.chown_socket else None
+                listener = sockets.bind(key, name, proto, backlog, s.chmod_socket, chown)
             self.listeners.append(listener)
         # sockets that came from a launch mode (inetd fd 0, systemd) survive reloads
         for entry in self.handoff.fds:

@@ -82,7 +82,13 @@ def parse_address(text: str) -> tuple[int, object]:
     return family, (host, portnum)
 
 
-def bind(key: str, name: str, proto: str, backlog: int, chmod: int | None) -> Listener:
+UNIX_MODE = 0o600   # unix sockets without --chmod-socket: only the instance's user connects
+
+
+def bind(key: str, name: str, proto: str, backlog: int, chmod: int | None,
+         chown: tuple[int, int] | None = None) -> Listener:
+    """Bind and listen. A unix socket is created 0600 (umask 0177 around bind(),
+    so there is no window with a wider mode), then ``chmod``/``chown`` if asked."""
     family, addr = parse_address(name)
     sock = socket.socket(family, socket.SOCK_STREAM)
     unix_path = None
@@ -101,11 +107,19 @@ def bind(key: str, name: str, proto: str, backlog: int, chmod: int | None) -> Li
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             if family == socket.AF_INET6:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-        sock.bind(addr)
         if unix_path is not None:
+            old_umask = os.umask(0o777 & ~UNIX_MODE)
+            try:
+                sock.bind(addr)
+            finally:
+                os.umask(old_umask)
             if chmod is not None:
                 os.chmod(unix_path, chmod)
+            if chown is not None:
+                os.chown(unix_path, *chown)
             inode = os.stat(unix_path).st_ino
+        else:
+            sock.bind(addr)
         sock.listen(backlog)
     except OSError as e:
         sock.close()

@@ -14,7 +14,9 @@ import time
 from . import log
 from .scoreboard import CHEAP, IDLE
 from .server import EXIT_APP_LOAD, EXIT_GRACEFUL_IDLE
-from .workers import Worker
+from .workers import CTL_RECYCLE, Worker
+
+EXIT_BOOT_FAILURES = 1   # the instance's exit status after --max-boot-failures
 
 ALL_SIGNALS = set(signal.Signals) - {signal.SIGKILL, signal.SIGSTOP}
 
@@ -35,6 +37,7 @@ class Spawner:
         self.respawn_at: dict[int, float] = {}
         self.cheaped: set[int] = set()   # slots kept empty on purpose (cheaper mode)
         self.respawns: list[float] = []
+        self.boot_failures = 0           # workers in a row that died before accepting
         self.private_fds: set[int] = set()
         self.notify_r = self.notify_w = -1
         self.chain = 0
@@ -82,6 +85,8 @@ class Spawner:
                     os.close(fd)
                 except OSError:
                     pass
+            if self.settings.master_as_root:
+                self.drop_in_worker()
             Worker(self.server, wid, ctl_r, self.notify_w).run()
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         os.close(ctl_r)
@@ -92,6 +97,16 @@ class Spawner:
             log.log(log.RESPAWNED.format(id=wid, pid=pid))
         else:
             log.log(log.WORKER_SPAWNED.format(id=wid, pid=pid))
+
+    def drop_in_worker(self) -> None:
+        """--master-as-root: the new worker drops to --uid/--gid before anything else."""
+        from . import privileges
+        from .options import OptionError
+        try:
+            privileges.drop(self.settings)
+        except OptionError as e:
+            log.log(f"worker cannot drop privileges: {e}")
+            os._exit(EXIT_BOOT_FAILURES)
 
     # ---- queries ---------------------------------------------------------------
     def all_children(self) -> list:
@@ -126,15 +141,40 @@ class Spawner:
                     pass
 
     def read_notes(self) -> None:
+        """Workers' notes: ``A<id>`` accepting, ``R<id>`` exiting on purpose (WORKER-6)."""
         try:
             data = os.read(self.notify_r, 4096)
-        except BlockingIOError:
+        except (BlockingIOError, OSError):
             return
         for line in data.split(b"\n"):
-            if line[:1] == b"A" and line[1:].isdigit():
-                child = self.workers.get(int(line[1:]))
-                if child is not None:
-                    child.accepting = True
+            kind, wid = line[:1], line[1:]
+            if not wid.isdigit():
+                continue
+            child = self.workers.get(int(wid))
+            if child is None:
+                continue
+            if kind == b"A":
+                child.accepting = True
+                self.boot_failures = 0
+            elif kind == b"R" and not child.asked:
+                child.asked = True
+                child.cursed_at = time.monotonic()   # mercy applies, as to any worker told to stop
+
+    def recycle(self, child, line: str) -> None:
+        """Ask a worker to finish its request and exit (WORKER-6): max-worker-lifetime,
+        reload-on-rss. It is respawned as ``worker N killed successfully``."""
+        if child.asked or child.cursed_at:
+            return
+        log.log(line)
+        child.asked = True
+        child.cursed_at = time.monotonic()
+        if child.ctl >= 0:
+            try:
+                os.write(child.ctl, CTL_RECYCLE)
+                return
+            except OSError:
+                pass
+        self.kill(child, signal.SIGHUP)
 
     # ---- deaths ------------------------------------------------------------------
     def child_died(self, pid: int, status: int) -> None:
@@ -151,6 +191,9 @@ class Spawner:
         child = next((c for c in self.workers.values() if c.pid == pid), None)
         if child is None:
             return
+        # its last notes (accepting, recycled) may still be in the pipe: read them while
+        # the slot is still its own, never let them reach the replacement
+        self.read_notes()
         del self.workers[child.id]
         self.close_ctl(child)
         self.scoreboard.write(child.id, pid=0, accepting=0, status=IDLE)
@@ -176,6 +219,14 @@ class Spawner:
         elif code != EXIT_GRACEFUL_IDLE:
             log.log(log.DAMN.format(id=child.id, pid=pid))
             log.log(log.EXIT_STATUS.format(id=child.id, pid=pid, code=code))
+        if not child.accepting and not child.asked:
+            self.boot_failures += 1
+            log.log(log.BOOT_FAILURE.format(id=child.id, pid=pid, count=self.boot_failures))
+            limit = self.settings.max_boot_failures
+            if limit and self.boot_failures >= limit:
+                log.log(log.BOOT_FATAL.format(count=self.boot_failures, limit=limit))
+                self.fail(EXIT_BOOT_FAILURES)
+                return
         self.schedule_respawn(child.id, now)
 
     def close_ctl(self, child) -> None:

@@ -7,6 +7,7 @@ wakeup fd, except INT/TERM which exit at once.
 """
 from __future__ import annotations
 
+import errno
 import faulthandler
 import os
 import select
@@ -18,7 +19,7 @@ import traceback
 
 from . import log
 from .proto import BadRequest, parse_http, parse_uwsgi, simple_response
-from .request import ClientGone, Conn, Request
+from .request import ClientGone, ClientTimeout, Conn, Request
 from .scoreboard import BUSY, IDLE, PAUSE, WorkerSlot
 from .server import EXIT_APP_LOAD, EXIT_GRACEFUL_IDLE, EXIT_WORKER_DONE
 
@@ -30,8 +31,12 @@ CTL_PAUSE = b"p"
 CTL_RESUME = b"u"
 CTL_REOPEN_LOG = b"l"
 CTL_STATS = b"s"
+CTL_RECYCLE = b"r"     # finish the current request, log Seeya, exit (WORKER-6)
 # worker -> master notifications
 NOTE_ACCEPTING = b"A"
+NOTE_RECYCLED = b"R"   # "I am exiting on purpose" (max-requests, recycle): no DAMN line
+# accept() errors that mean "out of file descriptors": the worker pauses accepting
+FD_EXHAUSTED = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 
 
 def set_pdeathsig(sig: int) -> None:
@@ -40,7 +45,7 @@ def set_pdeathsig(sig: int) -> None:
         import ctypes
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(1, sig, 0, 0, 0)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
+    except (OSError, AttributeError, ImportError):  # ImportError: unreadable after --uid
         pass
 
 
@@ -62,6 +67,9 @@ class Worker:
         self.registered: set[int] = set()
         self.slot = None
         self.handled = 0
+        self.starved = False       # listeners unwatched after accept() ran out of fds
+        self.fd_failures = 0       # failed accept() calls in the current burst (0 = none)
+        self.starved_at = 0.0
 
     # ---- process setup -----------------------------------------------------
     def setup_signals(self, wake_w: int) -> None:
@@ -153,6 +161,11 @@ class Worker:
         self.timeout = float(self.settings.socket_timeout)
         self.limit_post = self.settings.limit_post
         self.max_requests = self.settings.max_requests
+        if self.max_requests:
+            self.max_requests += (self.id - 1) * self.settings.max_requests_delta
+        self.min_lifetime = self.settings.min_worker_lifetime
+        self.born = time.monotonic()
+        self.min_bytes = self.settings.socket_min_bytes
         self.logging = not self.settings.disable_logging
         self.apps = {}
         for app in self.server.apps:
@@ -193,7 +206,7 @@ class Worker:
         while True:
             if self.stopping:
                 return self.finish_stopping()
-            timeout = 1.0 if self.conns else -1
+            timeout = 1.0 if self.conns or self.starved else -1
             events = ep.poll(timeout)
             for fd, ev in events:
                 lst = self.listeners.get(fd)
@@ -213,9 +226,23 @@ class Worker:
                         self.readable(conn)
             if self.conns:
                 self.expire()
-            if self.max_requests and self.slot.requests >= self.max_requests and not self.stopping:
-                log.log(log.WORK_DONE.format(pid=self.pid))
-                self.stopping = True
+            if self.starved:
+                self.listen_again(time.monotonic())
+
+    def max_requests_reached(self) -> None:
+        """--max-requests: recycle, once --min-worker-lifetime has passed (WORKER-6)."""
+        if not self.stopping and time.monotonic() - self.born >= self.min_lifetime:
+            self.recycle()
+
+    def recycle(self) -> None:
+        """WORKER-6: finish what was accepted, exit; the master respawns without a DAMN line."""
+        log.log(log.WORK_DONE.format(pid=self.pid))
+        self.stopping = True
+        if self.notify_w >= 0:
+            try:
+                os.write(self.notify_w, NOTE_RECYCLED + b"%d\n" % self.id)
+            except OSError:
+                pass
 
     def finish_stopping(self) -> int:
         """Graceful stop: serve clients that already sent a request, then exit."""
@@ -264,6 +291,8 @@ class Worker:
                 log.open_logfile(self.settings.logto)
             elif cmd == CTL_STATS:
                 self._on_usr1(None, None)
+            elif cmd == CTL_RECYCLE and not self.stopping:
+                self.recycle()
 
     def pause(self) -> None:
         if self.paused:
@@ -300,9 +329,14 @@ class Worker:
             try:
                 client, addr = sock.accept()
             except (BlockingIOError, InterruptedError):
+                if self.fd_failures:
+                    self.end_fd_burst()
                 return
             except OSError as e:
-                log.log(f"accept(): {e.strerror}")
+                if e.errno in FD_EXHAUSTED:
+                    self.out_of_fds(e)
+                else:
+                    log.log(f"accept(): {e.strerror}")
                 return
             client.setblocking(False)
             if unix:
@@ -313,7 +347,7 @@ class Worker:
                     remote = remote[7:]
                 if not nodelay:
                     client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            conn = Conn(client, lst, remote, self.timeout)
+            conn = Conn(client, lst, remote, self.timeout, self.min_bytes)
             conn.deadline = time.monotonic() + self.timeout
             self.conns[conn.fd] = conn
             conn.fill()
@@ -329,12 +363,60 @@ class Worker:
         now = time.monotonic()
         for conn in list(self.conns.values()):
             if conn.deadline < now:
+                # a worker busy serving others may not have read what this client sent in
+                # time: read it now, and serve it if it is complete (the client was not late)
+                if conn.fd not in self.conns:
+                    continue
+                if conn.fill() and conn.buf:
+                    self.process(conn)
+                    if conn.fd not in self.conns or conn.deadline >= time.monotonic():
+                        continue
+                if conn.fd not in self.conns:
+                    continue
                 if conn.buf and conn.listener.proto == "http":
                     self.reject(conn, BadRequest("timeout waiting for the request", 408))
                 else:
                     self.drop(conn)
 
+    # ---- out of file descriptors: log once per burst, stop polling the listeners ----------
+    def out_of_fds(self, err: OSError) -> None:
+        """accept() failed for lack of fds: the connection stays in the listen queue.
+
+        Unwatch the listeners (a level-triggered listener would spin) until a
+        connection closes or a second passes; log the first failure of a burst only.
+        """
+        if not self.fd_failures:
+            log.log(log.ACCEPT_NO_FDS.format(id=self.id, pid=self.pid, error=err.strerror,
+                                             conns=len(self.conns)))
+        self.fd_failures += 1
+        self.starved = True
+        self.starved_at = time.monotonic()
+        for fd in self.listeners:
+            try:
+                self.ep.unregister(fd)
+            except OSError:
+                pass
+
+    def listen_again(self, now: float, freed: bool = False) -> None:
+        if not freed and now - self.starved_at < 1.0:
+            return
+        self.starved = False
+        if self.paused or self.stopping:
+            return
+        for fd in self.listeners:
+            try:
+                self.ep.register(fd, EXCLUSIVE)
+            except OSError:
+                pass
+
+    def end_fd_burst(self) -> None:
+        """The listen queue was drained again: the burst is over."""
+        log.log(log.ACCEPT_FDS_BACK.format(id=self.id, pid=self.pid, failures=self.fd_failures))
+        self.fd_failures = 0
+
     def drop(self, conn: Conn) -> None:
+        if self.starved:
+            self.listen_again(0.0, freed=True)
         self.conns.pop(conn.fd, None)
         if conn.fd in self.registered:
             self.registered.discard(conn.fd)
@@ -343,6 +425,16 @@ class Worker:
             except OSError:
                 pass
         conn.close()
+
+    def client_gone(self, conn: Conn, req: Request, err: ClientGone) -> None:
+        """The client vanished or was too slow (--socket-timeout, --socket-min-bytes)."""
+        log.log(log.CLIENT_GONE.format(addr=conn.remote or "-", uri=self.current_uri, why=err))
+        if isinstance(err, ClientTimeout) and not req.committed and conn.listener.proto == "http":
+            try:
+                conn.sendall(simple_response(408))
+                req.status = 408
+            except ClientGone:
+                pass
 
     def reject(self, conn: Conn, err: BadRequest) -> None:
         log.log(log.BAD_REQUEST.format(addr=conn.remote or "-", why=err))
@@ -411,8 +503,9 @@ class Worker:
             else:
                 app(req)
             req.finish()
-        except ClientGone:
+        except ClientGone as e:
             req.keepalive = False
+            self.client_gone(conn, req, e)
         except BadRequest as e:
             req.keepalive = False
             if not req.committed:
@@ -445,6 +538,8 @@ class Worker:
                 size=req.sent, ms=int(elapsed * 1000), proto=env.get("SERVER_PROTOCOL", "-"),
                 status=req.status, nheaders=req.nheaders, hsize=req.hsize))
         conn.served += 1
+        if self.max_requests and slot.delta >= self.max_requests:
+            self.max_requests_reached()
         if req.keepalive and not req.input.drain():
             return False
         return req.keepalive

@@ -1,0 +1,75 @@
+"""Limits the master enforces on its 1 s tick (MASTER-3, WORKER-6; docs/hardening.md).
+
+- ``--max-worker-lifetime``: a worker older than that is asked to finish its
+  request and exit (``worker %d lifetime reached ...``); it is respawned.
+- ``--reload-on-rss``: the same for a worker whose RSS is above the limit, once
+  it has lived ``--min-worker-lifetime`` seconds. uWSGI checks the RSS in the
+  worker after each request; here the master reads ``/proc/PID/statm`` once a
+  second, so the request path pays nothing.
+- ``--evil-reload-on-rss``: a worker above that RSS is SIGKILLed at once.
+- Listen queues: a TCP listener whose accept queue is full is logged once when
+  it fills and once when it drains (one pair per burst, not one line per tick).
+
+``--harakiri`` stays in ``Master.check_harakiri``; both run on the same tick.
+"""
+from __future__ import annotations
+
+import signal
+
+from . import log, sockets
+from .scoreboard import memory
+
+MB = 1024 * 1024
+
+
+class Limits:
+    def __init__(self, master):
+        self.master = master
+        s = master.settings
+        self.lifetime = s.max_worker_lifetime
+        self.min_lifetime = s.min_worker_lifetime
+        self.rss = s.reload_on_rss * MB
+        self.evil_rss = s.evil_reload_on_rss * MB
+        self.full: dict[int, list] = {}   # listener fd -> [since (monotonic), peak]
+
+    def tick(self, now: float) -> None:
+        if self.lifetime or self.rss or self.evil_rss:
+            for child in list(self.master.workers.values()):
+                if not child.cursed_at:
+                    self.check_worker(child, now)
+        self.check_listen_queues(now)
+
+    def check_worker(self, child, now: float) -> None:
+        age = now - child.spawned
+        if self.lifetime and age > self.lifetime:
+            self.master.recycle(child, log.LIFETIME.format(id=child.id, secs=int(age)))
+            return
+        if not (self.rss or self.evil_rss):
+            return
+        rss = memory(child.pid)[0]
+        if self.evil_rss and rss > self.evil_rss:
+            log.log(log.EVIL_RSS.format(id=child.id, pid=child.pid, rss=rss // MB,
+                                        limit=self.evil_rss // MB))
+            child.cursed_at = now   # once; mercy re-kills if it somehow survives
+            self.master.kill(child, signal.SIGKILL)
+            return
+        if self.rss and rss > self.rss and age >= self.min_lifetime:
+            self.master.recycle(child, log.RSS_RECYCLE.format(
+                id=child.id, pid=child.pid, rss=rss // MB, limit=self.rss // MB))
+
+    def check_listen_queues(self, now: float) -> None:
+        for lst in self.master.server.listeners:
+            queued, backlog = sockets.queue(lst)
+            state = self.full.get(lst.fd)
+            if backlog and queued >= backlog:
+                if state is None:
+                    self.full[lst.fd] = [now, queued]
+                    log.log(log.LISTEN_FULL.format(name=lst.name, fd=lst.fd, queue=queued,
+                                                   max=backlog))
+                else:
+                    state[1] = max(state[1], queued)
+            elif state is not None:
+                del self.full[lst.fd]
+                log.log(log.LISTEN_DRAINED.format(name=lst.name, fd=lst.fd,
+                                                  secs=int(now - state[0]), peak=state[1],
+                                                  max=backlog))

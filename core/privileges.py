@@ -1,0 +1,121 @@
+"""Dropping root: ``--uid``/``--gid`` as uWSGI does it (MASTER-2 step 4).
+
+Order: ``setgid``, then the supplementary groups (the user's groups through
+``initgroups`` when ``--uid`` names a user, none otherwise), then ``setuid``;
+afterwards ``setuid(0)`` must fail. Without root, asking for another user or
+group is an error, and asking for the current one is accepted (an exec reload
+of an instance that already dropped).
+
+Where it happens (``cli.start``): after ``--pidfile`` (PID-1) and before the
+sockets are bound, unless ``--chown-socket`` (dropped right after binding, so
+the chown can work) or ``--master-as-root`` (the master keeps root; each
+worker drops right after fork). ``--pidfile2`` is written right after the drop
+(PID-2); the safe pidfiles once the workers run (PID-3).
+"""
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+
+from . import log
+from .options import OptionError
+
+
+def user(text: str) -> tuple[int, str | None]:
+    """``--uid`` value -> (uid, user name if known)."""
+    text = str(text).strip()
+    if text.isdigit():
+        uid = int(text)
+        try:
+            return uid, pwd.getpwuid(uid).pw_name
+        except KeyError:
+            return uid, None
+    try:
+        return pwd.getpwnam(text).pw_uid, text
+    except KeyError:
+        raise OptionError(f"--uid: user {text!r} not found") from None
+
+
+def group(text: str) -> int:
+    """``--gid`` value -> gid."""
+    text = str(text).strip()
+    if text.isdigit():
+        return int(text)
+    try:
+        return grp.getgrnam(text).gr_gid
+    except KeyError:
+        raise OptionError(f"--gid: group {text!r} not found") from None
+
+
+def owner(text: str) -> tuple[int, int]:
+    """``--chown-socket USER[:GROUP]`` -> (uid, gid); -1 keeps that part."""
+    name, _, gname = str(text).partition(":")
+    uid = user(name)[0] if name else -1
+    gid = group(gname) if gname else -1
+    return uid, gid
+
+
+def drop(settings) -> bool:
+    """Switch to ``--gid``/``--uid``; True if anything changed. OptionError on failure."""
+    uid, uname = user(settings.uid) if settings.uid else (None, None)
+    gid = group(settings.gid) if settings.gid else None
+    if uid is None and gid is None:
+        if os.getuid() == 0:
+            log.log(log.RUNNING_AS_ROOT)
+        return False
+    # modules imported lazily later on (workers: prctl through ctypes) are imported now:
+    # the new user may not be able to read the interpreter's library (a Python in ~root)
+    import ctypes  # noqa: F401
+    if os.getuid() != 0:
+        # not root: only "stay who you are" is possible (an exec reload after the drop)
+        if gid is not None and gid != os.getgid():
+            raise OptionError(f"--gid {settings.gid}: cannot setgid() when not running as root")
+        if uid is not None and uid != os.getuid():
+            raise OptionError(f"--uid {settings.uid}: cannot setuid() when not running as root")
+        return False
+    try:
+        if gid is not None:
+            os.setgid(gid)
+            if uid is not None and uname:
+                os.initgroups(uname, gid)
+            else:
+                os.setgroups([])
+        elif uid is not None:
+            # only --uid: keep no root group behind
+            primary = pwd.getpwuid(uid).pw_gid if uname else os.getgid()
+            os.setgid(primary)
+            if uname:
+                os.initgroups(uname, primary)
+            else:
+                os.setgroups([])
+        if uid is not None:
+            os.setuid(uid)
+    except OSError as e:
+        raise OptionError(f"cannot drop privileges to uid {settings.uid} gid {settings.gid}: "
+                          f"{e.strerror}") from None
+    if os.getuid() != 0:
+        try:
+            os.setuid(0)
+        except OSError:
+            pass
+        else:
+            raise OptionError("privileges were not dropped: setuid(0) still works")
+    log.log(log.PRIVILEGES.format(uid=os.getuid(), user=_user_name(os.getuid()), gid=os.getgid(),
+                                  group=_group_name(os.getgid()),
+                                  groups=",".join(str(g) for g in os.getgroups())))
+    return True
+
+
+def _user_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return "?"
+
+
+def _group_name(gid: int) -> str:
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return "?"
