@@ -109,12 +109,16 @@ def _ms(text: str) -> float:
 
 
 def wrk(port: int, duration: float, close: bool, connections: int = 16) -> dict:
-    cmd = ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency", "--timeout", "5s"]
+    cmd = ["wrk", "-t2", f"-c{connections}", f"-d{max(1, round(duration))}s", "--latency",
+           "--timeout", "5s"]
     if close:
         cmd += ["-H", "Connection: close"]
     cmd.append(f"http://127.0.0.1:{port}/")
-    text = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 30).stdout
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 30)
+    text = proc.stdout
     rps = re.search(r"Requests/sec:\s+([\d.]+)", text)
+    if rps is None:
+        raise RuntimeError(f"wrk failed: {' '.join(cmd)}\n{proc.stdout}{proc.stderr}")
     p50 = re.search(r"^\s+50%\s+(\S+)", text, re.M)
     p99 = re.search(r"^\s+99%\s+(\S+)", text, re.M)
     errs = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)

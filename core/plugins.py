@@ -4,11 +4,10 @@ from __future__ import annotations
 import os
 import sys
 import traceback
-from importlib import metadata
 
 import pluggy
 
-from . import hookspecs
+from . import entrypoints, hookspecs
 from .options import OptionError
 
 GROUP = "uwsgi_py"
@@ -54,8 +53,8 @@ def build(disabled: set[str] = frozenset()) -> pluggy.PluginManager:
         pm.set_blocked(name)
     dists: dict[str, tuple[str, str]] = {}
     pm._uwsgi_dists = dists  # type: ignore[attr-defined]
-    for ep in metadata.entry_points(group=GROUP):
-        dist = (ep.dist.name, ep.dist.version) if ep.dist else ("?", "?")
+    for ep in entrypoints.find(GROUP):
+        dist = (ep.dist_name, ep.dist_version)
         if ep.name in dists:
             if dists[ep.name][0] != dist[0]:
                 raise PluginLoadError(
