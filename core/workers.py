@@ -360,6 +360,8 @@ class Worker:
         self.process(conn)
 
     def expire(self) -> None:
+        if self.paused:
+            return   # the clients are not late: this worker is not reading (SIG-8)
         now = time.monotonic()
         for conn in list(self.conns.values()):
             if conn.deadline < now:

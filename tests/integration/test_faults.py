@@ -133,3 +133,23 @@ def test_out_of_fds_logs_once_per_burst_and_the_worker_keeps_going(limited_serve
     assert 1 <= log.count("accept(): Too many open files: worker 1") <= 3, log[-3000:]
     assert inst.workers() == [worker] and "DAMN" not in log        # the worker kept going
     assert inst.get("/") == b"hello\n"
+
+
+def test_a_request_sent_during_a_pause_longer_than_socket_timeout_is_served(server):
+    import http.client
+    inst = start_hardening(server, "--master", "-p", "1", "--http-keepalive", "--socket-timeout", "2")
+    conn = http.client.HTTPConnection("127.0.0.1", inst.port, timeout=20)
+    try:
+        conn.request("GET", "/pid")
+        first = conn.getresponse().read()
+        inst.signal(signal.SIGTSTP)
+        inst.wait_log("*** worker 1 suspended ***")
+        conn.request("GET", "/pid")          # on the kept-alive connection the worker holds
+        time.sleep(3)                        # the pause outlasts --socket-timeout
+        inst.signal(signal.SIGTSTP)
+        inst.wait_log("*** worker 1 resumed ***")
+        resp = conn.getresponse()
+        assert (resp.status, resp.read()) == (200, first)
+    finally:
+        conn.close()
+    assert "timeout waiting for the request" not in inst.log()

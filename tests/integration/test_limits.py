@@ -254,7 +254,7 @@ def test_max_worker_lifetime_recycles_after_the_running_request(server):
     log = inst.wait_log("Respawned uWSGI worker 1", timeout=15)
     slow.join(10)
     assert result["r"][0] == 200                          # the request in flight completed
-    assert re.search(r"worker 1 lifetime reached, it was running for [23] second\(s\)", log)
+    assert re.search(r"worker 1 lifetime reached, it was running for \d+ second\(s\)", log)
     assert f"worker 1 killed successfully (pid: {old})" in log
     assert int(inst.get("/pid")) != old
     no_damn(inst)
