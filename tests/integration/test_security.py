@@ -146,10 +146,11 @@ def test_master_as_root_drops_only_in_the_workers(server, shared_dir):
     from pathlib import Path
     inst = server("--master", "-p", "2", "--uid", "65534", "--gid", "65534", "--master-as-root",
                   cwd=Path(shared_dir))
-    assert ids(inst.pid)[0] == 0
-    for pid in inst.wait_workers(2):
-        assert ids(pid) == (NOBODY, NOBODY, [NOBODY])
     assert inst.get("/pid")
+    assert ids(inst.pid)[0] == 0
+    for pid in inst.wait_workers(2):         # each drops right after its fork
+        wait_until(lambda: ids(pid) == (NOBODY, NOBODY, [NOBODY]), 10, what=f"worker {pid} drop")
+    assert inst.log().count("dropped privileges: uid 65534 (nobody), gid 65534 (nogroup)") == 2
 
 
 def test_unknown_user_is_a_clear_error(tmp_path):
