@@ -141,18 +141,18 @@ class Spawner:
                     pass
 
     def read_notes(self) -> None:
-        """Workers' notes: ``A<id>`` accepting, ``R<id>`` exiting on purpose (WORKER-6)."""
+        """Workers' notes: ``A<id>`` accepting, ``R<id> <pid>`` exiting on purpose (WORKER-6)."""
         try:
             data = os.read(self.notify_r, 4096)
         except (BlockingIOError, OSError):
             return
         for line in data.split(b"\n"):
-            kind, wid = line[:1], line[1:]
+            kind, (wid, _, pid) = line[:1], line[1:].partition(b" ")
             if not wid.isdigit():
                 continue
             child = self.workers.get(int(wid))
-            if child is None:
-                continue
+            if child is None or (pid.isdigit() and int(pid) != child.pid):
+                continue   # from a worker that left the slot (retiring, chain victim)
             if kind == b"A":
                 child.accepting = True
                 self.boot_failures = 0

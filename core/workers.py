@@ -240,7 +240,7 @@ class Worker:
         self.stopping = True
         if self.notify_w >= 0:
             try:
-                os.write(self.notify_w, NOTE_RECYCLED + b"%d\n" % self.id)
+                os.write(self.notify_w, NOTE_RECYCLED + b"%d %d\n" % (self.id, self.pid))
             except OSError:
                 pass
 
