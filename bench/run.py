@@ -21,6 +21,7 @@ Results go to bench/results/latest.md and latest.json. Loopback only.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -64,13 +65,46 @@ def setup() -> None:
         pip(f"uwsgi=={UWSGI_VERSION}")
     if not venv_has("import gunicorn"):
         pip("gunicorn")
-    core = str(S.ROOT / "core")
-    if not venv_has(f"import uwsgi_py, os, sys; sys.exit(os.path.dirname(uwsgi_py.__file__) != {core!r})"):
-        print("installing uwsgi-py (editable) into the bench venv", flush=True)
-        pip("-e", str(S.ROOT))
+    install_uwsgi_py()
     if shutil.which("wrk") is None:
         print("installing wrk (apt-get)", flush=True)
         subprocess.run(["apt-get", "install", "-y", "wrk"], check=True)
+
+
+def source_stamp() -> str:
+    """Paths, sizes and mtimes of the files a uwsgi-py install is built from."""
+    h = hashlib.sha256()
+    for top in ("core", "plugins", "pyproject.toml"):
+        base = S.ROOT / top
+        files = [base] if base.is_file() else sorted(p for p in base.rglob("*")
+                                                      if p.is_file() and "__pycache__" not in p.parts)
+        for p in files:
+            st = p.stat()
+            h.update(f"{p.relative_to(S.ROOT)} {st.st_size} {st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def install_uwsgi_py() -> None:
+    """A regular (not editable) install of this checkout, as users get it, redone when the
+    source changes: built from a clean copy so no stale build/ output leaks in."""
+    stamp_file = S.VENV / "uwsgi-py.stamp"
+    stamp = source_stamp()
+    if stamp_file.exists() and stamp_file.read_text() == stamp and venv_has("import uwsgi_py"):
+        return
+    print("installing uwsgi-py from this checkout into the bench venv", flush=True)
+    if not venv_has("import setuptools, wheel, sys; "
+                    "sys.exit(int(setuptools.__version__.split('.')[0]) < 68)"):
+        pip("setuptools>=68", "wheel")
+    with tempfile.TemporaryDirectory(prefix="uwsgi-py-src-") as tmp:
+        for top in ("core", "plugins"):
+            shutil.copytree(S.ROOT / top, Path(tmp) / top,
+                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        shutil.copy(S.ROOT / "pyproject.toml", tmp)
+        readme = S.ROOT / "README.md"
+        (Path(tmp) / "README.md").write_text(readme.read_text() if readme.exists() else "uwsgi-py\n")
+        pip("--no-build-isolation", "--force-reinstall", "--no-deps", tmp)
+        pip(tmp)  # dependencies (pluggy, click), once
+    stamp_file.write_text(stamp)
 
 
 def versions() -> dict:

@@ -5,7 +5,6 @@ The registry feeds the click command (``cli.py``), TOML/ini/env validation
 """
 from __future__ import annotations
 
-import difflib
 import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
@@ -161,6 +160,7 @@ class Registry:
         return opt
 
     def suggest(self, name: str) -> str:
+        import difflib  # only for a misspelled option: not at every start
         close = difflib.get_close_matches(name, list(self.names), n=1, cutoff=0.6)
         return f"; did you mean --{close[0]}?" if close else ""
 
