@@ -46,6 +46,7 @@ class Child:
     accepting: bool = False
     retire_when_ready: bool = False  # previous generation: HUP once the new one accepts
     chain_victim: bool = False    # replaced by a chain reload
+    hupped: bool = False          # got SIGHUP: exits gracefully, never a DAMN line
 
 
 class Master(Spawner):
@@ -205,6 +206,10 @@ class Master(Spawner):
     def begin_reload(self, kind: str) -> None:
         if kind == "graceful" and self.state is not State.RUNNING:
             return  # SIG-2
+        if self.state is not State.SHUTTING_DOWN and not os.access(sys.executable, os.X_OK):
+            # after --uid the interpreter may be out of reach: never tear down for an exec that fails
+            log.log(log.RELOAD_REFUSED.format(why=f"{sys.executable} is not executable by this user"))
+            return
         if kind == "brutal":
             if self.state is State.SHUTTING_DOWN:
                 # SIG-3: TERM hurries a graceful shutdown; the death check still wins
@@ -331,7 +336,12 @@ class Master(Spawner):
                    start_dir=self.server.start_dir)
         log.log(log.RUNNING.format(path=" ".join(args)))
         signal.set_wakeup_fd(-1)
-        os.execve(sys.executable, args, env)
+        try:
+            os.execve(sys.executable, args, env)
+        except OSError as e:
+            # nothing is left to serve with (fds closed): say why and stop
+            log.log(f"execve({sys.executable}): {e.strerror}; the instance cannot reload and exits")
+            os._exit(1)
 
     # ---- refork (FIFO-11) ----------------------------------------------------------
     def refork(self) -> int:

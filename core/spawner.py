@@ -141,7 +141,8 @@ class Spawner:
                     pass
 
     def read_notes(self) -> None:
-        """Workers' notes: ``A<id>`` accepting, ``R<id> <pid>`` exiting on purpose (WORKER-6)."""
+        """Workers' notes: ``A<id>`` accepting, ``R<id> <pid>`` exiting on purpose (WORKER-6),
+        ``G<id> <pid>`` HUPed (a graceful exit, WORKER-3)."""
         try:
             data = os.read(self.notify_r, 4096)
         except (BlockingIOError, OSError):
@@ -156,6 +157,8 @@ class Spawner:
             if kind == b"A":
                 child.accepting = True
                 self.boot_failures = 0
+            elif kind == b"G":
+                child.hupped = True
             elif kind == b"R" and not child.asked:
                 child.asked = True
                 child.cursed_at = time.monotonic()   # mercy applies, as to any worker told to stop
@@ -216,7 +219,7 @@ class Spawner:
             log.log(log.KILLED_OK.format(id=child.id, pid=pid))
         elif code < 0:
             log.log(log.DAMN_SIGNAL.format(id=child.id, pid=pid, sig=-code))
-        elif code != EXIT_GRACEFUL_IDLE:
+        elif code != EXIT_GRACEFUL_IDLE and not child.hupped:
             log.log(log.DAMN.format(id=child.id, pid=pid))
             log.log(log.EXIT_STATUS.format(id=child.id, pid=pid, code=code))
         if not child.accepting and not child.asked:

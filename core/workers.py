@@ -34,6 +34,7 @@ CTL_STATS = b"s"
 CTL_RECYCLE = b"r"     # finish the current request, log Seeya, exit (WORKER-6)
 # worker -> master notifications
 NOTE_ACCEPTING = b"A"
+NOTE_GRACEFUL = b"G"   # "I was HUPed": exiting gracefully, no DAMN line
 NOTE_RECYCLED = b"R"   # "I am exiting on purpose" (max-requests, recycle): no DAMN line
 # accept() errors that mean "out of file descriptors": the worker pauses accepting
 FD_EXHAUSTED = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
@@ -94,6 +95,11 @@ class Worker:
         if not self.stopping:
             self.stopping = True
             self.stop_code = EXIT_WORKER_DONE if self.busy else EXIT_GRACEFUL_IDLE
+            if self.notify_w >= 0:   # a graceful exit, even if busy now: no DAMN line (WORKER-3)
+                try:
+                    os.write(self.notify_w, NOTE_GRACEFUL + b"%d %d\n" % (self.id, self.pid))
+                except OSError:
+                    pass
             log.log(log.GRACEFUL_WORKER.format(id=self.id, pid=self.pid))
 
     def _on_die(self, signum, frame) -> None:
