@@ -94,9 +94,10 @@ def markdown(results: dict) -> str:
         f"Machine: {v.get('nproc')} CPUs, {v.get('cpu')}, Linux {v.get('kernel')}. "
         f"Python {v.get('python')}, uWSGI {v.get('uwsgi')}, gunicorn {v.get('gunicorn')}, "
         f"uwsgi-py {v.get('uwsgi-py')} ({v.get('uwsgi-py commit')}), {v.get('wrk')}.",
-        f"2 workers each, loopback, request logging off; wrk -t2 -c16 --latency, "
-        f"{cfg.get('rounds')} x {cfg.get('duration')} s per server and mode, interleaved; "
-        f"medians. Run took {results.get('elapsed_s')} s.",
+        "2 workers each, loopback, request logging off"
+        + (f"; wrk -t2 -c16 --latency, {cfg.get('rounds')} x {cfg.get('duration')} s per server "
+           "and mode, interleaved; medians" if "throughput" in results else "")
+        + f". Run took {results.get('elapsed_s')} s.",
         "",
     ]
     if "throughput" in results or "cold_start_ms" in results:
@@ -141,13 +142,14 @@ def markdown(results: dict) -> str:
                          f"{cfg.get('timeout')} s timeout), {cfg.get('steady')} s steady, then SIGHUP "
                          f"every {cfg.get('every')} s x {any_r['reloads']}.")
             lines += ["", "| server | ok | failed (by kind) | longest gap, reloading | longest gap, steady "
-                      "| p50 / p99 ms steady | p50 / p99 ms reloading | p99 ratio | workers replaced |",
+                      "| p50 / p99 ms steady | p50 / p99 ms reloading | p99 ratio | reloads done |",
                       "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | --- |"]
         else:
             lines.append(f"{title}: 50 ms app, 200 clients at once (new connection per request, "
                          f"{cfg.get('timeout')} s timeout), SIGHUP every {cfg.get('every')} s "
                          f"x {any_r['reloads']}; default listen backlog of each server.")
-            lines += ["", "| server | ok | failed (by kind) | p50 / p99 ms |", "| --- | ---: | --- | ---: |"]
+            lines += ["", "| server | ok | failed (by kind) | p50 / p99 ms | reloads done |",
+                      "| --- | ---: | --- | ---: | --- |"]
         for key, r in data.items():
             kinds = ", ".join(f"{k} {n}" for k, n in sorted(r["all_failed_by_kind"].items()))
             failed = f"{r['failed']}" + (f" ({kinds})" if kinds else "")
@@ -158,10 +160,12 @@ def markdown(results: dict) -> str:
                     f"| {fmt(st['max_gap_ms'])} ms | {fmt(st['p50_ms'])} / {fmt(st['p99_ms'])} "
                     f"| {fmt(rl['p50_ms'])} / {fmt(rl['p99_ms'])} "
                     f"| {fmt(ratio(rl['p99_ms'], st['p99_ms']), 2)}x "
-                    f"| {'yes' if r['workers_replaced'] else 'NO'} |")
+                    f"| {r.get('reloads_done', '?')} of {r['reloads']}"
+                    f"{'' if r['workers_replaced'] else ' (workers NOT replaced)'} |")
             else:
                 lines.append(f"| {NAMES.get(key, key)} | {r['ok']} | {failed} "
-                             f"| {fmt(rl['p50_ms'])} / {fmt(rl['p99_ms'])} |")
+                             f"| {fmt(rl['p50_ms'])} / {fmt(rl['p99_ms'])} "
+                             f"| {r.get('reloads_done', '?')} of {r['reloads']} |")
         lines.append("")
     lines += ["| target (issue 9) | measured | met |", "| --- | --- | --- |"]
     for name, measured, met in targets(results, m):

@@ -42,6 +42,10 @@ import report  # noqa: E402
 import servers as S  # noqa: E402
 
 UWSGI_VERSION = "2.0.31"
+# a log line each server writes once per completed graceful reload
+RELOAD_DONE = {"uwsgi-py": re.compile(r"reload outcome: .*refused=no"),
+               "uwsgi": re.compile(r"binary reloading uWSGI"),
+               "gunicorn": re.compile(r"Handling signal: hup")}
 
 
 # ---- setup ---------------------------------------------------------------------
@@ -246,7 +250,9 @@ def under_reloads(spec, cfg, logdir: Path, clients: int, steady: float, reloads:
     finally:
         S.stop(run)
     pool.stop()
+    done = len(RELOAD_DONE[spec.kind].findall(run.log.read_text(errors="replace")))
     result = {
+        "reloads_done": done,
         "steady": load.summarize(pool.records, t0, t1) if steady else None,
         "reloading": load.summarize(pool.records, t1, t2),
         "all_failed_by_kind": {},
