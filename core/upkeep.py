@@ -1,0 +1,117 @@
+"""The master's upkeep actions: pause, stats dump, logs, pidfiles, vacuum, harakiri.
+
+A mixin of ``Master``; each method runs on the master's loop thread and returns.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+from . import log, pidfile
+from .scoreboard import DEAD
+
+
+class Upkeep:
+    # ---- pause, stats, logs --------------------------------------------------------
+    def toggle_pause(self) -> None:
+        self.paused = not self.paused
+        self.scoreboard.paused = self.paused
+        if self.paused:
+            log.vlog(log.PAUSE)
+        else:
+            log.vlog(log.RESUME)
+        self.tell_workers(b"p" if self.paused else b"u")
+        self.hook.uwsgi_master_event(master=self, event="paused" if self.paused else "resumed",
+                                     info={})
+
+    def log_stats(self) -> None:
+        lines = ["", ";uWSGI instance configuration", "[uwsgi]", *self.settings.ini_lines(),
+                 ";end of configuration", "",
+                 f"\tworkers total requests: {self.scoreboard.total_requests()}", "-" * 17]
+        for wid in range(1, self.numproc + 1):
+            slot = self.scoreboard.read(wid)
+            for i, app in enumerate(self.server.apps or [None]):
+                name = getattr(app, "name", "") if app else ""
+                lines.append(f"\tworker {wid} app {i} [{name}] requests: {slot['requests']} "
+                             f"exceptions: {slot['exceptions']}")
+            lines.append("-" * 17)
+        log.log("\n".join(lines) + "\n")
+
+    def signal_workers_usr2(self) -> None:
+        for child in self.all_children():
+            self.kill(child, signal.SIGUSR2)
+
+    def reopen_logs(self, rotate: bool) -> None:
+        path = self.settings.logto
+        if not path:
+            log.log("no log file configured (--logto): nothing to reopen")
+            return
+        try:
+            if rotate:
+                log.rotate(path)
+            else:
+                log.reopen(path)
+        except OSError as e:
+            log.log(f"unable to reopen log {path}: {e.strerror}; reloading")
+            self.request("graceful_reload")
+            return
+        self.tell_workers(b"l")
+
+    def write_pidfiles(self, safe: bool = False, every: bool = False) -> None:
+        s = self.settings
+        names = [s.safe_pidfile, s.safe_pidfile2] if safe else []
+        if every:
+            names = [s.pidfile, s.pidfile2, s.safe_pidfile, s.safe_pidfile2]
+        for path in names:
+            if path:
+                log.log(log.PIDFILE.format(path=path))
+                pidfile.write(path)
+
+    def vacuum(self) -> None:
+        if not self.settings.vacuum:
+            return
+        s = self.settings
+        for what, path in (("pidfile", s.pidfile), ("pidfile2", s.pidfile2),
+                           ("safe pidfile", s.safe_pidfile), ("safe pidfile2", s.safe_pidfile2)):
+            if path:
+                try:
+                    os.unlink(path)
+                    log.log(log.VACUUM.format(what=what))
+                except OSError:
+                    pass
+        for lst in self.server.listeners:
+            if lst.unix_path and lst.inode is not None:
+                try:
+                    if os.stat(lst.unix_path).st_ino != lst.inode:
+                        log.log(f"VACUUM WARNING: unix socket {lst.unix_path} changed inode. Skip removal")
+                        continue
+                    os.unlink(lst.unix_path)
+                    log.log(log.VACUUM_SOCKET.format(path=lst.unix_path))
+                except OSError:
+                    pass
+
+    def child_paused(self, pid: int, status: int) -> None:
+        """A worker was stopped (SIGSTOP, SIGTTIN...) or continued: say so in the log."""
+        child = next((c for c in self.all_children() if c.pid == pid), None)
+        if child is None:
+            return
+        if os.WIFSTOPPED(status):
+            log.log(log.WORKER_STOPPED.format(id=child.id, pid=pid, sig=os.WSTOPSIG(status)))
+        else:
+            log.log(log.WORKER_CONTINUED.format(id=child.id, pid=pid))
+
+    def check_harakiri(self) -> None:
+        limit = self.settings.harakiri
+        if not limit:
+            return
+        now = time.time()
+        for child in list(self.workers.values()):
+            slot = self.scoreboard.read(child.id)
+            if slot["status"] == 1 and slot["busy_since"] and now - slot["busy_since"] > limit:
+                log.log(log.HARAKIRI.format(id=child.id, pid=child.pid))
+                log.log(log.HARAKIRI_REQUEST.format(id=child.id, pid=child.pid, uri=slot["uri"],
+                                                    since=time.ctime(slot["busy_since"])))
+                self.scoreboard.write(child.id, harakiri_count=slot["harakiri_count"] + 1,
+                                      status=DEAD)
+                self.kill(child, signal.SIGKILL)
