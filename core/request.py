@@ -35,13 +35,19 @@ def wait_fd(fd: int, events: int, timeout: float) -> None:
 class Conn:
     """A non-blocking client socket with a read buffer."""
 
-    __slots__ = ("sock", "fd", "listener", "buf", "remote", "port", "timeout", "deadline",
+    __slots__ = ("_sock", "fd", "listener", "buf", "remote", "port", "timeout", "deadline",
                  "served", "min_bytes", "moved", "waited", "window_moved")
 
-    def __init__(self, sock: socket.socket, listener, remote: str, timeout: float,
+    def __init__(self, sock: socket.socket | int, listener, remote: str, timeout: float,
                  min_bytes: int = 0):
-        self.sock = sock
-        self.fd = sock.fileno()
+        # an accepted fd (the worker's path: no socket object, whose creation costs a
+        # getsockname() and an allocation per connection) or a socket object
+        if isinstance(sock, int):
+            self._sock = None
+            self.fd = sock
+        else:
+            self._sock = sock
+            self.fd = sock.fileno()
         self.listener = listener
         self.buf = bytearray()
         self.remote = remote
@@ -86,10 +92,17 @@ class Conn:
             if ready:
                 return
 
+    @property
+    def sock(self) -> socket.socket:
+        """A socket object for the fd, made on first use (reads and writes go through the fd)."""
+        if self._sock is None:
+            self._sock = socket.socket(fileno=self.fd)
+        return self._sock
+
     def fill(self) -> bool:
         """Read what is there without blocking; False at EOF."""
         try:
-            data = self.sock.recv(65536)
+            data = os.read(self.fd, 65536)
         except BlockingIOError:
             return True
         except (ConnectionError, OSError):
@@ -103,7 +116,7 @@ class Conn:
         """Read at least one byte, waiting up to the timeout (ClientGone otherwise)."""
         while True:
             try:
-                data = self.sock.recv(65536)
+                data = os.read(self.fd, 65536)
             except BlockingIOError:
                 self.wait(_POLLIN)
                 continue
@@ -117,7 +130,7 @@ class Conn:
 
     def sendall(self, data) -> None:
         try:
-            n = self.sock.send(data)    # the usual case: all of it in one call
+            n = os.write(self.fd, data)    # the usual case: all of it in one call
         except (BlockingIOError, InterruptedError):
             n = 0
         except OSError as e:
@@ -128,7 +141,7 @@ class Conn:
         view = memoryview(data)[n:]
         while view:
             try:
-                n = self.sock.send(view)
+                n = os.write(self.fd, view)
             except BlockingIOError:
                 self.wait(_POLLOUT)
                 continue
@@ -156,7 +169,10 @@ class Conn:
 
     def close(self) -> None:
         try:
-            self.sock.close()
+            if self._sock is not None:
+                self._sock.close()
+            else:
+                os.close(self.fd)
         except OSError:
             pass
 

@@ -333,7 +333,7 @@ class Worker:
             if self.stopping:
                 return
             try:
-                client, addr = sock.accept()
+                fd, addr = sock._accept()   # an fd, not a socket object (see Conn)
             except (BlockingIOError, InterruptedError):
                 if self.fd_failures:
                     self.end_fd_burst()
@@ -344,16 +344,17 @@ class Worker:
                 else:
                     log.log(f"accept(): {e.strerror}")
                 return
-            client.setblocking(False)
-            if unix:
-                remote = ""
-            else:
-                remote = addr[0]
-                if remote.startswith("::ffff:"):
-                    remote = remote[7:]
-                if not nodelay:
-                    client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            conn = Conn(client, lst, remote, self.timeout, self.min_bytes)
+            try:
+                os.set_blocking(fd, False)
+            except OSError:
+                os.close(fd)
+                continue
+            remote = "" if unix else addr[0]
+            if remote.startswith("::ffff:"):
+                remote = remote[7:]
+            conn = Conn(fd, lst, remote, self.timeout, self.min_bytes)
+            if not (unix or nodelay):
+                conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             conn.deadline = time.monotonic() + self.timeout
             self.conns[conn.fd] = conn
             conn.fill()
