@@ -25,7 +25,7 @@ def ratio(a: float, b: float) -> float:
 
 
 def _tp(results, mode, key, field):
-    return med([r[field] for r in results.get("throughput", {}).get(mode, {}).get(key, [])])
+    return med([r.get(field, float("nan")) for r in results.get("throughput", {}).get(mode, {}).get(key, [])])
 
 
 def metrics(results: dict) -> dict:
@@ -33,7 +33,7 @@ def metrics(results: dict) -> dict:
     m: dict = {}
     for mode, ours in (("keepalive", "uwsgi-py-ka"), ("close", "uwsgi-py")):
         for name, key in (("ours", ours), ("uwsgi", "uwsgi"), ("gunicorn", "gunicorn")):
-            for field in ("rps", "p50_ms", "p99_ms"):
+            for field in ("rps", "p50_ms", "p99_ms", "cpu_us"):
                 m[(mode, name, field)] = _tp(results, mode, key, field)
         rack = "rack-ka" if mode == "keepalive" else "rack"
         for field in ("rps", "p50_ms", "p99_ms"):
@@ -104,8 +104,8 @@ def markdown(results: dict) -> str:
         lines += ["| hello world | uwsgi-py | uWSGI | gunicorn | uwsgi-py / uWSGI | uwsgi-py / gunicorn |",
                   "| --- | ---: | ---: | ---: | ---: | ---: |"]
         for mode, label in (("keepalive", "keep-alive"), ("close", "Connection: close")):
-            for field, unit, digits in (("rps", "requests/s", 0), ("p50_ms", "p50 ms", 2),
-                                        ("p99_ms", "p99 ms", 2)):
+            for field, unit, digits in (("rps", "requests/s", 0), ("cpu_us", "server CPU us/request", 0),
+                                        ("p50_ms", "p50 ms", 2), ("p99_ms", "p99 ms", 2)):
                 a, b, c = (m[(mode, n, field)] for n in ("ours", "uwsgi", "gunicorn"))
                 if all(math.isnan(x) for x in (a, b, c)):
                     continue

@@ -161,7 +161,9 @@ def wrk(port: int, duration: float, close: bool, connections: int = 16) -> dict:
     p99 = re.search(r"^\s+99%\s+(\S+)", text, re.M)
     errs = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    total = re.search(r"(\d+) requests in", text)
     return {
+        "requests": int(total.group(1)) if total else 0,
         "rps": float(rps.group(1)) if rps else 0.0,
         "p50_ms": _ms(p50.group(1)) if p50 else float("nan"),
         "p99_ms": _ms(p99.group(1)) if p99 else float("nan"),
@@ -202,10 +204,15 @@ def throughput(cfg, logdir: Path, results: dict) -> None:
                     run = running.get(spec.key)
                     if run is None:
                         continue
+                    cpu0 = S.cpu_seconds(run.pid)
                     r = wrk(run.port, cfg.duration, close=(mode == "close"))
+                    # server CPU (master + workers, user + system) per request: steadier
+                    # than requests/s on a shared machine
+                    r["cpu_us"] = (S.cpu_seconds(run.pid) - cpu0) / max(1, r["requests"]) * 1e6
                     out.setdefault(mode, {}).setdefault(spec.key, []).append(r)
                     print(f"  round {rnd + 1} {mode:9} {spec.label:42} {r['rps']:9.0f} rps  "
-                          f"p50 {r['p50_ms']:.2f} ms  p99 {r['p99_ms']:.2f} ms", flush=True)
+                          f"p50 {r['p50_ms']:.2f} ms  p99 {r['p99_ms']:.2f} ms  "
+                          f"cpu {r['cpu_us']:.0f} us/req", flush=True)
             for key, run in running.items():
                 results.setdefault("pss_kib", {}).setdefault(key, []).append(S.pss_kib(run.pid))
     finally:

@@ -153,6 +153,20 @@ def descendants(pid: int) -> list[int]:
     return out
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` and its live descendants (/proc/PID/stat)."""
+    total = 0
+    for p in descendants(pid):
+        try:
+            with open(f"/proc/{p}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(b")") + 2:].split()
+        total += int(fields[11]) + int(fields[12])   # utime, stime (clock ticks)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def pss_kib(pid: int) -> int:
     """PSS of ``pid`` and its descendants (master + workers), from smaps_rollup."""
     total = 0
