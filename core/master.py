@@ -21,7 +21,7 @@ from . import actions, log, signals
 from .handoff import PREFLIGHT, give
 from .limits import Limits
 from .server import Watch
-from .spawner import ALL_SIGNALS, Spawner
+from .spawner import ALL_SIGNALS, Spawner, trim_heap
 from .upkeep import Upkeep
 
 
@@ -97,6 +97,7 @@ class Master(Spawner, Upkeep):
         self.selector.register(self.notify_r, selectors.EVENT_READ, self.read_notes)
         self.adopt_old_workers()
         self.hook.uwsgi_master_init(master=self)
+        trim_heap()
         for wid in self.active_slots():
             self.spawn(wid)
         if not self.server.is_reload:

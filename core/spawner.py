@@ -21,6 +21,18 @@ EXIT_BOOT_FAILURES = 1   # the instance's exit status after --max-boot-failures
 ALL_SIGNALS = set(signal.Signals) - {signal.SIGKILL, signal.SIGSTOP}
 
 
+def trim_heap() -> None:
+    """Give the C heap's free pages back to the kernel (glibc ``malloc_trim``) before the
+    first fork: what start-up freed (imports, option parsing, loading the app) would
+    otherwise stay resident in the master and in every worker (~2-3 MB of PSS on the
+    bench). ctypes is needed by the workers anyway (PR_SET_PDEATHSIG)."""
+    try:
+        import ctypes
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
 class Spawner:
     def __init__(self, server):
         from .master import Child  # noqa: F401 - the record type
