@@ -204,7 +204,7 @@ def parse_uwsgi(buf: bytes | bytearray, limit: int) -> Head | None:
     h.modifier1 = modifier1
     cl = env.get("CONTENT_LENGTH", "")
     if cl:
-        if not cl.isdigit():
+        if not (cl.isascii() and cl.isdigit()):   # "\xb2" (superscript two) is a digit to str
             raise BadRequest("invalid CONTENT_LENGTH", 0)
         h.length = int(cl)
     proto = env.get("SERVER_PROTOCOL", "HTTP/1.0")

@@ -222,10 +222,11 @@ class Input:
                 line, _, rest = bytes(conn.buf).partition(b"\r\n")
                 conn.buf[:] = rest
                 size_text = line.split(b";", 1)[0].strip()
-                try:
-                    size = int(size_text, 16)
-                except ValueError:
-                    raise BadRequest("invalid chunk size") from None
+                # 1*HEXDIG only: int() would also take "-5" (a negative size looped
+                # forever here), "+5", "0x5" and "5_0"
+                if not size_text or size_text.strip(b"0123456789abcdefABCDEF"):
+                    raise BadRequest("invalid chunk size")
+                size = int(size_text, 16)
                 if size == 0:
                     # trailers until an empty line, bounded like the chunk-size lines
                     trailers = 0

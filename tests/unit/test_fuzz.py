@@ -191,6 +191,8 @@ def test_arbitrary_bytes_as_uwsgi_packets(data):
 def test_uwsgi_packets_split_anywhere(env, modifier1, data):
     packet = pack_uwsgi(env, modifier1=modifier1)
     assume(len(packet) - 4 <= LIMIT)
+    length = env.get("CONTENT_LENGTH", "")
+    assume(not length or length.isascii() and length.isdigit())  # else BadRequest, by design
     cut = data.draw(st.integers(0, len(packet) - 1))
     assert parse_uwsgi(packet[:cut], LIMIT) is None
     head = parse_uwsgi(packet, LIMIT)
