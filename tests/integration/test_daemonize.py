@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import children_of, pid_alive, run_cli
+from conftest import children_of, pid_alive, run_cli, wait_until
 from launch_helpers import (app_dir, get, port_from_log, read_pid, reaper, stat_fields,  # noqa: F401
                             wait_file_text, wait_gone)
 from uwsgi_py_inetd import BOTH_DAEMONIZE, daemon
@@ -115,7 +115,14 @@ def test_fifo_l_reopens_the_daemonize_file(tmp_path, reaper):
                        "--master-fifo", str(fifo))
     wait_file_text(logfile, "spawned uWSGI worker 2")
     logfile.rename(tmp_path / "app.log.1")
-    fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+
+    def open_fifo():
+        # the master creates the FIFO when its loop starts: ENOENT/ENXIO until then
+        try:
+            return os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        except (FileNotFoundError, OSError):
+            return None
+    fd = wait_until(open_fifo, 10, what="the master FIFO")
     try:
         os.write(fd, b"l")
     finally:
