@@ -77,6 +77,17 @@ def pid_alive(pid: int) -> bool:
         return False
 
 
+def http_get(port: int, path: str = "/", timeout: float = 20.0) -> tuple[int, bytes]:
+    """One GET to 127.0.0.1:port; (status, body)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
 def require_tool(name: str) -> str:
     """The path of a system tool; skip outside CI when it is missing, fail in CI."""
     path = shutil.which(name) or (f"/usr/sbin/{name}" if os.path.exists(f"/usr/sbin/{name}") else None)

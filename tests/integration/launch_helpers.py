@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from conftest import APPS, ROOT, Instance, group_pids, pid_alive, wait_until
+from conftest import http_get as get  # noqa: F401 - re-exported to the launch tests
 
 EXAMPLES = ROOT / "examples"
 
@@ -124,16 +125,6 @@ def read_pid(path: Path, timeout: float = 15.0) -> int:
 
 def wait_gone(pids, timeout: float = 15.0) -> None:
     wait_until(lambda: not any(pid_alive(p) for p in pids), timeout, what=f"processes {list(pids)} to end")
-
-
-def get(port: int, path: str = "/", timeout: float = 20.0) -> tuple[int, bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        conn.request("GET", path)
-        resp = conn.getresponse()
-        return resp.status, resp.read()
-    finally:
-        conn.close()
 
 
 class UnixHTTPConnection(http.client.HTTPConnection):

@@ -6,7 +6,6 @@ load is a few client threads for about two seconds.
 from __future__ import annotations
 
 import fcntl
-import http.client
 import json
 import os
 import re
@@ -27,6 +26,7 @@ import urllib.request
 import pytest
 
 from conftest import IN_CI, pid_alive, run_cli, wait_until
+from conftest import http_get as get
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -64,16 +64,6 @@ def tcp_address(inst) -> tuple[str, int]:
     text = inst.wait_log("Stats server enabled on")
     host, _, port = STATS_LINE.search(text).group(1).rpartition(":")
     return host, int(port)
-
-
-def get(port: int, path: str, timeout: float = 10):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        conn.request("GET", path)
-        resp = conn.getresponse()
-        return resp.status, resp.read()
-    finally:
-        conn.close()
 
 
 class Load:
