@@ -17,7 +17,6 @@ import http.client
 import os
 import re
 import resource
-import signal
 import socket
 import subprocess
 import sys
@@ -131,11 +130,6 @@ def exchange(port: int, data: bytes, timeout: float = 10.0, shut: bool = True) -
             out += chunk
 
 
-def wait_group_empty(pgid: int, timeout: float = 5.0) -> None:
-    from conftest import group_pids
-    wait_until(lambda: not group_pids(pgid), timeout, what=f"process group {pgid} to end")
-
-
 @pytest.fixture
 def limited_server(tmp_path):
     """Like ``server`` but with resource limits applied in the child (``nofile``):
@@ -163,19 +157,7 @@ def limited_server(tmp_path):
 
     yield start
     for inst in started:
-        if inst.proc.poll() is None:
-            try:
-                os.kill(inst.pid, signal.SIGINT)
-                inst.proc.wait(5)
-            except (OSError, subprocess.TimeoutExpired):
-                pass
-        try:
-            os.killpg(inst.pgid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        if inst.proc.poll() is None:
-            inst.proc.wait(5)
-        wait_group_empty(inst.pgid)
+        inst.cleanup()
 
 
 def start_hardening(server, *args: str, **kw) -> Instance:
