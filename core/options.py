@@ -215,6 +215,8 @@ def core_options() -> list[Option]:
           convert=non_negative_int, default=1024, metavar="BYTES"),
         O("limit-post", "limit request body size (bytes, 0 = no limit)", convert=non_negative_int,
           default=0, metavar="BYTES"),
+        O("no-defer-accept", "do not set TCP_DEFER_ACCEPT on TCP sockets (by default accept() "
+          "waits up to --socket-timeout for a connection's first bytes)", flag=True),
         O("skip-zero", "do not check fd 0 for an inherited socket", flag=True),
         # processes
         O("master", "enable the master process", short="M", flag=True),

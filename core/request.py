@@ -32,11 +32,34 @@ def wait_fd(fd: int, events: int, timeout: float) -> None:
         raise ClientTimeout("timeout")
 
 
+def _shutdown_wr(fd: int) -> None:
+    global _shutdown_wr
+    try:
+        import ctypes
+        shutdown = ctypes.CDLL(None, use_errno=True).shutdown
+        shutdown.argtypes = (ctypes.c_int, ctypes.c_int)
+    except (ImportError, OSError, AttributeError):  # no libc shutdown(): a socket object
+        def _shutdown_wr(fd: int) -> None:
+            try:
+                s = socket.socket(fileno=fd)
+            except OSError:
+                return
+            try:
+                s.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+            s.detach()
+    else:
+        def _shutdown_wr(fd: int) -> None:
+            shutdown(fd, socket.SHUT_WR)
+    _shutdown_wr(fd)
+
+
 class Conn:
     """A non-blocking client socket with a read buffer."""
 
     __slots__ = ("_sock", "fd", "listener", "buf", "remote", "port", "timeout", "deadline",
-                 "served", "min_bytes", "moved", "waited", "window_moved")
+                 "served", "min_bytes", "moved", "waited", "window_moved", "corked")
 
     def __init__(self, sock: socket.socket | int, listener, remote: str, timeout: float,
                  min_bytes: int = 0):
@@ -61,6 +84,9 @@ class Conn:
         self.moved = 0
         self.waited = 0.0
         self.window_moved = 0
+        # TCP_CORK inherited from the listener: what is written waits in the kernel until
+        # uncork() or close(), so a response and the FIN leave in one segment
+        self.corked = False
 
     def wait(self, events: int) -> None:
         """Block until the socket is ready (only when a call would block).
@@ -167,7 +193,21 @@ class Conn:
             self.moved += n
         return sent
 
+    def uncork(self) -> None:
+        """Send what is held and stop holding: before anything that waits for the client
+        (100-continue, a keep-alive connection, a streamed response)."""
+        if self.corked:
+            self.corked = False
+            try:
+                self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 0)
+            except OSError:
+                pass
+
     def close(self) -> None:
+        if self.corked:
+            # shutdown(SHUT_WR) sends the held response with the FIN before close(): a
+            # close() with unread request bytes would reset the connection and drop it
+            _shutdown_wr(self.fd)
         try:
             if self._sock is not None:
                 self._sock.close()
@@ -196,6 +236,7 @@ class Input:
     def _continue(self) -> None:
         if self.expect:
             self.expect = False
+            self.conn.uncork()
             self.conn.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
 
     def _raw(self, want: int) -> bytes:
@@ -419,6 +460,8 @@ class Request:
             proto = "HTTP/1.1" if version == (1, 1) else "HTTP/1.0"
         else:
             proto = self.vars.get("SERVER_PROTOCOL") or "HTTP/1.0"
+        if self.keepalive and self.conn.corked:
+            self.conn.uncork()
         self.nheaders = len(lines)
         head = f"{proto} {status}\r\n{''.join(lines)}\r\n".encode("latin-1")
         self.hsize = len(head)
@@ -435,8 +478,11 @@ class Request:
         if self.pending is not None:
             data = self.pending + data
             self.pending = None
+        conn = self.conn
+        if conn.corked and not self.no_body and (self.length is None or self.sent < self.length):
+            conn.uncork()   # more may follow, maybe slowly: do not hold this part back
         if data:
-            self.conn.sendall(data)
+            conn.sendall(data)
 
     def sendfile(self, fd: int, offset: int = 0, count: int | None = None) -> None:
         """Send a file with ``os.sendfile`` (``wsgi.file_wrapper``)."""

@@ -28,6 +28,7 @@ class Listener:
     inode: int | None = None
     inherited: bool = False
     listen: int = 100
+    unix: bool = False     # set by the worker (socket.family is a slow property)
     extra: dict = field(default_factory=dict)
 
     @property
@@ -154,6 +155,20 @@ def adopt(key: str, name: str, proto: str, fd: int, listen: int = 100) -> Listen
             except OSError:
                 pass
     return Listener(key, name, proto, sock, unix_path, inode, inherited=True, listen=listen)
+
+
+def defer_accept(listener: Listener, seconds: int) -> None:
+    """Linux TCP_DEFER_ACCEPT, as uWSGI sets it on its TCP sockets by default: accept()
+    hands over a connection only once its first bytes have arrived (or ``seconds`` have
+    passed), so a worker never wakes for a connection it cannot read yet. 0 turns it off
+    (``--no-defer-accept``), which also applies to a socket kept across a reload."""
+    opt = getattr(socket, "TCP_DEFER_ACCEPT", None)
+    if opt is None or listener.sock.family == socket.AF_UNIX:
+        return
+    try:
+        listener.sock.setsockopt(socket.IPPROTO_TCP, opt, seconds)
+    except OSError:
+        pass
 
 
 def same_address(sock: socket.socket, name: str) -> bool:

@@ -188,15 +188,21 @@ class Worker:
         self.listeners = {lst.fd: lst for lst in self.server.listeners}
         for fd in self.listeners:
             ep.register(fd, EXCLUSIVE)
-        # TCP_NODELAY once on each TCP listener: Linux copies it to every accepted
-        # socket, which saves a setsockopt() per connection
+        # TCP_NODELAY and TCP_CORK once on each TCP listener: Linux copies both to every
+        # accepted socket, which saves a setsockopt() per connection. A corked response
+        # leaves with the connection's FIN in one segment (Conn.close); a connection that
+        # stays open or streams is uncorked before it could wait (Conn.uncork).
         self.nodelay = set()
+        self.corked = set()
         for lst in self.listeners.values():
-            if lst.sock.family != socket.AF_UNIX and sys.platform.startswith("linux"):
+            lst.unix = lst.sock.family == socket.AF_UNIX
+            if not lst.unix and sys.platform.startswith("linux"):
                 try:
                     lst.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                     self.nodelay.add(lst.fd)
-                except OSError:
+                    lst.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+                    self.corked.add(lst.fd)
+                except (OSError, AttributeError):
                     pass
         ep.register(self.wake_r, EPOLLIN)
         if self.ctl_r >= 0:
@@ -327,8 +333,9 @@ class Worker:
 
     def accept(self, lst) -> None:
         sock = lst.sock
-        unix = sock.family == socket.AF_UNIX
+        unix = lst.unix
         nodelay = lst.fd in self.nodelay
+        corked = lst.fd in self.corked
         # One connection per wakeup: a client accepted before its request arrived waits
         # in epoll, and a long accept run would keep it waiting behind every connection
         # still queued (Connection: close p99 halved on the bench). After accept() ran
@@ -357,6 +364,7 @@ class Worker:
             if remote.startswith("::ffff:"):
                 remote = remote[7:]
             conn = Conn(fd, lst, remote, self.timeout, self.min_bytes)
+            conn.corked = corked
             if not (unix or nodelay):
                 conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             conn.deadline = time.monotonic() + self.timeout

@@ -14,11 +14,14 @@ to the new image so the address stays the same.
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from uwsgi_py import Option, OptionError, Watch, hookimpl
 
-from .endpoint import ENABLED, StatsServer, bind
-from .requestvars import RequestVars
+if TYPE_CHECKING:
+    from .endpoint import StatsServer
+# .endpoint and .requestvars are imported only by an instance that enables --stats: the
+# master's modules are shared by every worker and count in the instance's memory
 
 ADDRESS_ENV = "UWSGI_PY_STATS_ADDRESS"  # the resolved auto-assigned address, across exec
 BIND_FAILED = "--stats: bind(): {why} ({address})"
@@ -50,6 +53,8 @@ def uwsgi_post_apps(server):
     inherited = os.environ.pop(ADDRESS_ENV, None)
     if not settings.stats:
         return
+    from .endpoint import ENABLED, StatsServer, bind
+    from .requestvars import RequestVars
     address = inherited or settings.stats
     try:
         sock = bind(address, settings.chmod_socket, settings.listen or 100)

@@ -308,7 +308,7 @@ def test_abstract_stats_socket_and_no_fd_leak_into_workers(server):
 
 def test_listen_queue_while_paused(server, tmp_path):
     path = str(tmp_path / "q.sock")
-    inst = server("-p", "1", "--stats", path, "--listen", "4")
+    inst = server("-p", "1", "--stats", path, "--listen", "4", "--no-defer-accept")  # silent clients
     assert stats(path)["sockets"][0]["max_queue"] == 4
     inst.signal(signal.SIGTSTP)
     wait_until(lambda: stats(path)["workers"][0]["status"] == "pause", 10, what="paused")

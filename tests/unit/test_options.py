@@ -4,7 +4,7 @@ import signal
 import pytest
 
 from uwsgi_py import config, plugins
-from uwsgi_py.cli import build_command, build_registry, parse_cli
+from uwsgi_py.cli import build_registry, cli_entries, parse_cli, parse_here
 from uwsgi_py.options import Option, OptionError, Registry, core_options
 from uwsgi_py.signals import master_table
 
@@ -142,16 +142,34 @@ def test_env_entries_skip_internal_variables(registry):
     assert names == ["http-socket", "processes"]
 
 
-def test_cli_parsing_short_flags_and_unknown(registry):
-    cmd = build_command(registry)
-    ctx = parse_cli(cmd, registry, ["-M", "-p", "3", "--workers", "4", "-s", ":1", "--env", "A=1"])
-    from uwsgi_py.cli import cli_entries
-    entries = cli_entries(ctx, registry)
+@pytest.mark.parametrize("parse", [parse_cli, parse_here], ids=["child", "here"])
+def test_cli_parsing_short_flags_and_unknown(registry, parse):
+    parsed = parse(registry, ["-M", "-p", "3", "--workers", "4", "-s", ":1", "--env", "A=1",
+                              "--env", "B=2", "x.ini"])
+    entries = cli_entries(parsed, registry)
     assert ("master", True, "command line") in entries
     assert ("socket", ":1", "command line") in entries
+    assert [v for n, v, _ in entries if n == "env"] == ["A=1", "B=2"]
+    assert [v for n, v, _ in entries if n == "processes"] == ["4"]   # the last one given
+    assert parsed.meta["config_files"] == ["x.ini"] and parsed.meta["help"] is False
     with pytest.raises(OptionError) as e:
-        parse_cli(cmd, registry, ["--procesess", "2"])
+        parse(registry, ["--procesess", "2"])
     assert str(e.value) == "unknown option --procesess (command line); did you mean --processes?"
+    with pytest.raises(OptionError) as e:
+        parse(registry, ["--processes"])
+    assert str(e.value) == "Option '--processes' requires an argument. (command line)"
+
+
+def test_the_command_line_is_parsed_in_a_child_that_leaves_click_out_of_this_process(registry):
+    """The server's own process never imports click (its heap is every worker's)."""
+    import subprocess
+    import sys
+    code = ("import sys; from uwsgi_py import cli, plugins; "
+            "reg = cli.build_registry(plugins.build()); "
+            "p = cli.parse_cli(reg, ['-p', '2', '--master']); "
+            "print(sorted(p.given.items()), 'click' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert out.stdout.strip() == "[('master', True), ('processes', '2')] False", out.stderr
 
 
 def test_signal_table_and_die_on_term():
