@@ -12,9 +12,7 @@ from urllib.parse import unquote_to_bytes
 
 HOSTNAME = socket.gethostname()
 
-_TOKEN = re.compile(rb"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _V11 = (1, 1)
-_VERSION = {b"HTTP/1.1": _V11, b"HTTP/1.0": (1, 0)}
 UWSGI_HEADER = struct.Struct("<BHB")
 U16 = struct.Struct("<H")
 
@@ -43,27 +41,33 @@ class Head:
         self.headers = 0
 
 
-# header name (bytes, as sent) -> (CGI key, kind); filled as names are seen
-_NAMES: dict[bytes, tuple[str, int]] = {}
+# header name (as sent) -> (CGI key, kind); filled as names are seen
+_NAMES: dict[str, tuple[str, int]] = {}
 _NAMES_MAX = 1024
 _PLAIN, _CL, _CT, _TE, _CONN, _EXPECT = range(6)
-_KINDS = {b"content-length": _CL, b"content-type": _CT, b"transfer-encoding": _TE,
-          b"connection": _CONN, b"expect": _EXPECT}
-_METHODS: dict[bytes, str] = {}
+_KINDS = {"content-length": _CL, "content-type": _CT, "transfer-encoding": _TE,
+          "connection": _CONN, "expect": _EXPECT}
+_METHODS: dict[str, str] = {}
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_VERSION = {"HTTP/1.1": _V11, "HTTP/1.0": (1, 0)}
 
 
-def _header_name(name: bytes) -> tuple[str, int]:
+def _header_name(name: str) -> tuple[str, int]:
     """The CGI key and kind of a header name, validated once per distinct spelling."""
-    if not name or not _TOKEN.match(name):
+    if not name or not _TOKEN.fullmatch(name):
         raise BadRequest("malformed header line")
-    entry = ("HTTP_" + name.decode("latin-1").upper().replace("-", "_"), _KINDS.get(name.lower(), _PLAIN))
+    entry = ("HTTP_" + name.upper().replace("-", "_"), _KINDS.get(name.lower(), _PLAIN))
     if len(_NAMES) < _NAMES_MAX:
         _NAMES[name] = entry
     return entry
 
 
 def parse_http(buf: bytes | bytearray, limit: int, server_port: str, remote: str) -> Head | None:
-    """Parse one HTTP/1.x head from ``buf`` (HTTP-1)."""
+    """Parse one HTTP/1.x head from ``buf`` (HTTP-1).
+
+    The head is decoded once (latin-1: one character per byte, so every check below
+    sees exactly the bytes that were sent) and parsed as text.
+    """
     skip = 0
     if buf.startswith(b"\r\n"):
         # tolerate leading empty lines (RFC 9112 2.2): they are not the end of a head
@@ -76,39 +80,30 @@ def parse_http(buf: bytes | bytearray, limit: int, server_port: str, remote: str
         return None
     if end > limit:
         raise BadRequest(f"request head larger than buffer-size ({limit})", 431)
-    head = bytes(buf[:end])
-    if head[:2] == b"\r\n":
-        start = 0
-        while head.startswith(b"\r\n", start):
-            start += 2
-        head = head[start:]
-    lines = head.split(b"\r\n")
-    parts = lines[0].split(b" ")
+    lines = buf[skip:end].decode("latin-1").split("\r\n")
+    parts = lines[0].split(" ")
     if len(parts) != 3:
         raise BadRequest("malformed request line")
-    method, target, proto = parts
+    method, uri, proto = parts
     version = _VERSION.get(proto)
     if version is None:
-        raise BadRequest("unsupported protocol version", 505 if proto.startswith(b"HTTP/") else 400)
-    method_text = _METHODS.get(method)
-    if method_text is None:
-        if not _TOKEN.match(method):
+        raise BadRequest("unsupported protocol version", 505 if proto.startswith("HTTP/") else 400)
+    if method not in _METHODS:
+        if not _TOKEN.fullmatch(method):
             raise BadRequest("invalid method")
-        method_text = method.decode("latin-1")
         if len(_METHODS) < 64:
-            _METHODS[method] = method_text
-    if target[:1] != b"/":
-        if not target or target[0] != 42 and not target.startswith((b"http://", b"https://")):
+            _METHODS[method] = method
+    if uri[:1] != "/":
+        if not uri or uri[0] != "*" and not uri.startswith(("http://", "https://")):
             raise BadRequest("invalid request target")
-        if target.startswith((b"http://", b"https://")):
-            slash = target.find(b"/", target.find(b"//") + 2)
-            target = target[slash:] if slash > 0 else b"/"
-    uri = target.decode("latin-1")
+        if uri.startswith(("http://", "https://")):
+            slash = uri.find("/", uri.find("//") + 2)
+            uri = uri[slash:] if slash > 0 else "/"
     path, _, query = uri.partition("?")
     if "%" in path:
         path = unquote_to_bytes(path.encode("latin-1")).decode("latin-1")
     env = {
-        "REQUEST_METHOD": method_text,
+        "REQUEST_METHOD": method,
         "REQUEST_URI": uri,
         "PATH_INFO": path,
         "QUERY_STRING": query,
@@ -123,40 +118,40 @@ def parse_http(buf: bytes | bytearray, limit: int, server_port: str, remote: str
     h.consumed = end + 4
     length = None
     te = None
-    connection = b""
+    connection = ""
     names = _NAMES
     del lines[0]
     for line in lines:
-        name, sep, value = line.partition(b":")
+        name, sep, value = line.partition(":")
         if not sep:
             raise BadRequest("malformed header line")
         key, kind = names.get(name) or _header_name(name)
-        value = value.strip(b" \t")
+        value = value.strip(" \t")
         if kind:
             if kind == _CL:
-                if not value.isdigit():
+                if not (value.isascii() and value.isdigit()):
                     raise BadRequest("invalid Content-Length")
                 if length is not None and int(value) != length:
                     raise BadRequest("conflicting Content-Length headers")
                 length = int(value)
-                env["CONTENT_LENGTH"] = value.decode("latin-1")
+                env["CONTENT_LENGTH"] = value
                 continue
             if kind == _CT:
-                env["CONTENT_TYPE"] = value.decode("latin-1")
+                env["CONTENT_TYPE"] = value
                 continue
             if kind == _TE:
                 te = value.lower()
             elif kind == _CONN:
                 connection = value.lower()
-            elif value.lower() == b"100-continue":
+            elif value.lower() == "100-continue":
                 h.expect_continue = version is _V11
         if key in env:
-            env[key] += "," + value.decode("latin-1")
+            env[key] += "," + value
         else:
-            env[key] = value.decode("latin-1")
+            env[key] = value
     h.headers = len(lines)
     if te is not None:
-        if te != b"chunked":
+        if te != "chunked":
             raise BadRequest("unsupported Transfer-Encoding", 501)
         if length is not None:
             raise BadRequest("both Content-Length and Transfer-Encoding")
@@ -164,9 +159,9 @@ def parse_http(buf: bytes | bytearray, limit: int, server_port: str, remote: str
     else:
         h.length = length or 0
     if version is _V11:
-        h.keepalive = b"close" not in connection
+        h.keepalive = "close" not in connection
     else:
-        h.keepalive = b"keep-alive" in connection
+        h.keepalive = "keep-alive" in connection
     h.vars = env
     return h
 

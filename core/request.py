@@ -391,6 +391,9 @@ class Input:
 
 
 _NO_BODY = {204, 304}
+# lengths of the response header names start() looks at: connection, content-length,
+# transfer-encoding
+_FRAMING_LENGTHS = frozenset((10, 14, 17))
 
 
 class Request:
@@ -430,15 +433,16 @@ class Request:
         length = None
         has_connection = False
         for name, value in headers:
-            lname = name.lower()
-            if lname == "content-length":
-                length = int(value)
-            elif lname == "connection":
-                has_connection = True
-                if value.lower() == "close":
+            if len(name) in _FRAMING_LENGTHS:   # most names are none of the three: no lower()
+                lname = name.lower()
+                if lname == "content-length":
+                    length = int(value)
+                elif lname == "connection":
+                    has_connection = True
+                    if value.lower() == "close":
+                        self.keepalive = False
+                elif lname == "transfer-encoding":
                     self.keepalive = False
-            elif lname == "transfer-encoding":
-                self.keepalive = False
             lines.append(f"{name}: {value}\r\n")
         if code in _NO_BODY or code < 200:
             self.no_body = True

@@ -60,11 +60,13 @@ def _check_headers(status, headers) -> None:
     if type(headers) is not list:
         raise TypeError("WSGI response headers must be a list")
     for item in headers:
-        if type(item) is not tuple or len(item) != 2 or type(item[0]) is not str \
-                or type(item[1]) is not str:
+        if type(item) is not tuple or len(item) != 2:
             raise TypeError(f"invalid WSGI header {item!r}")
-        if "\n" in item[1] or "\r" in item[1] or ":" in item[0]:
-            raise ValueError(f"invalid character in WSGI header {item[0]!r}")
+        name, value = item
+        if type(name) is not str or type(value) is not str:
+            raise TypeError(f"invalid WSGI header {item!r}")
+        if "\n" in value or "\r" in value or ":" in name:
+            raise ValueError(f"invalid character in WSGI header {name!r}")
 
 
 class WSGIApp:
@@ -125,7 +127,7 @@ class WSGIApp:
                 if not req.started:
                     headers = state[1]
                     for k, _ in headers:
-                        if k.lower() == "content-length":
+                        if len(k) == 14 and k.lower() == "content-length":
                             break
                     else:
                         size = 0

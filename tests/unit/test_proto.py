@@ -46,6 +46,9 @@ def test_http_incomplete_returns_none():
     (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 2\r\n\r\n", 400),
     (b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", 501),
     (b"GET / HTTP/1.1\r\nX: " + b"a" * 5000 + b"\r\n\r\n", 431),
+    (b"GET / HTTP/1.1\r\nHost\n: x\r\n\r\n", 400),          # a bare LF is not a token
+    (b"GE\nT / HTTP/1.1\r\n\r\n", 400),
+    (b"GET / HTTP/1.1\r\nContent-Length: \xb2\r\n\r\n", 400),  # superscript two
 ])
 def test_http_bad_requests(raw, status):
     with pytest.raises(BadRequest) as e:
