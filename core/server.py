@@ -121,6 +121,7 @@ class Server:
         if not self.listeners:
             raise OptionError(log.NO_SOCKET)
         for index, listener in enumerate(self.listeners):
+            sockets.tune_listener(listener)
             sockets.log_bound(index, listener)
         log.log(log.LISTEN_QUEUE.format(listen=backlog, somaxconn=_somaxconn()))
 

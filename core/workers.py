@@ -188,22 +188,9 @@ class Worker:
         self.listeners = {lst.fd: lst for lst in self.server.listeners}
         for fd in self.listeners:
             ep.register(fd, EXCLUSIVE)
-        # TCP_NODELAY and TCP_CORK once on each TCP listener: Linux copies both to every
-        # accepted socket, which saves a setsockopt() per connection. A corked response
-        # leaves with the connection's FIN in one segment (Conn.close); a connection that
-        # stays open or streams is uncorked before it could wait (Conn.uncork).
-        self.nodelay = set()
-        self.corked = set()
-        for lst in self.listeners.values():
-            lst.unix = lst.sock.family == socket.AF_UNIX
-            if not lst.unix and sys.platform.startswith("linux"):
-                try:
-                    lst.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                    self.nodelay.add(lst.fd)
-                    lst.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
-                    self.corked.add(lst.fd)
-                except (OSError, AttributeError):
-                    pass
+        # TCP_NODELAY and TCP_CORK were set on the listeners (sockets.tune_listener)
+        self.nodelay = {lst.fd for lst in self.listeners.values() if lst.nodelay}
+        self.corked = {lst.fd for lst in self.listeners.values() if lst.corked}
         ep.register(self.wake_r, EPOLLIN)
         if self.ctl_r >= 0:
             ep.register(self.ctl_r, EPOLLIN)
