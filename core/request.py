@@ -62,7 +62,7 @@ class Conn:
                  "served", "min_bytes", "moved", "waited", "window_moved", "corked")
 
     def __init__(self, sock: socket.socket | int, listener, remote: str, timeout: float,
-                 min_bytes: int = 0):
+                 min_bytes: int = 0, corked: bool = False):
         # an accepted fd (the worker's path: no socket object, whose creation costs a
         # getsockname() and an allocation per connection) or a socket object
         if isinstance(sock, int):
@@ -86,7 +86,7 @@ class Conn:
         self.window_moved = 0
         # TCP_CORK inherited from the listener: what is written waits in the kernel until
         # uncork() or close(), so a response and the FIN leave in one segment
-        self.corked = False
+        self.corked = corked
 
     def wait(self, events: int) -> None:
         """Block until the socket is ready (only when a call would block).
@@ -390,27 +390,72 @@ class Input:
             return False
 
 
+NO_BODY = Input(None, 0, False, False)   # the body of every request that has none
+
 _NO_BODY = {204, 304}
-# lengths of the response header names start() looks at: connection, content-length,
-# transfer-encoding
-_FRAMING_LENGTHS = frozenset((10, 14, 17))
+
+# Response headers: (name, value) -> (the header line, its framing kind), validated and
+# formatted once per distinct pair. Responses repeat their headers (content types, constant
+# header tuples), so most are one dict lookup; the table stops growing at _LINES_MAX pairs.
+_PLAIN, _LENGTH, _CONNECTION, _TRANSFER = range(4)
+_FRAMING = {"content-length": _LENGTH, "connection": _CONNECTION, "transfer-encoding": _TRANSFER}
+_LINES: dict[tuple[str, str], tuple[str, int]] = {}
+_LINES_MAX = 1024
+
+
+def header_line(item) -> tuple[str, int]:
+    """``(line, kind)`` of a response header ``(name, value)``: str name and value, no CR or
+    LF (response splitting) and no colon in the name, else TypeError / ValueError."""
+    try:
+        entry = _LINES.get(item)
+    except TypeError:              # unhashable: not a (str, str) pair
+        entry = None
+    if entry is not None:
+        return entry
+    if type(item) is not tuple or len(item) != 2:
+        raise TypeError(f"invalid response header {item!r}")
+    name, value = item
+    if type(name) is not str or type(value) is not str:
+        raise TypeError(f"invalid response header {item!r}")
+    line = f"{name}: {value}\r\n"
+    if ":" in name or line.count("\n") != 1 or line.count("\r") != 1:
+        raise ValueError(f"invalid character in response header {name!r}")
+    entry = (line, _FRAMING.get(name.lower(), _PLAIN))
+    if len(_LINES) < _LINES_MAX:
+        _LINES[item] = entry
+    return entry
+
+
+_STATUS: dict[str, int] = {}   # status line -> code, for the status lines seen before
+
+
+def _status_code(status: str) -> int:
+    """The code of a ``"200 OK"`` status: three digits, a space, no CR or LF."""
+    if type(status) is not str or status[3:4] != " " or not status[:3].isdigit() \
+            or "\r" in status or "\n" in status:
+        raise ValueError(f"invalid response status {status!r}")
+    code = int(status[:3])
+    if len(_STATUS) < 256:
+        _STATUS[status] = code
+    return code
 
 
 class Request:
     """One request on a connection, and its response."""
 
     __slots__ = ("conn", "vars", "input", "head", "status", "sent", "pending", "keepalive",
-                 "chunked", "http", "length", "nheaders", "hsize", "modifier1", "no_body",
-                 "started")
+                 "chunked", "http", "length", "nheaders", "hsize", "no_body", "started")
 
     def __init__(self, conn: Conn, head, http: bool, keepalive_allowed: bool, limit_post: int):
         self.conn = conn
         self.head = head
         self.vars = head.vars
         self.http = http
-        self.modifier1 = head.modifier1
         self.keepalive = http and keepalive_allowed and head.keepalive
-        self.input = Input(conn, head.length, head.chunked, head.expect_continue, limit_post)
+        if head.length or head.chunked:
+            self.input = Input(conn, head.length, head.chunked, head.expect_continue, limit_post)
+        else:
+            self.input = NO_BODY   # shared: reading an empty body changes nothing in it
         self.status = 0
         self.sent = 0
         self.pending = None
@@ -427,47 +472,60 @@ class Request:
         return self.started and self.pending is None
 
     def start(self, status: str, headers: list[tuple[str, str]]) -> None:
-        """Prepare the status line and headers; sent with the first body bytes."""
-        code = int(status[:3])
+        """Prepare the status line and headers; sent with the first body bytes.
+
+        Headers are checked by ``header_line``; a CR or LF in the status is a ValueError.
+        """
+        code = _STATUS.get(status)
+        if code is None:
+            code = _status_code(status)
         lines = []
         length = None
         has_connection = False
-        for name, value in headers:
-            if len(name) in _FRAMING_LENGTHS:   # most names are none of the three: no lower()
-                lname = name.lower()
-                if lname == "content-length":
+        lookup = _LINES.get
+        for item in headers:
+            entry = lookup(item) if type(item) is tuple else None
+            if entry is None:
+                entry = header_line(item)
+            line, kind = entry
+            if kind:
+                value = item[1]
+                if kind == _LENGTH:
                     length = int(value)
-                elif lname == "connection":
+                elif kind == _CONNECTION:
                     has_connection = True
                     if value.lower() == "close":
                         self.keepalive = False
-                elif lname == "transfer-encoding":
-                    self.keepalive = False
-            lines.append(f"{name}: {value}\r\n")
-        if code in _NO_BODY or code < 200:
-            self.no_body = True
-            length = 0 if length is None else length
-        self.length = length
-        if self.http:
-            version = self.head.version
-            if self.keepalive and length is None and not self.no_body:
-                if version == (1, 1):
-                    self.chunked = True
-                    lines.append("Transfer-Encoding: chunked\r\n")
                 else:
                     self.keepalive = False
-            if not has_connection:
-                if not self.keepalive and version == (1, 1):
+            lines.append(line)
+        if code < 200 or code in _NO_BODY:
+            self.no_body = True
+            if length is None:
+                length = 0
+        self.length = length
+        if self.http:
+            if self.head.version == (1, 1):
+                proto = "HTTP/1.1 "
+                if self.keepalive:
+                    if length is None and not self.no_body:
+                        self.chunked = True
+                        lines.append("Transfer-Encoding: chunked\r\n")
+                elif not has_connection:
                     lines.append("Connection: close\r\n")
-                elif self.keepalive and version == (1, 0):
-                    lines.append("Connection: keep-alive\r\n")
-            proto = "HTTP/1.1" if version == (1, 1) else "HTTP/1.0"
+            else:
+                proto = "HTTP/1.0 "
+                if self.keepalive:
+                    if length is None and not self.no_body:
+                        self.keepalive = False          # HTTP/1.0 has no chunked framing
+                    elif not has_connection:
+                        lines.append("Connection: keep-alive\r\n")
+            if self.keepalive and self.conn.corked:
+                self.conn.uncork()
         else:
-            proto = self.vars.get("SERVER_PROTOCOL") or "HTTP/1.0"
-        if self.keepalive and self.conn.corked:
-            self.conn.uncork()
+            proto = (self.vars.get("SERVER_PROTOCOL") or "HTTP/1.0") + " "
+        head = (proto + status + "\r\n" + "".join(lines) + "\r\n").encode("latin-1")
         self.nheaders = len(lines)
-        head = f"{proto} {status}\r\n{''.join(lines)}\r\n".encode("latin-1")
         self.hsize = len(head)
         self.status = code
         self.started = True

@@ -23,6 +23,9 @@ SLOT_SIZE = SLOT.size + URI_SIZE
 HEADER = struct.Struct("<qqB")
 _PID = struct.Struct("<i")  # total requests (master refresh), generation, paused
 _SINCE = struct.Struct("<d")
+# status, accepting, requests, delta_requests, exceptions, tx, running_time, avg_rt: the slot's
+# fields right after the pid
+_COUNTERS = struct.Struct("<BBqqqqqq")
 _SINCE_AT = SLOT.size - 32   # busy_since: followed by signals, rss, vsz (3 x 8 bytes)
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 FIELDS = ("pid", "status", "accepting", "requests", "delta_requests", "exceptions", "tx",
@@ -107,7 +110,7 @@ class WorkerSlot:
 
     __slots__ = ("board", "wid", "off", "requests", "delta", "exceptions", "tx", "running_time",
                  "avg_rt", "last_spawn", "respawn_count", "harakiri_count", "pid", "signals",
-                 "publish")
+                 "publish", "mem", "pid_bytes", "status_at", "since_at", "uri_at")
 
     def __init__(self, board: Scoreboard, wid: int):
         self.board = board
@@ -127,26 +130,46 @@ class WorkerSlot:
         self.harakiri_count = cur["harakiri_count"]
         self.signals = cur["signals"]
         self.publish = None  # set by a plugin (stats): publish(env) of the request starting
+        self.mem = board.mem
+        self.pid_bytes = _PID.pack(self.pid)
+        self.status_at = self.off + _PID.size      # the status byte follows the pid
+        self.since_at = self.off + _SINCE_AT
+        self.uri_at = self.off + SLOT.size
 
     def flush(self, status: int, accepting: int = 1, busy_since: float = 0.0) -> None:
-        if _PID.unpack_from(self.board.mem, self.off)[0] != self.pid:
+        mem, off = self.mem, self.off
+        if mem[off:off + 4] != self.pid_bytes:
             return  # a chain reload gave the slot to our replacement
-        SLOT.pack_into(self.board.mem, self.off, self.pid, status, accepting, self.requests,
+        SLOT.pack_into(mem, off, self.pid, status, accepting, self.requests,
                        self.delta, self.exceptions, self.tx, self.running_time, self.avg_rt,
                        self.last_spawn, self.respawn_count, self.harakiri_count, busy_since,
                        self.signals, 0, 0)
 
+    def done(self, sent: int, us: int) -> None:
+        """A request ended: count it and flip back to idle (what flush(IDLE) writes, but
+        only the fields a request changes: status through avg_rt, and busy_since)."""
+        self.requests += 1
+        self.delta += 1
+        self.tx += sent
+        self.running_time += us
+        self.avg_rt = avg = (self.avg_rt + us) // 2 if self.avg_rt else us
+        mem, off = self.mem, self.off
+        if mem[off:off + 4] != self.pid_bytes:
+            return
+        _COUNTERS.pack_into(mem, self.status_at, IDLE, 1, self.requests, self.delta,
+                            self.exceptions, self.tx, self.running_time, avg)
+        _SINCE.pack_into(mem, self.since_at, 0.0)
+
     def busy(self, since: float, uri: str, env: dict | None = None) -> None:
-        mem, off = self.board.mem, self.off
-        if _PID.unpack_from(mem, off)[0] != self.pid:
+        mem, off = self.mem, self.off
+        if mem[off:off + 4] != self.pid_bytes:
             return
         if self.publish is not None:
             self.publish(env)  # before the status flips, so a reader never sees stale vars
-        mem[off + _PID.size] = BUSY  # the status byte follows the pid
-        _SINCE.pack_into(mem, off + _SINCE_AT, since)
-        if uri.isascii() and len(uri) < URI_SIZE:
-            data = uri.encode() + b"\0"
-            start = off + SLOT.size
-            mem[start:start + len(data)] = data
+        mem[self.status_at] = BUSY
+        _SINCE.pack_into(mem, self.since_at, since)
+        if len(uri) < URI_SIZE and uri.isascii():
+            start = self.uri_at
+            mem[start:start + len(uri) + 1] = uri.encode() + b"\0"
         else:
             self.board.set_uri(self.wid, uri)

@@ -67,7 +67,6 @@ class Worker:
         self.conns: dict[int, Conn] = {}
         self.registered: set[int] = set()
         self.slot = None
-        self.handled = 0
         self.starved = False       # listeners unwatched after accept() ran out of fds
         self.fd_failures = 0       # failed accept() calls in the current burst (0 = none)
         self.starved_at = 0.0
@@ -178,6 +177,8 @@ class Worker:
             self.apps.setdefault(app.modifier1, app)
         self.default_app = self.server.apps[0] if self.server.apps else None
         self.http_modifier1 = self.settings.http_socket_modifier1
+        # the app of every HTTP request: --http-socket-modifier1's, else the first one loaded
+        self.http_app = self.apps.get(self.http_modifier1 or 0) or self.default_app
         code = self.loop()
         self.server.hook.uwsgi_worker_cleanup(worker=self)
         return code
@@ -188,9 +189,6 @@ class Worker:
         self.listeners = {lst.fd: lst for lst in self.server.listeners}
         for fd in self.listeners:
             ep.register(fd, EXCLUSIVE)
-        # TCP_NODELAY and TCP_CORK were set on the listeners (sockets.tune_listener)
-        self.nodelay = {lst.fd for lst in self.listeners.values() if lst.nodelay}
-        self.corked = {lst.fd for lst in self.listeners.values() if lst.corked}
         ep.register(self.wake_r, EPOLLIN)
         if self.ctl_r >= 0:
             ep.register(self.ctl_r, EPOLLIN)
@@ -321,8 +319,8 @@ class Worker:
     def accept(self, lst) -> None:
         sock = lst.sock
         unix = lst.unix
-        nodelay = lst.fd in self.nodelay
-        corked = lst.fd in self.corked
+        nodelay = lst.nodelay
+        corked = lst.corked
         # One connection per wakeup: a client accepted before its request arrived waits
         # in epoll, and a long accept run would keep it waiting behind every connection
         # still queued (Connection: close p99 halved on the bench). After accept() ran
@@ -350,8 +348,7 @@ class Worker:
             remote = "" if unix else addr[0]
             if remote.startswith("::ffff:"):
                 remote = remote[7:]
-            conn = Conn(fd, lst, remote, self.timeout, self.min_bytes)
-            conn.corked = corked
+            conn = Conn(fd, lst, remote, self.timeout, self.min_bytes, corked)
             if not (unix or nodelay):
                 conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             conn.deadline = time.monotonic() + self.timeout
@@ -486,23 +483,22 @@ class Worker:
         except BadRequest as e:
             self.reject(conn, e)
             return False
-        modifier1 = head.modifier1 if not http else (self.http_modifier1 or 0)
-        app = self.apps.get(modifier1)
-        if app is None:
-            if modifier1 == 0 or http:
-                app = self.default_app
-            if app is None and self.server.apps:
-                log.log(log.UNAVAILABLE_MODIFIER.format(modifier=modifier1))
-                return False
+        if http:
+            app = self.http_app
+        else:
+            app = self.apps.get(head.modifier1)
+            if app is None:
+                if head.modifier1 == 0:
+                    app = self.default_app
+                if app is None and self.server.apps:
+                    log.log(log.UNAVAILABLE_MODIFIER.format(modifier=head.modifier1))
+                    return False
         env = head.vars
         self.busy = True
-        self.handled += 1
-        started = time.time()
-        self.busy_since = started
-        self.current_uri = env.get("REQUEST_URI") or env.get("PATH_INFO", "")
+        self.busy_since = started = time.time()
+        self.current_uri = uri = env.get("REQUEST_URI") or env.get("PATH_INFO", "")
         slot = self.slot
-        slot.busy(started, self.current_uri, env)
-        t0 = time.perf_counter()
+        slot.busy(started, uri, env)
         try:
             if app is None:
                 log.log(log.NO_APP_REQUEST)
@@ -529,28 +525,23 @@ class Worker:
                     req.status = 500
                 except ClientGone:
                     pass
-        elapsed = time.perf_counter() - t0
-        us = int(elapsed * 1_000_000)
-        slot.requests += 1
-        slot.delta += 1
-        slot.tx += req.sent + req.hsize
-        slot.running_time += us
-        slot.avg_rt = (slot.avg_rt + us) // 2 if slot.avg_rt else us
+        elapsed = time.time() - started      # wall clock, as uWSGI times requests
+        us = int(elapsed * 1_000_000) if elapsed > 0 else 0
         self.busy = False
-        slot.flush(IDLE, 1)
+        slot.done(req.sent + req.hsize, us)
         if self.logging:
             log.log(log.REQUEST.format(
                 pid=self.pid, wreq=slot.requests, treq=slot.requests, addr=conn.remote or "-",
                 nvars=len(env), vsize=sum(len(k) + len(v) for k, v in env.items() if isinstance(v, str)),
-                date=time.ctime(started), method=env.get("REQUEST_METHOD", "-"), uri=self.current_uri,
-                size=req.sent, ms=int(elapsed * 1000), proto=env.get("SERVER_PROTOCOL", "-"),
+                date=time.ctime(started), method=env.get("REQUEST_METHOD", "-"), uri=uri,
+                size=req.sent, ms=us // 1000, proto=env.get("SERVER_PROTOCOL", "-"),
                 status=req.status, nheaders=req.nheaders, hsize=req.hsize))
         conn.served += 1
         if self.max_requests and slot.delta >= self.max_requests:
             self.max_requests_reached()
-        if req.keepalive and not req.input.drain():
-            return False
-        return req.keepalive
+        if req.keepalive:
+            return req.input.drain()
+        return False
 
 
 def _noop(signum, frame) -> None:

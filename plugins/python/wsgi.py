@@ -4,6 +4,8 @@ from __future__ import annotations
 import os
 import sys
 
+from uwsgi_py.request import header_line
+
 
 class FileWrapper:
     """``wsgi.file_wrapper``: served with ``os.sendfile`` when the file has an fd."""
@@ -55,18 +57,17 @@ ERRORS = _Errors()
 
 
 def _check_headers(status, headers) -> None:
-    if type(status) is not str or len(status) < 4 or not status[:3].isdigit() or status[3] != " ":
+    """PEP 3333 wants errors in the response head raised while the app runs: check now."""
+    if type(status) is not str or status[3:4] != " " or not status[:3].isdigit() \
+            or "\r" in status or "\n" in status:
         raise ValueError(f"invalid WSGI status {status!r}")
     if type(headers) is not list:
         raise TypeError("WSGI response headers must be a list")
     for item in headers:
-        if type(item) is not tuple or len(item) != 2:
-            raise TypeError(f"invalid WSGI header {item!r}")
-        name, value = item
-        if type(name) is not str or type(value) is not str:
-            raise TypeError(f"invalid WSGI header {item!r}")
-        if "\n" in value or "\r" in value or ":" in name:
-            raise ValueError(f"invalid character in WSGI header {name!r}")
+        header_line(item)
+
+
+_NO_CLOSE = (list, tuple)   # exactly these types: a subclass may define close()
 
 
 class WSGIApp:
@@ -91,7 +92,8 @@ class WSGIApp:
         env = req.vars
         env.update(self.base)
         env["wsgi.input"] = req.input
-        if env.get("HTTPS") in ("on", "1") or env.get("UWSGI_SCHEME") == "https":
+        # only a front end (uwsgi protocol) says https; an HTTP client's headers are HTTP_*
+        if not req.http and (env.get("HTTPS") in ("on", "1") or env.get("UWSGI_SCHEME") == "https"):
             env["wsgi.url_scheme"] = "https"
         state = [None, None]  # status, headers
 
@@ -163,9 +165,10 @@ class WSGIApp:
             if not req.started:
                 req.start(state[0], state[1])
         finally:
-            close = getattr(result, "close", None)
-            if close is not None:
-                close()
+            if type(result) not in _NO_CLOSE:      # a failed getattr() costs an exception
+                close = getattr(result, "close", None)
+                if close is not None:
+                    close()
 
 
 def load_callable(module, name: str):

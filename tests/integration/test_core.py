@@ -98,6 +98,38 @@ def test_app_exception_gives_500_and_next_request_succeeds(server):
     assert inst.get("/") == b"hello\n"
 
 
+SPLIT_APP = textwrap.dedent('''
+    def application(env, start_response):
+        kind = env["PATH_INFO"]
+        if kind == "/value":
+            headers = [("X-A", "1\\r\\nSet-Cookie: evil=1")]
+        elif kind == "/lf":
+            headers = [("X-A", "1\\nSet-Cookie: evil=1")]
+        elif kind == "/name":
+            headers = [("X-A: 1\\r\\nSet-Cookie", "evil=1")]
+        elif kind == "/int":
+            headers = [("X-A", 1)]
+        else:
+            headers = [("X-A", "fine")]
+        start_response("200 OK", headers)
+        return [b"body"]
+''')
+
+
+@pytest.mark.parametrize("path", ["/value", "/lf", "/name", "/int"])
+def test_a_header_that_would_split_the_response_is_a_500(server, tmp_path, path):
+    """A CR or LF in a response header (response splitting) or a non-str value: 500, logged,
+    and nothing of the app's headers or body reaches the client; the worker serves on."""
+    (tmp_path / "split.py").write_text(SPLIT_APP)
+    inst = server("--wsgi-file", "split.py", app=False)
+    inst.wait_log("spawned uWSGI worker")
+    status, body = inst.request(path)
+    assert status == 500 and b"evil" not in body and b"body" not in body
+    assert "evil" not in inst.request(path)[1].decode()
+    wait_until(lambda: inst.count("Traceback") >= 2, what="the two errors logged")
+    assert inst.request("/ok") == (200, b"body")
+
+
 def test_worker_killed_is_respawned_while_serving_continues(server):
     inst = server("--master", "-p", "2")
     w1, w2 = inst.wait_workers(2)
