@@ -471,10 +471,12 @@ class Request:
         """True once bytes of the response are on the wire."""
         return self.started and self.pending is None
 
-    def start(self, status: str, headers: list[tuple[str, str]]) -> None:
+    def start(self, status: str, headers: list[tuple[str, str]], body_length: int | None = None) -> None:
         """Prepare the status line and headers; sent with the first body bytes.
 
         Headers are checked by ``header_line``; a CR or LF in the status is a ValueError.
+        ``body_length``: the size of a body known in full, announced as Content-Length when
+        the headers do not announce one.
         """
         code = _STATUS.get(status)
         if code is None:
@@ -499,6 +501,9 @@ class Request:
                 else:
                     self.keepalive = False
             lines.append(line)
+        if length is None and body_length is not None:
+            length = body_length
+            lines.append(f"Content-Length: {length}\r\n")
         if code < 200 or code in _NO_BODY:
             self.no_body = True
             if length is None:
@@ -530,6 +535,21 @@ class Request:
         self.status = code
         self.started = True
         self.pending = head
+
+    def respond(self, status: str, headers: list[tuple[str, str]], body) -> None:
+        """A whole response at once (a list or tuple of bytes): head and body in one write."""
+        size = 0
+        for chunk in body:
+            if type(chunk) is not bytes:
+                raise TypeError("response body items must be bytes")
+            size += len(chunk)
+        self.start(status, headers, size)
+        data = self.pending
+        self.pending = None
+        if size and not self.no_body:
+            data += body[0] if len(body) == 1 else b"".join(body)
+            self.sent = size
+        self.conn.sendall(data)
 
     def write(self, data: bytes) -> None:
         if self.no_body:

@@ -126,19 +126,9 @@ class WSGIApp:
             if type(result) in (list, tuple):
                 if state[0] is None:
                     raise AssertionError("the app returned without calling start_response()")
-                if not req.started:
-                    headers = state[1]
-                    for k, _ in headers:
-                        if len(k) == 14 and k.lower() == "content-length":
-                            break
-                    else:
-                        size = 0
-                        for chunk in result:
-                            if type(chunk) is not bytes:
-                                raise TypeError("WSGI response body items must be bytes")
-                            size += len(chunk)
-                        headers = headers + [("Content-Length", str(size))]
-                    req.start(state[0], headers)
+                if not req.started:   # the whole response is known: one write, Content-Length
+                    req.respond(state[0], state[1], result)
+                    return
                 for chunk in result:
                     if type(chunk) is not bytes:
                         raise TypeError("WSGI response body items must be bytes")
