@@ -36,6 +36,7 @@ CTL_RECYCLE = b"r"     # finish the current request, log Seeya, exit (WORKER-6)
 NOTE_ACCEPTING = b"A"
 NOTE_GRACEFUL = b"G"   # "I was HUPed": exiting gracefully, no DAMN line
 NOTE_RECYCLED = b"R"   # "I am exiting on purpose" (max-requests, recycle): no DAMN line
+EXPIRE_EVERY = 0.1   # seconds between two scans for connections past their deadline
 # accept() errors that mean "out of file descriptors": the worker pauses accepting
 FD_EXHAUSTED = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 
@@ -70,6 +71,7 @@ class Worker:
         self.starved = False       # listeners unwatched after accept() ran out of fds
         self.fd_failures = 0       # failed accept() calls in the current burst (0 = none)
         self.starved_at = 0.0
+        self.next_expire = 0.0     # when the loop next looks for connections past their deadline
 
     # ---- process setup -----------------------------------------------------
     def setup_signals(self, wake_w: int) -> None:
@@ -222,7 +224,13 @@ class Worker:
                     if conn is not None:
                         self.readable(conn)
             if self.conns:
-                self.expire()
+                # deadlines are --socket-timeout seconds away: scanning every waiting
+                # connection after each wakeup would cost more than the requests under
+                # keep-alive load; ten scans a second are as timely as needed
+                now = time.monotonic()
+                if now >= self.next_expire:
+                    self.next_expire = now + EXPIRE_EVERY
+                    self.expire()
             if self.starved:
                 self.listen_again(time.monotonic())
 
