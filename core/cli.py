@@ -135,7 +135,10 @@ def parse_cli(registry: Registry, argv: list[str]) -> CommandLine:
             chunks.append(chunk)
     finally:
         os.close(r)
-        os.waitpid(pid, 0)
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:   # SIGCHLD ignored by whoever started us: already reaped
+            pass
     if not chunks:
         return parse_here(registry, argv)   # the child died: parse here, errors and all
     kind, first, given = marshal.loads(b"".join(chunks))

@@ -172,6 +172,17 @@ def test_the_command_line_is_parsed_in_a_child_that_leaves_click_out_of_this_pro
     assert out.stdout.strip() == "[('master', True), ('processes', '2')] False", out.stderr
 
 
+def test_the_command_line_child_works_when_sigchld_is_ignored():
+    """SIG_IGN for SIGCHLD survives exec; then the kernel reaps the child itself."""
+    import subprocess
+    import sys
+    code = ("import os, signal, sys; signal.signal(signal.SIGCHLD, signal.SIG_IGN); "
+            "os.execv(sys.executable, [sys.executable, '-m', 'uwsgi_py', '-p', '2', '--bogus'])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 1
+    assert "unknown option --bogus (command line)" in out.stderr, out.stderr
+
+
 def test_signal_table_and_die_on_term():
     table = master_table(False)
     assert table[signal.SIGHUP] == "graceful_reload"
