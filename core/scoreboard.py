@@ -14,23 +14,23 @@ import struct
 IDLE, BUSY, PAUSE, CHEAP, DEAD = 0, 1, 2, 3, 4
 STATUS_NAMES = {IDLE: "idle", BUSY: "busy", PAUSE: "pause", CHEAP: "cheap", DEAD: "idle"}
 
-# pid, status, accepting, requests, delta_requests, exceptions, tx, running_time (us),
-# avg_rt (us), last_spawn, respawn_count, harakiri_count, busy_since (float epoch),
-# signals, rss, vsz
-SLOT = struct.Struct("<iBBqqqqqqqiidqqq")
+# pid, status, busy_since (float epoch), accepting, requests, delta_requests, exceptions, tx,
+# running_time (us), avg_rt (us), last_spawn, respawn_count, harakiri_count, signals, rss, vsz;
+# then the URI of the current request. A request writes status and busy_since (one pack), and
+# status through avg_rt when it ends (one pack): they are contiguous for that.
+SLOT = struct.Struct("<iBdBqqqqqqqiiqqq")
 URI_SIZE = 256
 SLOT_SIZE = SLOT.size + URI_SIZE
 HEADER = struct.Struct("<qqB")
 _PID = struct.Struct("<i")  # total requests (master refresh), generation, paused
-_SINCE = struct.Struct("<d")
-# status, accepting, requests, delta_requests, exceptions, tx, running_time, avg_rt: the slot's
-# fields right after the pid
-_COUNTERS = struct.Struct("<BBqqqqqq")
-_SINCE_AT = SLOT.size - 32   # busy_since: followed by signals, rss, vsz (3 x 8 bytes)
+_BUSY = struct.Struct("<Bd")                # status, busy_since
+_DONE = struct.Struct("<BdBqqqqqq")         # status, busy_since, accepting, requests .. avg_rt
+_URI = struct.Struct(f"{URI_SIZE}s")        # zero-padded
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
-FIELDS = ("pid", "status", "accepting", "requests", "delta_requests", "exceptions", "tx",
-          "running_time", "avg_rt", "last_spawn", "respawn_count", "harakiri_count",
-          "busy_since", "signals", "rss", "vsz")
+FIELDS = ("pid", "status", "busy_since", "accepting", "requests", "delta_requests", "exceptions",
+          "tx", "running_time", "avg_rt", "last_spawn", "respawn_count", "harakiri_count",
+          "signals", "rss", "vsz")
+_REQUESTS = FIELDS.index("requests")
 
 
 def status_name(code: int, paused: bool) -> str:
@@ -84,7 +84,8 @@ class Scoreboard:
         self.mem[start:start + len(data)] = data
 
     def total_requests(self) -> int:
-        return sum(SLOT.unpack_from(self.mem, self.offset(w))[3] for w in range(1, self.workers + 1))
+        return sum(SLOT.unpack_from(self.mem, self.offset(w))[_REQUESTS]
+                   for w in range(1, self.workers + 1))
 
     @property
     def paused(self) -> bool:
@@ -110,7 +111,7 @@ class WorkerSlot:
 
     __slots__ = ("board", "wid", "off", "requests", "delta", "exceptions", "tx", "running_time",
                  "avg_rt", "last_spawn", "respawn_count", "harakiri_count", "pid", "signals",
-                 "publish", "mem", "pid_bytes", "status_at", "since_at", "uri_at")
+                 "publish", "mem", "pid_bytes", "status_at", "uri_at")
 
     def __init__(self, board: Scoreboard, wid: int):
         self.board = board
@@ -132,33 +133,29 @@ class WorkerSlot:
         self.publish = None  # set by a plugin (stats): publish(env) of the request starting
         self.mem = board.mem
         self.pid_bytes = _PID.pack(self.pid)
-        self.status_at = self.off + _PID.size      # the status byte follows the pid
-        self.since_at = self.off + _SINCE_AT
+        self.status_at = self.off + _PID.size      # status, then busy_since, follow the pid
         self.uri_at = self.off + SLOT.size
 
     def flush(self, status: int, accepting: int = 1, busy_since: float = 0.0) -> None:
         mem, off = self.mem, self.off
         if mem[off:off + 4] != self.pid_bytes:
             return  # a chain reload gave the slot to our replacement
-        SLOT.pack_into(mem, off, self.pid, status, accepting, self.requests,
+        SLOT.pack_into(mem, off, self.pid, status, busy_since, accepting, self.requests,
                        self.delta, self.exceptions, self.tx, self.running_time, self.avg_rt,
-                       self.last_spawn, self.respawn_count, self.harakiri_count, busy_since,
+                       self.last_spawn, self.respawn_count, self.harakiri_count,
                        self.signals, 0, 0)
 
     def done(self, sent: int, us: int) -> None:
         """A request ended: count it and flip back to idle (what flush(IDLE) writes, but
-        only the fields a request changes: status through avg_rt, and busy_since)."""
+        only the fields a request changes, which are contiguous: one pack)."""
         self.requests += 1
         self.delta += 1
         self.tx += sent
         self.running_time += us
         self.avg_rt = avg = (self.avg_rt + us) // 2 if self.avg_rt else us
-        mem, off = self.mem, self.off
-        if mem[off:off + 4] != self.pid_bytes:
-            return
-        _COUNTERS.pack_into(mem, self.status_at, IDLE, 1, self.requests, self.delta,
+        if self.mem[self.off:self.off + 4] == self.pid_bytes:
+            _DONE.pack_into(self.mem, self.status_at, IDLE, 0.0, 1, self.requests, self.delta,
                             self.exceptions, self.tx, self.running_time, avg)
-        _SINCE.pack_into(mem, self.since_at, 0.0)
 
     def busy(self, since: float, uri: str, env: dict | None = None) -> None:
         mem, off = self.mem, self.off
@@ -166,10 +163,8 @@ class WorkerSlot:
             return
         if self.publish is not None:
             self.publish(env)  # before the status flips, so a reader never sees stale vars
-        mem[self.status_at] = BUSY
-        _SINCE.pack_into(mem, self.since_at, since)
         if len(uri) < URI_SIZE and uri.isascii():
-            start = self.uri_at
-            mem[start:start + len(uri) + 1] = uri.encode() + b"\0"
+            _URI.pack_into(mem, self.uri_at, uri.encode())
         else:
             self.board.set_uri(self.wid, uri)
+        _BUSY.pack_into(mem, self.status_at, BUSY, since)   # status and busy_since at once

@@ -105,10 +105,14 @@ def test_uwsgi_parser_never_crashes(data):
                                 max_size=20),
                        st.text(alphabet=st.characters(max_codepoint=255), max_size=40), max_size=10))
 def test_uwsgi_pack_parse_roundtrip(env):
+    cl = env.get("CONTENT_LENGTH", "")
+    if cl and not (cl.isascii() and cl.isdigit()):   # hypothesis can draw one: refused then
+        with pytest.raises(BadRequest):
+            parse_uwsgi(pack_uwsgi(env), 65535)
+        return
     h = parse_uwsgi(pack_uwsgi(env), 65535)
     for k, v in env.items():
-        if k != "CONTENT_LENGTH":
-            assert h.vars[k] == v
+        assert h.vars[k] == v
 
 
 @pytest.mark.parametrize("text,pid", [(b"123\n", 123), (b"  42  \n", 42)])
