@@ -429,8 +429,13 @@ def header_line(item) -> tuple[str, int]:
 _STATUS: dict[str, int] = {}   # status line -> code, for the status lines seen before
 
 
+def status_code(status: str) -> int:
+    """The code of a ``"200 OK"`` status: three digits, a space, no CR or LF (else ValueError)."""
+    code = _STATUS.get(status) if type(status) is str else None
+    return _status_code(status) if code is None else code
+
+
 def _status_code(status: str) -> int:
-    """The code of a ``"200 OK"`` status: three digits, a space, no CR or LF."""
     if type(status) is not str or status[3:4] != " " or not status[:3].isdigit() \
             or "\r" in status or "\n" in status:
         raise ValueError(f"invalid response status {status!r}")

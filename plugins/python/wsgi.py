@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import sys
 
-from uwsgi_py.request import header_line
+from uwsgi_py.request import header_line, status_code
 
 
 class FileWrapper:
@@ -58,9 +58,10 @@ ERRORS = _Errors()
 
 def _check_headers(status, headers) -> None:
     """PEP 3333 wants errors in the response head raised while the app runs: check now."""
-    if type(status) is not str or status[3:4] != " " or not status[:3].isdigit() \
-            or "\r" in status or "\n" in status:
-        raise ValueError(f"invalid WSGI status {status!r}")
+    try:
+        status_code(status)
+    except ValueError:
+        raise ValueError(f"invalid WSGI status {status!r}") from None
     if type(headers) is not list:
         raise TypeError("WSGI response headers must be a list")
     for item in headers:
