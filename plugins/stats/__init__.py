@@ -20,8 +20,10 @@ from uwsgi_py import Option, OptionError, Watch, hookimpl
 
 if TYPE_CHECKING:
     from .endpoint import StatsServer
-# .endpoint and .requestvars are imported only by an instance that enables --stats: the
-# master's modules are shared by every worker and count in the instance's memory
+# .endpoint and .requestvars are imported only by an instance that enables --stats (the
+# master's modules are shared by every worker and count in the instance's memory), and then
+# in uwsgi_configure: before --uid/--gid drop privileges, after which the modules (and the
+# stdlib ones they import) may no longer be readable
 
 ADDRESS_ENV = "UWSGI_PY_STATS_ADDRESS"  # the resolved auto-assigned address, across exec
 BIND_FAILED = "--stats: bind(): {why} ({address})"
@@ -40,6 +42,12 @@ def uwsgi_add_options(registry):
                flag=True),
         Option("memory-report", "report workers' rss/vsz in stats and uwsgi.workers()", flag=True),
     )
+
+
+@hookimpl
+def uwsgi_configure(settings):
+    if settings.stats:
+        from . import endpoint, requestvars  # noqa: F401 - see above
 
 
 def _state(server) -> StatsServer | None:

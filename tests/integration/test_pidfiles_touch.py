@@ -18,6 +18,8 @@ def test_pidfiles_written_once_and_vacuumed(server, tmp_path):
     for name, path in names.items():
         args += [f"--{name}", str(path)]
     inst = server(*args)
+    # the safe pidfiles come once every worker is up: serving a request does not mean both are
+    wait_until(lambda: all(p.exists() for p in names.values()), 10, what="the four pidfiles")
     for path in names.values():
         assert path.read_text() == f"{inst.pid}\n"
     log = inst.log()

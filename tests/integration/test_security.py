@@ -142,6 +142,21 @@ def test_uid_gid_drop_before_binding_and_pidfile_ownership(server, shared_dir):
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="dropping privileges needs root")
+def test_stats_server_after_dropping_privileges(server, shared_dir):
+    """The stats plugin loads its modules (and the stdlib ones they need) before the drop: after
+    it, an interpreter installed under a directory only root can read could not import them."""
+    from pathlib import Path
+
+    from test_stats import stats
+    path = f"{shared_dir}/run/stats.sock"
+    inst = server("--master", "-p", "1", "--uid", "nobody", "--gid", "nogroup", "--stats", path,
+                  cwd=Path(shared_dir))
+    assert inst.get("/pid")
+    doc = stats(path)
+    assert doc["uid"] == NOBODY and [w["status"] for w in doc["workers"]] == ["idle"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="dropping privileges needs root")
 def test_master_as_root_drops_only_in_the_workers(server, shared_dir):
     from pathlib import Path
     inst = server("--master", "-p", "2", "--uid", "65534", "--gid", "65534", "--master-as-root",
