@@ -156,6 +156,30 @@ def test_stats_server_after_dropping_privileges(server, shared_dir):
     assert doc["uid"] == NOBODY and [w["status"] for w in doc["workers"]] == ["idle"]
 
 
+PDEATHSIG_APP = """
+import ctypes
+
+def application(env, start_response):
+    value = ctypes.c_int(-1)
+    ctypes.CDLL(None).prctl(2, ctypes.byref(value), 0, 0, 0)   # PR_GET_PDEATHSIG
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"%d" % value.value]
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="dropping privileges needs root")
+def test_workers_have_their_parent_death_signal_after_dropping_privileges(server, shared_dir):
+    """privileges.drop() imports ctypes (PR_SET_PDEATHSIG) before dropping: after it, an
+    interpreter under a directory only root can read could not import it, and a worker would
+    not learn of a killed master from the kernel."""
+    from pathlib import Path
+    Path(shared_dir, "pds.py").write_text(PDEATHSIG_APP)
+    inst = server("--master", "-p", "1", "--uid", "nobody", "--gid", "nogroup",
+                  "--wsgi-file", "pds.py", app=False, cwd=Path(shared_dir))
+    inst.wait_log("spawned uWSGI worker")
+    assert inst.request("/") == (200, b"15")        # SIGTERM (SIGKILL with --no-orphans)
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="dropping privileges needs root")
 def test_master_as_root_drops_only_in_the_workers(server, shared_dir):
     from pathlib import Path
