@@ -62,7 +62,6 @@ def build_worker():
     w.logging = False
     w.apps = {app.modifier1: app for app in server.apps}
     w.default_app = w.http_app = server.apps[0]
-    w.http_modifier1 = None
     w.ep = select.epoll()
     w.listeners = {lst.fd: lst for lst in server.listeners}
     return w, server.listeners[0], server.apps[0].base

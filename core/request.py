@@ -32,27 +32,27 @@ def wait_fd(fd: int, events: int, timeout: float) -> None:
         raise ClientTimeout("timeout")
 
 
+try:   # shutdown() on a raw fd: Python has it only as a socket method
+    import ctypes
+    _libc_shutdown = ctypes.CDLL(None, use_errno=True).shutdown
+    _libc_shutdown.argtypes = (ctypes.c_int, ctypes.c_int)
+except (ImportError, OSError, AttributeError):
+    _libc_shutdown = None
+
+
 def _shutdown_wr(fd: int) -> None:
-    global _shutdown_wr
+    if _libc_shutdown is not None:
+        _libc_shutdown(fd, socket.SHUT_WR)
+        return
     try:
-        import ctypes
-        shutdown = ctypes.CDLL(None, use_errno=True).shutdown
-        shutdown.argtypes = (ctypes.c_int, ctypes.c_int)
-    except (ImportError, OSError, AttributeError):  # no libc shutdown(): a socket object
-        def _shutdown_wr(fd: int) -> None:
-            try:
-                s = socket.socket(fileno=fd)
-            except OSError:
-                return
-            try:
-                s.shutdown(socket.SHUT_WR)
-            except OSError:
-                pass
-            s.detach()
-    else:
-        def _shutdown_wr(fd: int) -> None:
-            shutdown(fd, socket.SHUT_WR)
-    _shutdown_wr(fd)
+        sock = socket.socket(fileno=fd)
+    except OSError:
+        return
+    try:
+        sock.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass
+    sock.detach()
 
 
 class Conn:
@@ -432,16 +432,13 @@ _STATUS: dict[str, int] = {}   # status line -> code, for the status lines seen 
 def status_code(status: str) -> int:
     """The code of a ``"200 OK"`` status: three digits, a space, no CR or LF (else ValueError)."""
     code = _STATUS.get(status) if type(status) is str else None
-    return _status_code(status) if code is None else code
-
-
-def _status_code(status: str) -> int:
-    if type(status) is not str or status[3:4] != " " or not status[:3].isdigit() \
-            or "\r" in status or "\n" in status:
-        raise ValueError(f"invalid response status {status!r}")
-    code = int(status[:3])
-    if len(_STATUS) < 256:
-        _STATUS[status] = code
+    if code is None:
+        if type(status) is not str or status[3:4] != " " or not status[:3].isdigit() \
+                or "\r" in status or "\n" in status:
+            raise ValueError(f"invalid response status {status!r}")
+        code = int(status[:3])
+        if len(_STATUS) < 256:
+            _STATUS[status] = code
     return code
 
 
@@ -483,9 +480,7 @@ class Request:
         ``body_length``: the size of a body known in full, announced as Content-Length when
         the headers do not announce one.
         """
-        code = _STATUS.get(status)
-        if code is None:
-            code = _status_code(status)
+        code = status_code(status)
         lines = []
         length = None
         has_connection = False

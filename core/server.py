@@ -97,7 +97,6 @@ class Server:
             if listener is None:
                 chown = privileges.owner(s.chown_socket) if s.chown_socket else None
                 listener = sockets.bind(key, name, proto, backlog, s.chmod_socket, chown)
-            sockets.defer_accept(listener, 0 if s.no_defer_accept else s.socket_timeout)
             self.listeners.append(listener)
         # sockets that came from a launch mode (inetd fd 0, systemd) survive reloads
         for entry in self.handoff.fds:
@@ -121,7 +120,7 @@ class Server:
         if not self.listeners:
             raise OptionError(log.NO_SOCKET)
         for index, listener in enumerate(self.listeners):
-            sockets.tune_listener(listener)
+            sockets.tune_listener(listener, 0 if s.no_defer_accept else s.socket_timeout)
             sockets.log_bound(index, listener)
         log.log(log.LISTEN_QUEUE.format(listen=backlog, somaxconn=_somaxconn()))
 

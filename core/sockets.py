@@ -160,36 +160,30 @@ def adopt(key: str, name: str, proto: str, fd: int, listen: int = 100) -> Listen
     return Listener(key, name, proto, sock, unix_path, inode, inherited=True, listen=listen)
 
 
-def defer_accept(listener: Listener, seconds: int) -> None:
-    """Linux TCP_DEFER_ACCEPT, as uWSGI sets it on its TCP sockets by default: accept()
-    hands over a connection only once its first bytes have arrived (or ``seconds`` have
-    passed), so a worker never wakes for a connection it cannot read yet. 0 turns it off
-    (``--no-defer-accept``), which also applies to a socket kept across a reload."""
-    opt = getattr(socket, "TCP_DEFER_ACCEPT", None)
-    if opt is None or listener.sock.family == socket.AF_UNIX:
-        return
-    try:
-        listener.sock.setsockopt(socket.IPPROTO_TCP, opt, seconds)
-    except OSError:
-        pass
+def tune_listener(listener: Listener, defer: int) -> None:
+    """TCP options on a TCP listener, set in the master before any worker accepts, and again
+    on a listener kept across a reload (a changed ``--no-defer-accept`` applies).
 
-
-def tune_listener(listener: Listener) -> None:
-    """TCP_NODELAY and TCP_CORK on a TCP listener, in the master before any worker accepts.
-
-    Linux copies both to every connection the listener creates, which saves a setsockopt()
-    per connection. A corked response leaves with the connection's FIN in one segment
-    (``Conn.close``); a connection that stays open or streams is uncorked before it could
-    wait (``Conn.uncork``). Set before the first connection arrives: a connection made
-    before would not inherit them.
+    TCP_DEFER_ACCEPT (``defer`` seconds, 0 = off), as uWSGI sets it by default: accept() hands
+    over a connection only once its first bytes have arrived (or ``defer`` seconds have passed),
+    so a worker never wakes for a connection it cannot read yet. TCP_NODELAY and TCP_CORK: Linux
+    copies both to every connection the listener creates, which saves a setsockopt() per
+    connection; a corked response leaves with the connection's FIN in one segment
+    (``Conn.close``); a connection that stays open or streams is uncorked before it could wait
+    (``Conn.uncork``). A connection made before they are set would not inherit them.
     """
     listener.unix = listener.sock.family == socket.AF_UNIX
     if listener.unix or not sys.platform.startswith("linux"):
         return
+    sock = listener.sock
     try:
-        listener.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, defer)
+    except (OSError, AttributeError):
+        pass
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         listener.nodelay = True
-        listener.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
         listener.corked = True
     except (OSError, AttributeError):
         pass

@@ -178,9 +178,8 @@ class Worker:
         for app in self.server.apps:
             self.apps.setdefault(app.modifier1, app)
         self.default_app = self.server.apps[0] if self.server.apps else None
-        self.http_modifier1 = self.settings.http_socket_modifier1
         # the app of every HTTP request: --http-socket-modifier1's, else the first one loaded
-        self.http_app = self.apps.get(self.http_modifier1 or 0) or self.default_app
+        self.http_app = self.apps.get(self.settings.http_socket_modifier1 or 0) or self.default_app
         code = self.loop()
         self.server.hook.uwsgi_worker_cleanup(worker=self)
         return code

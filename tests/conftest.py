@@ -77,15 +77,19 @@ def pid_alive(pid: int) -> bool:
         return False
 
 
-def http_get(port: int, path: str = "/", timeout: float = 20.0) -> tuple[int, bytes]:
-    """One GET to 127.0.0.1:port; (status, body)."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+def get_over(conn: http.client.HTTPConnection, path: str = "/") -> tuple[int, bytes]:
+    """One GET over ``conn`` (closed afterwards); (status, body)."""
     try:
         conn.request("GET", path)
         resp = conn.getresponse()
         return resp.status, resp.read()
     finally:
         conn.close()
+
+
+def http_get(port: int, path: str = "/", timeout: float = 20.0) -> tuple[int, bytes]:
+    """One GET to 127.0.0.1:port; (status, body)."""
+    return get_over(http.client.HTTPConnection("127.0.0.1", port, timeout=timeout), path)
 
 
 def require_tool(name: str) -> str:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import APPS, ROOT, Instance, group_pids, pid_alive, wait_until
+from conftest import APPS, ROOT, Instance, get_over, group_pids, pid_alive, wait_until
 from conftest import http_get as get  # noqa: F401 - re-exported to the launch tests
 
 EXAMPLES = ROOT / "examples"
@@ -139,13 +139,7 @@ class UnixHTTPConnection(http.client.HTTPConnection):
 
 
 def get_unix(path: str, uri: str = "/") -> tuple[int, bytes]:
-    conn = UnixHTTPConnection(path)
-    try:
-        conn.request("GET", uri)
-        resp = conn.getresponse()
-        return resp.status, resp.read()
-    finally:
-        conn.close()
+    return get_over(UnixHTTPConnection(path), uri)
 
 
 def port_from_log(text: str) -> int:
