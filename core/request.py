@@ -59,7 +59,7 @@ class Conn:
     """A non-blocking client socket with a read buffer."""
 
     __slots__ = ("_sock", "fd", "listener", "buf", "remote", "port", "timeout", "deadline",
-                 "served", "min_bytes", "moved", "waited", "window_moved", "corked")
+                 "served", "min_bytes", "moved", "waited", "window_moved", "corked", "unread")
 
     def __init__(self, sock: socket.socket | int, listener, remote: str, timeout: float,
                  min_bytes: int = 0, corked: bool = False):
@@ -87,6 +87,9 @@ class Conn:
         # TCP_CORK inherited from the listener: what is written waits in the kernel until
         # uncork() or close(), so a response and the FIN leave in one segment
         self.corked = corked
+        # bytes the client sent may wait unread in the kernel (a request body left unread,
+        # a read that filled its buffer): close() must not turn them into a reset
+        self.unread = False
 
     def wait(self, events: int) -> None:
         """Block until the socket is ready (only when a call would block).
@@ -136,6 +139,8 @@ class Conn:
         if not data:
             return False
         self.buf += data
+        if len(data) == 65536:
+            self.unread = True
         return True
 
     def fill_wait(self) -> None:
@@ -152,6 +157,8 @@ class Conn:
                 raise ClientGone("eof")
             self.buf += data
             self.moved += len(data)
+            if len(data) == 65536:
+                self.unread = True
             return
 
     def sendall(self, data) -> None:
@@ -204,9 +211,10 @@ class Conn:
                 pass
 
     def close(self) -> None:
-        if self.corked:
-            # shutdown(SHUT_WR) sends the held response with the FIN before close(): a
-            # close() with unread request bytes would reset the connection and drop it
+        if self.corked and (self.buf or self.unread):
+            # a close() with unread request bytes would reset the connection and drop the
+            # held response: shutdown(SHUT_WR) sends it with the FIN first. With nothing
+            # unread, close() alone sends both (one syscall less).
             _shutdown_wr(self.fd)
         try:
             if self._sock is not None:
@@ -443,10 +451,17 @@ def status_code(status: str) -> int:
 
 
 class Request:
-    """One request on a connection, and its response."""
+    """One request on a connection, and its response.
 
-    __slots__ = ("conn", "vars", "input", "head", "status", "sent", "pending", "keepalive",
-                 "chunked", "http", "length", "nheaders", "hsize", "no_body", "started")
+    The response head is made in two steps: ``prepare(status, headers)`` checks and
+    formats it (raising TypeError or ValueError for a bad status or header, and callable
+    again to replace it until ``begin()``), ``begin(body_length)`` adds the framing
+    headers and queues it to go out with the first body bytes. ``start()`` does both.
+    """
+
+    __slots__ = ("conn", "vars", "input", "head", "http", "keepalive", "status", "sent",
+                 "pending", "chunked", "length", "nheaders", "hsize", "no_body", "started",
+                 "prepared")
 
     def __init__(self, conn: Conn, head, http: bool, keepalive_allowed: bool, limit_post: int):
         self.conn = conn
@@ -458,30 +473,26 @@ class Request:
             self.input = Input(conn, head.length, head.chunked, head.expect_continue, limit_post)
         else:
             self.input = NO_BODY   # shared: reading an empty body changes nothing in it
-        self.status = 0
-        self.sent = 0
-        self.pending = None
-        self.chunked = False
-        self.length = None
-        self.nheaders = 0
-        self.hsize = 0
-        self.no_body = self.vars.get("REQUEST_METHOD") == "HEAD"
-        self.started = False
+        self.status = self.sent = self.nheaders = self.hsize = 0
+        self.pending = self.length = self.prepared = None
+        self.chunked = self.no_body = self.started = False
 
     @property
     def committed(self) -> bool:
         """True once bytes of the response are on the wire."""
         return self.started and self.pending is None
 
-    def start(self, status: str, headers: list[tuple[str, str]], body_length: int | None = None) -> None:
-        """Prepare the status line and headers; sent with the first body bytes.
+    def prepare(self, status: str, headers: list[tuple[str, str]]) -> None:
+        """Check and format the status line and headers; nothing is sent yet.
 
-        Headers are checked by ``header_line``; a CR or LF in the status is a ValueError.
-        ``body_length``: the size of a body known in full, announced as Content-Length when
-        the headers do not announce one.
+        Headers are checked by ``header_line``, the status by ``status_code`` (TypeError or
+        ValueError). A Content-Length header is the body's length; a ``Connection: close``
+        or a Transfer-Encoding header of the app's ends keep-alive.
         """
-        code = status_code(status)
-        lines = []
+        code = _STATUS.get(status) if type(status) is str else None
+        if code is None:
+            code = status_code(status)
+        lines = [status, "\r\n"]
         length = None
         has_connection = False
         lookup = _LINES.get
@@ -501,14 +512,25 @@ class Request:
                 else:
                     self.keepalive = False
             lines.append(line)
+        self.status = code
+        self.length = length
+        self.prepared = (lines, has_connection)
+
+    def begin(self, body_length: int | None = None) -> None:
+        """Queue the prepared head to go out with the first body bytes. ``body_length``: the
+        size of a body known in full, announced as Content-Length when the headers did not."""
+        lines, has_connection = self.prepared
+        length = self.length
         if length is None and body_length is not None:
-            length = body_length
+            self.length = length = body_length
             lines.append(f"Content-Length: {length}\r\n")
+        code = self.status
         if code < 200 or code in _NO_BODY:
             self.no_body = True
             if length is None:
-                length = 0
-        self.length = length
+                self.length = length = 0
+        elif self.vars.get("REQUEST_METHOD") == "HEAD":
+            self.no_body = True
         if self.http:
             if self.head.version == (1, 1):
                 proto = "HTTP/1.1 "
@@ -529,21 +551,27 @@ class Request:
                 self.conn.uncork()
         else:
             proto = (self.vars.get("SERVER_PROTOCOL") or "HTTP/1.0") + " "
-        head = (proto + status + "\r\n" + "".join(lines) + "\r\n").encode("latin-1")
-        self.nheaders = len(lines)
+        lines.append("\r\n")
+        head = (proto + "".join(lines)).encode("latin-1")
+        self.nheaders = len(lines) - 3
         self.hsize = len(head)
-        self.status = code
         self.started = True
         self.pending = head
 
-    def respond(self, status: str, headers: list[tuple[str, str]], body) -> None:
-        """A whole response at once (a list or tuple of bytes): head and body in one write."""
+    def start(self, status: str, headers: list[tuple[str, str]], body_length: int | None = None) -> None:
+        """``prepare()`` then ``begin()``: the head goes out with the first body bytes."""
+        self.prepare(status, headers)
+        self.begin(body_length)
+
+    def respond(self, body) -> None:
+        """The whole prepared response at once (a list or tuple of bytes): head and body in
+        one write, with a Content-Length."""
         size = 0
         for chunk in body:
             if type(chunk) is not bytes:
                 raise TypeError("response body items must be bytes")
             size += len(chunk)
-        self.start(status, headers, size)
+        self.begin(size)
         data = self.pending
         self.pending = None
         if size and not self.no_body:

@@ -548,6 +548,8 @@ class Worker:
             self.max_requests_reached()
         if req.keepalive:
             return req.input.drain()
+        if not req.input.done:
+            conn.unread = True
         return False
 
 

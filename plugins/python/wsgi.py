@@ -4,7 +4,6 @@ from __future__ import annotations
 import os
 import sys
 
-from uwsgi_py.request import header_line, status_code
 
 
 class FileWrapper:
@@ -56,18 +55,6 @@ class _Errors:
 ERRORS = _Errors()
 
 
-def _check_headers(status, headers) -> None:
-    """PEP 3333 wants errors in the response head raised while the app runs: check now."""
-    try:
-        status_code(status)
-    except ValueError:
-        raise ValueError(f"invalid WSGI status {status!r}") from None
-    if type(headers) is not list:
-        raise TypeError("WSGI response headers must be a list")
-    for item in headers:
-        header_line(item)
-
-
 _NO_CLOSE = (list, tuple)   # exactly these types: a subclass may define close()
 
 
@@ -96,7 +83,6 @@ class WSGIApp:
         # only a front end (uwsgi protocol) says https; an HTTP client's headers are HTTP_*
         if not req.http and (env.get("HTTPS") in ("on", "1") or env.get("UWSGI_SCHEME") == "https"):
             env["wsgi.url_scheme"] = "https"
-        state = [None, None]  # status, headers
 
         def start_response(status, headers, exc_info=None):
             if exc_info is not None:
@@ -105,43 +91,45 @@ class WSGIApp:
                         raise exc_info[1].with_traceback(exc_info[2])
                 finally:
                     exc_info = None
-            elif state[0] is not None:
+            elif req.prepared is not None:
                 raise AssertionError("start_response() called twice without exc_info")
-            _check_headers(status, headers)
-            state[0], state[1] = status, headers
+            if type(headers) is not list:
+                raise TypeError("WSGI response headers must be a list")
+            # PEP 3333 wants a bad status or header raised here, while the app runs
+            req.prepare(status, headers)
             if req.started:  # replaced after an error, before anything was sent
-                req.start(status, headers)
+                req.begin()
             return write
 
         def write(data):
             if type(data) is not bytes:
                 raise TypeError("WSGI write() takes bytes")
-            if state[0] is None:
-                raise AssertionError("write() before start_response()")
             if not req.started:
-                req.start(state[0], state[1])
+                if req.prepared is None:
+                    raise AssertionError("write() before start_response()")
+                req.begin()
             req.write(data)
 
         result = self.app(env, start_response)
         try:
-            if type(result) in (list, tuple):
-                if state[0] is None:
-                    raise AssertionError("the app returned without calling start_response()")
+            if type(result) in _NO_CLOSE:
                 if not req.started:   # the whole response is known: one write, Content-Length
-                    req.respond(state[0], state[1], result)
+                    if req.prepared is None:
+                        raise AssertionError("the app returned without calling start_response()")
+                    req.respond(result)
                     return
                 for chunk in result:
                     if type(chunk) is not bytes:
                         raise TypeError("WSGI response body items must be bytes")
                     req.write(chunk)
                 return
-            if type(result) is FileWrapper and result.fileno() is not None:
+            if req.prepared is not None and type(result) is FileWrapper \
+                    and result.fileno() is not None:
                 if not req.started:
-                    req.start(state[0], state[1])
+                    req.begin()
                 fd = result.fileno()
                 offset = result.filelike.tell() if hasattr(result.filelike, "tell") else 0
-                count = req.length
-                req.sendfile(fd, offset, count)
+                req.sendfile(fd, offset, req.length)
                 return
             for chunk in result:
                 if type(chunk) is not bytes:
@@ -149,12 +137,14 @@ class WSGIApp:
                 if not chunk:
                     continue
                 if not req.started:
-                    req.start(state[0], state[1])
+                    if req.prepared is None:
+                        raise AssertionError("the app returned without calling start_response()")
+                    req.begin()
                 req.write(chunk)
-            if state[0] is None:
+            if req.prepared is None:
                 raise AssertionError("the app returned without calling start_response()")
             if not req.started:
-                req.start(state[0], state[1])
+                req.begin()
         finally:
             if type(result) not in _NO_CLOSE:      # a failed getattr() costs an exception
                 close = getattr(result, "close", None)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import signal
 import socket
 import textwrap
+import time
 
 import pytest
 
@@ -20,7 +21,7 @@ from test_stats import stats
 pytestmark = pytest.mark.timeout(60)
 
 CORK_APP = textwrap.dedent('''
-    import os, socket
+    import os, socket, time
 
     def cork_of(env):
         """TCP_CORK of the connection whose client port is ?port=N (0/1), -1 if not found."""
@@ -52,6 +53,9 @@ CORK_APP = textwrap.dedent('''
             out = b"read=%d;cork-after-100=%d" % (len(body), cork_of(env))
         elif path == "/ignore-body":   # the body is never read
             out = b"x" * 1000
+        elif path == "/late-body":     # never read either; it arrives while the app sleeps
+            time.sleep(0.3)
+            out = b"y" * 1000
         else:
             out = b"cork-before-response=%d" % cork_of(env)
         start_response("200 OK", [("Content-Type", "text/plain"),
@@ -151,6 +155,24 @@ def test_an_unread_request_body_does_not_lose_the_corked_response(cork_server):
     assert data.startswith(b"HTTP/1.1 200 OK"), data[:200]
     assert data.endswith(b"x" * 1000)
     assert inst.get("/?port=1").startswith(b"cork-before-response=")  # still serving
+
+
+def test_a_body_left_in_the_kernel_does_not_lose_the_corked_response(cork_server):
+    """Nothing unread in the worker's buffer, but the body the app ignored came after the
+    head and waits in the kernel: close() alone would reset; shutdown() goes first."""
+    inst = cork_server()
+    with socket.create_connection(("127.0.0.1", inst.port), timeout=10) as c:
+        c.sendall(b"POST /late-body HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\n")
+        time.sleep(0.1)                     # the worker has read the head alone
+        c.sendall(b"z" * 500)
+        data = b""
+        try:
+            while chunk := c.recv(65536):
+                data += chunk
+        except ConnectionResetError:
+            pass
+    assert data.startswith(b"HTTP/1.1 200 OK"), data[:200]
+    assert data.endswith(b"y" * 1000)
 
 
 @pytest.mark.parametrize("defer", [True, False], ids=["default", "no-defer-accept"])
