@@ -31,14 +31,18 @@ class Head:
     __slots__ = ("vars", "consumed", "length", "chunked", "keepalive", "expect_continue",
                  "version", "modifier1", "headers")
 
-    def __init__(self):
-        self.length = 0
-        self.chunked = False
-        self.keepalive = False
-        self.expect_continue = False
-        self.version = (1, 0)
-        self.modifier1 = 0
-        self.headers = 0
+    def __init__(self, env: dict, consumed: int, length: int = 0, chunked: bool = False,
+                 keepalive: bool = False, expect_continue: bool = False,
+                 version: tuple[int, int] = (1, 0), headers: int = 0, modifier1: int = 0):
+        self.vars = env
+        self.consumed = consumed
+        self.length = length
+        self.chunked = chunked
+        self.keepalive = keepalive
+        self.expect_continue = expect_continue
+        self.version = version
+        self.headers = headers
+        self.modifier1 = modifier1
 
 
 # header name (as sent) -> (CGI key, kind); filled as names are seen
@@ -68,23 +72,20 @@ def parse_http(buf: bytes | bytearray, limit: int, server_port: str, remote: str
     The head is decoded once (latin-1: one character per byte, so every check below
     sees exactly the bytes that were sent) and parsed as text.
     """
-    skip = 0
-    if buf.startswith(b"\r\n"):
-        # tolerate leading empty lines (RFC 9112 2.2): they are not the end of a head
-        while buf.startswith(b"\r\n", skip):
-            skip += 2
-    end = buf.find(b"\r\n\r\n", skip)
+    end = buf.find(b"\r\n\r\n")
     if end < 0:
         if len(buf) > limit:
             raise BadRequest(f"request head larger than buffer-size ({limit})", 431)
         return None
     if end > limit:
         raise BadRequest(f"request head larger than buffer-size ({limit})", 431)
-    lines = buf[skip:end].decode("latin-1").split("\r\n")
-    parts = lines[0].split(" ")
-    if len(parts) != 3:
-        raise BadRequest("malformed request line")
-    method, uri, proto = parts
+    lines = buf[:end].decode("latin-1").split("\r\n")
+    try:
+        method, uri, proto = lines[0].split(" ")
+    except ValueError:
+        if buf.startswith(b"\r\n"):
+            return _after_empty_lines(buf, limit, server_port, remote)
+        raise BadRequest("malformed request line") from None
     version = _VERSION.get(proto)
     if version is None:
         raise BadRequest("unsupported protocol version", 505 if proto.startswith("HTTP/") else 400)
@@ -107,63 +108,75 @@ def parse_http(buf: bytes | bytearray, limit: int, server_port: str, remote: str
         "REQUEST_URI": uri,
         "PATH_INFO": path,
         "QUERY_STRING": query,
-        "SERVER_PROTOCOL": "HTTP/1.1" if version is _V11 else "HTTP/1.0",
+        "SERVER_PROTOCOL": proto,
         "SCRIPT_NAME": "",
         "SERVER_NAME": HOSTNAME,
         "SERVER_PORT": server_port,
         "REMOTE_ADDR": remote,
     }
-    h = Head()
-    h.version = version
-    h.consumed = end + 4
-    length = None
-    te = None
+    length = te = None
     connection = ""
+    expect = False
     names = _NAMES
     del lines[0]
-    for line in lines:
-        name, sep, value = line.partition(":")
-        if not sep:
-            raise BadRequest("malformed header line")
-        key, kind = names.get(name) or _header_name(name)
-        value = value.strip(" \t")
-        if kind:
-            if kind == _CL:
-                if not (value.isascii() and value.isdigit()):
-                    raise BadRequest("invalid Content-Length")
-                if length is not None and int(value) != length:
-                    raise BadRequest("conflicting Content-Length headers")
-                length = int(value)
-                env["CONTENT_LENGTH"] = value
-                continue
-            if kind == _CT:
-                env["CONTENT_TYPE"] = value
-                continue
-            if kind == _TE:
-                te = value.lower()
-            elif kind == _CONN:
-                connection = value.lower()
-            elif value.lower() == "100-continue":
-                h.expect_continue = version is _V11
-        if key in env:
-            env[key] += "," + value
-        else:
-            env[key] = value
-    h.headers = len(lines)
+    try:
+        for line in lines:
+            name, value = line.split(":", 1)
+            try:
+                key, kind = names[name]
+            except KeyError:
+                key, kind = _header_name(name)
+            value = value.strip(" \t")
+            if kind:
+                if kind == _CONN:
+                    connection = value.lower()
+                elif kind == _CL:
+                    if not (value.isascii() and value.isdigit()):
+                        raise BadRequest("invalid Content-Length")
+                    if length is not None and int(value) != length:
+                        raise BadRequest("conflicting Content-Length headers")
+                    length = int(value)
+                    env["CONTENT_LENGTH"] = value
+                    continue
+                elif kind == _CT:
+                    env["CONTENT_TYPE"] = value
+                    continue
+                elif kind == _TE:
+                    te = value.lower()
+                elif value.lower() == "100-continue":
+                    expect = version is _V11
+            if key in env:
+                env[key] += "," + value
+            else:
+                env[key] = value
+    except ValueError:   # a line with no colon
+        raise BadRequest("malformed header line") from None
+    chunked = False
     if te is not None:
         if te != "chunked":
             raise BadRequest("unsupported Transfer-Encoding", 501)
         if length is not None:
             raise BadRequest("both Content-Length and Transfer-Encoding")
-        h.chunked = True
-    else:
-        h.length = length or 0
+        chunked = True
     if version is _V11:
-        h.keepalive = "close" not in connection
+        keepalive = "close" not in connection
     else:
-        h.keepalive = "keep-alive" in connection
-    h.vars = env
-    return h
+        keepalive = "keep-alive" in connection
+    return Head(env, end + 4, length or 0, chunked, keepalive, expect, version, len(lines))
+
+
+def _after_empty_lines(buf: bytes | bytearray, limit: int, server_port: str,
+                       remote: str) -> Head | None:
+    """Empty lines before a request line are tolerated (RFC 9112 2.2): skip them."""
+    skip = 0
+    while buf.startswith(b"\r\n", skip):
+        skip += 2
+    if skip > limit:
+        raise BadRequest(f"request head larger than buffer-size ({limit})", 431)
+    head = parse_http(buf[skip:], limit - skip, server_port, remote)
+    if head is not None:
+        head.consumed += skip
+    return head
 
 
 def parse_uwsgi(buf: bytes | bytearray, limit: int) -> Head | None:
@@ -194,9 +207,7 @@ def parse_uwsgi(buf: bytes | bytearray, limit: int) -> Head | None:
             raise BadRequest("truncated uwsgi vars block", 0)
         env[key.decode("latin-1")] = block[pos:pos + vlen].decode("latin-1")
         pos += vlen
-    h = Head()
-    h.consumed = 4 + size
-    h.modifier1 = modifier1
+    h = Head(env, 4 + size, modifier1=modifier1)
     cl = env.get("CONTENT_LENGTH", "")
     if cl:
         if not (cl.isascii() and cl.isdigit()):   # "\xb2" (superscript two) is a digit to str
@@ -212,7 +223,6 @@ def parse_uwsgi(buf: bytes | bytearray, limit: int) -> Head | None:
     env.setdefault("SERVER_NAME", HOSTNAME)
     env.setdefault("SERVER_PORT", "80")
     h.headers = sum(1 for k in env if k.startswith("HTTP_"))
-    h.vars = env
     return h
 
 

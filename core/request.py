@@ -58,32 +58,24 @@ def _shutdown_wr(fd: int) -> None:
 class Conn:
     """A non-blocking client socket with a read buffer."""
 
-    __slots__ = ("_sock", "fd", "listener", "buf", "remote", "port", "timeout", "deadline",
-                 "served", "min_bytes", "moved", "waited", "window_moved", "corked", "unread")
+    __slots__ = ("_sock", "fd", "listener", "buf", "remote", "timeout", "deadline", "served",
+                 "min_bytes", "moved", "waited", "window_moved", "corked", "unread")
 
-    def __init__(self, sock: socket.socket | int, listener, remote: str, timeout: float,
-                 min_bytes: int = 0, corked: bool = False):
-        # an accepted fd (the worker's path: no socket object, whose creation costs a
-        # getsockname() and an allocation per connection) or a socket object
-        if isinstance(sock, int):
-            self._sock = None
-            self.fd = sock
-        else:
-            self._sock = sock
-            self.fd = sock.fileno()
+    def __init__(self, fd: int, listener, remote: str, timeout: float, min_bytes: int = 0,
+                 corked: bool = False):
+        # an accepted fd, not a socket object (whose creation costs a getsockname() and an
+        # allocation per connection): reads and writes go through the fd
+        self._sock = None
+        self.fd = fd
         self.listener = listener
         self.buf = bytearray()
         self.remote = remote
-        self.port = listener.port()
         self.timeout = timeout
         self.deadline = 0.0
-        self.served = 0
         # --socket-min-bytes: bytes moved by fill_wait/sendall/sendfile, seconds spent
         # blocked on this client in the current window, ``moved`` when the window began
         self.min_bytes = min_bytes
-        self.moved = 0
-        self.waited = 0.0
-        self.window_moved = 0
+        self.served = self.moved = self.waited = self.window_moved = 0
         # TCP_CORK inherited from the listener: what is written waits in the kernel until
         # uncork() or close(), so a response and the FIN leave in one segment
         self.corked = corked

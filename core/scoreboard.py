@@ -14,23 +14,25 @@ import struct
 IDLE, BUSY, PAUSE, CHEAP, DEAD = 0, 1, 2, 3, 4
 STATUS_NAMES = {IDLE: "idle", BUSY: "busy", PAUSE: "pause", CHEAP: "cheap", DEAD: "idle"}
 
-# pid, status, busy_since (float epoch), accepting, requests, delta_requests, exceptions, tx,
-# running_time (us), avg_rt (us), last_spawn, respawn_count, harakiri_count, signals, rss, vsz;
-# then the URI of the current request. A request writes status and busy_since (one pack), and
-# status through avg_rt when it ends (one pack): they are contiguous for that.
-SLOT = struct.Struct("<iBdBqqqqqqqiiqqq")
+# pid, accepting, requests, delta_requests, exceptions, tx, running_time (us), avg_rt (us),
+# status, busy_since (float epoch), the URI of the current request (zero-padded), last_spawn,
+# respawn_count, harakiri_count, signals, rss, vsz. A request writes status, busy_since and
+# the URI when it starts (one pack) and accepting through busy_since when it ends (one pack):
+# they are contiguous for that.
 URI_SIZE = 256
-SLOT_SIZE = SLOT.size + URI_SIZE
-HEADER = struct.Struct("<qqB")
-_PID = struct.Struct("<i")  # total requests (master refresh), generation, paused
-_BUSY = struct.Struct("<Bd")                # status, busy_since
-_DONE = struct.Struct("<BdBqqqqqq")         # status, busy_since, accepting, requests .. avg_rt
-_URI = struct.Struct(f"{URI_SIZE}s")        # zero-padded
+SLOT = struct.Struct(f"<iBqqqqqqBd{URI_SIZE}sqiiqqq")
+SLOT_SIZE = SLOT.size
+HEADER = struct.Struct("<qqB")  # total requests (master refresh), generation, paused
+_PID = struct.Struct("<i")
+_BUSY = struct.Struct(f"<Bd{URI_SIZE}s")     # status, busy_since, uri
+_DONE = struct.Struct("<BqqqqqqBd")         # accepting, requests .. avg_rt, status, busy_since
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
-FIELDS = ("pid", "status", "busy_since", "accepting", "requests", "delta_requests", "exceptions",
-          "tx", "running_time", "avg_rt", "last_spawn", "respawn_count", "harakiri_count",
-          "signals", "rss", "vsz")
+FIELDS = ("pid", "accepting", "requests", "delta_requests", "exceptions", "tx", "running_time",
+          "avg_rt", "status", "busy_since", "uri", "last_spawn", "respawn_count",
+          "harakiri_count", "signals", "rss", "vsz")
 _REQUESTS = FIELDS.index("requests")
+_URI_FIELD = FIELDS.index("uri")
+_STATUS_AT = struct.calcsize("<iBqqqqqq")   # offset of status in a slot
 
 
 def status_name(code: int, paused: bool) -> str:
@@ -63,25 +65,20 @@ class Scoreboard:
         return HEADER.size + SLOT_SIZE * wid
 
     def read(self, wid: int) -> dict:
-        values = SLOT.unpack_from(self.mem, self.offset(wid))
-        out = dict(zip(FIELDS, values))
-        raw = self.mem[self.offset(wid) + SLOT.size:self.offset(wid) + SLOT_SIZE]
-        out["uri"] = raw.split(b"\0", 1)[0].decode("latin-1")
+        out = dict(zip(FIELDS, SLOT.unpack_from(self.mem, self.offset(wid))))
+        out["uri"] = out["uri"].split(b"\0", 1)[0].decode("latin-1")
         return out
 
     def write(self, wid: int, **values) -> None:
         current = list(SLOT.unpack_from(self.mem, self.offset(wid)))
         for key, value in values.items():
             current[FIELDS.index(key)] = value
+        if type(current[_URI_FIELD]) is str:
+            current[_URI_FIELD] = current[_URI_FIELD].encode("latin-1", "replace")
         SLOT.pack_into(self.mem, self.offset(wid), *current)
 
     def set_pid(self, wid: int, pid: int) -> None:
         _PID.pack_into(self.mem, self.offset(wid), pid)
-
-    def set_uri(self, wid: int, uri: str) -> None:
-        data = uri.encode("latin-1", "replace")[:URI_SIZE - 1] + b"\0"
-        start = self.offset(wid) + SLOT.size
-        self.mem[start:start + len(data)] = data
 
     def total_requests(self) -> int:
         return sum(SLOT.unpack_from(self.mem, self.offset(w))[_REQUESTS]
@@ -111,7 +108,7 @@ class WorkerSlot:
 
     __slots__ = ("board", "wid", "off", "requests", "delta", "exceptions", "tx", "running_time",
                  "avg_rt", "last_spawn", "respawn_count", "harakiri_count", "pid", "signals",
-                 "publish", "mem", "pid_bytes", "status_at", "uri_at")
+                 "publish", "mem", "pid_bytes", "status_at", "accepting_at")
 
     def __init__(self, board: Scoreboard, wid: int):
         self.board = board
@@ -133,17 +130,17 @@ class WorkerSlot:
         self.publish = None  # set by a plugin (stats): publish(env) of the request starting
         self.mem = board.mem
         self.pid_bytes = _PID.pack(self.pid)
-        self.status_at = self.off + _PID.size      # status, then busy_since, follow the pid
-        self.uri_at = self.off + SLOT.size
+        self.accepting_at = self.off + _PID.size   # accepting .. busy_since: _DONE
+        self.status_at = self.off + _STATUS_AT     # status, busy_since, uri: _BUSY
 
     def flush(self, status: int, accepting: int = 1, busy_since: float = 0.0) -> None:
         mem, off = self.mem, self.off
         if mem[off:off + 4] != self.pid_bytes:
             return  # a chain reload gave the slot to our replacement
-        SLOT.pack_into(mem, off, self.pid, status, busy_since, accepting, self.requests,
-                       self.delta, self.exceptions, self.tx, self.running_time, self.avg_rt,
-                       self.last_spawn, self.respawn_count, self.harakiri_count,
-                       self.signals, 0, 0)
+        SLOT.pack_into(mem, off, self.pid, accepting, self.requests, self.delta,
+                       self.exceptions, self.tx, self.running_time, self.avg_rt, status,
+                       busy_since, b"", self.last_spawn, self.respawn_count,
+                       self.harakiri_count, self.signals, 0, 0)
 
     def done(self, sent: int, us: int) -> None:
         """A request ended: count it and flip back to idle (what flush(IDLE) writes, but
@@ -154,8 +151,8 @@ class WorkerSlot:
         self.running_time += us
         self.avg_rt = avg = (self.avg_rt + us) // 2 if self.avg_rt else us
         if self.mem[self.off:self.off + 4] == self.pid_bytes:
-            _DONE.pack_into(self.mem, self.status_at, IDLE, 0.0, 1, self.requests, self.delta,
-                            self.exceptions, self.tx, self.running_time, avg)
+            _DONE.pack_into(self.mem, self.accepting_at, 1, self.requests, self.delta,
+                            self.exceptions, self.tx, self.running_time, avg, IDLE, 0.0)
 
     def busy(self, since: float, uri: str, env: dict | None = None) -> None:
         mem, off = self.mem, self.off
@@ -163,8 +160,5 @@ class WorkerSlot:
             return
         if self.publish is not None:
             self.publish(env)  # before the status flips, so a reader never sees stale vars
-        if len(uri) < URI_SIZE and uri.isascii():
-            _URI.pack_into(mem, self.uri_at, uri.encode())
-        else:
-            self.board.set_uri(self.wid, uri)
-        _BUSY.pack_into(mem, self.status_at, BUSY, since)   # status and busy_since at once
+        # status, busy_since and the URI at once (a URI longer than the field is cut)
+        _BUSY.pack_into(mem, self.status_at, BUSY, since, uri.encode("latin-1", "replace"))

@@ -32,6 +32,8 @@ class Listener:
     unix: bool = False     # set by tune_listener (socket.family is a slow property)
     nodelay: bool = False  # TCP_NODELAY on the listener, so on every accepted socket
     corked: bool = False   # TCP_CORK likewise
+    v6: bool = False       # AF_INET6: client addresses may be IPv4-mapped (::ffff:a.b.c.d)
+    server_port: str = ""  # SERVER_PORT of its requests, set by tune_listener
     extra: dict = field(default_factory=dict)
 
     @property
@@ -173,6 +175,8 @@ def tune_listener(listener: Listener, defer: int) -> None:
     (``Conn.uncork``). A connection made before they are set would not inherit them.
     """
     listener.unix = listener.sock.family == socket.AF_UNIX
+    listener.v6 = listener.sock.family == socket.AF_INET6
+    listener.server_port = listener.port()   # read once here, not by every worker
     if listener.unix or not sys.platform.startswith("linux"):
         return
     sock = listener.sock

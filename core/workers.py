@@ -36,6 +36,7 @@ CTL_RECYCLE = b"r"     # finish the current request, log Seeya, exit (WORKER-6)
 NOTE_ACCEPTING = b"A"
 NOTE_GRACEFUL = b"G"   # "I was HUPed": exiting gracefully, no DAMN line
 NOTE_RECYCLED = b"R"   # "I am exiting on purpose" (max-requests, recycle): no DAMN line
+ONCE = (None,)
 EXPIRE_EVERY = 0.1   # seconds between two scans for connections past their deadline
 # accept() errors that mean "out of file descriptors": the worker pauses accepting
 FD_EXHAUSTED = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
@@ -325,14 +326,11 @@ class Worker:
 
     def accept(self, lst) -> None:
         sock = lst.sock
-        unix = lst.unix
-        nodelay = lst.nodelay
-        corked = lst.corked
         # One connection per wakeup: a client accepted before its request arrived waits
         # in epoll, and a long accept run would keep it waiting behind every connection
         # still queued (Connection: close p99 halved on the bench). After accept() ran
         # out of fds, drain the queue so the burst's end (EAGAIN) is seen.
-        for _ in range(64 if self.fd_failures else 1):
+        for _ in range(64) if self.fd_failures else ONCE:
             if self.stopping:
                 return
             try:
@@ -352,14 +350,17 @@ class Worker:
             except OSError:
                 os.close(fd)
                 continue
-            remote = "" if unix else addr[0]
-            if remote.startswith("::ffff:"):
-                remote = remote[7:]
-            conn = Conn(fd, lst, remote, self.timeout, self.min_bytes, corked)
-            if not (unix or nodelay):
+            if lst.unix:
+                remote = ""
+            else:
+                remote = addr[0]
+                if lst.v6 and remote.startswith("::ffff:"):
+                    remote = remote[7:]
+            conn = Conn(fd, lst, remote, self.timeout, self.min_bytes, lst.corked)
+            if not (lst.unix or lst.nodelay):
                 conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             conn.deadline = time.monotonic() + self.timeout
-            self.conns[conn.fd] = conn
+            self.conns[fd] = conn
             conn.fill()
             self.process(conn)
 
@@ -459,11 +460,12 @@ class Worker:
 
     def process(self, conn: Conn) -> None:
         """Serve every complete request in ``conn``'s buffer, then wait for more."""
-        http = conn.listener.proto == "http"
+        lst = conn.listener
+        http = lst.proto == "http"
         while conn.buf and not self.paused:
             try:
                 if http:
-                    head = parse_http(conn.buf, self.limit, conn.port, conn.remote)
+                    head = parse_http(conn.buf, self.limit, lst.server_port, conn.remote)
                 else:
                     head = parse_uwsgi(conn.buf, self.limit)
             except BadRequest as e:

@@ -215,7 +215,7 @@ def body_reader(stream: bytes, length: int, chunked: bool, limit: int = 0) -> In
     theirs.sendall(stream)
     theirs.close()
     ours.setblocking(False)
-    conn = Conn(ours, FakeListener(), "127.0.0.1", 0.5, 1024)
+    conn = Conn(ours.detach(), FakeListener(), "127.0.0.1", 0.5, 1024)
     return Input(conn, length, chunked, False, limit)
 
 
