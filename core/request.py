@@ -452,8 +452,7 @@ class Request:
     """
 
     __slots__ = ("conn", "vars", "input", "head", "http", "keepalive", "status", "sent",
-                 "pending", "chunked", "length", "nheaders", "hsize", "no_body", "started",
-                 "prepared")
+                 "pending", "chunked", "length", "hsize", "no_body", "started", "prepared")
 
     def __init__(self, conn: Conn, head, http: bool, keepalive_allowed: bool, limit_post: int):
         self.conn = conn
@@ -465,7 +464,7 @@ class Request:
             self.input = Input(conn, head.length, head.chunked, head.expect_continue, limit_post)
         else:
             self.input = NO_BODY   # shared: reading an empty body changes nothing in it
-        self.status = self.sent = self.nheaders = self.hsize = 0
+        self.status = self.sent = self.hsize = 0
         self.pending = self.length = self.prepared = None
         self.chunked = self.no_body = self.started = False
 
@@ -473,6 +472,11 @@ class Request:
     def committed(self) -> bool:
         """True once bytes of the response are on the wire."""
         return self.started and self.pending is None
+
+    @property
+    def nheaders(self) -> int:
+        """Header lines in the response head (for the request log line)."""
+        return len(self.prepared[0]) - 3 if self.started else 0
 
     def prepare(self, status: str, headers: list[tuple[str, str]]) -> None:
         """Check and format the status line and headers; nothing is sent yet.
@@ -489,7 +493,10 @@ class Request:
         has_connection = False
         lookup = _LINES.get
         for item in headers:
-            entry = lookup(item) if type(item) is tuple else None
+            try:
+                entry = lookup(item)
+            except TypeError:      # unhashable: not a (str, str) pair (header_line says so)
+                entry = None
             if entry is None:
                 entry = header_line(item)
             line, kind = entry
@@ -545,7 +552,6 @@ class Request:
             proto = (self.vars.get("SERVER_PROTOCOL") or "HTTP/1.0") + " "
         lines.append("\r\n")
         head = (proto + "".join(lines)).encode("latin-1")
-        self.nheaders = len(lines) - 3
         self.hsize = len(head)
         self.started = True
         self.pending = head

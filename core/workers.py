@@ -206,7 +206,7 @@ class Worker:
             if self.stopping:
                 return self.finish_stopping()
             timeout = 1.0 if self.conns or self.starved else -1
-            events = ep.poll(timeout)
+            events = ep.poll(timeout, 64)
             for fd, ev in events:
                 lst = self.listeners.get(fd)
                 if lst is not None:
@@ -359,8 +359,7 @@ class Worker:
             conn = Conn(fd, lst, remote, self.timeout, self.min_bytes, lst.corked)
             if not (lst.unix or lst.nodelay):
                 conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            conn.deadline = time.monotonic() + self.timeout
-            self.conns[fd] = conn
+            self.conns[fd] = conn   # its deadline is set if it has to wait (process)
             conn.fill()
             self.process(conn)
 
@@ -482,6 +481,8 @@ class Worker:
                 return
             conn.deadline = time.monotonic() + self.timeout
         if conn.fd in self.conns and conn.fd not in self.registered and not self.paused:
+            if not conn.served:   # a new connection still sending its first head
+                conn.deadline = time.monotonic() + self.timeout
             self.ep.register(conn.fd, EPOLLIN)
             self.registered.add(conn.fd)
 
