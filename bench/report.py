@@ -28,6 +28,12 @@ def _tp(results, mode, key, field):
     return med([r.get(field, float("nan")) for r in results.get("throughput", {}).get(mode, {}).get(key, [])])
 
 
+def per_round(results: dict, mode: str, a: str, b: str) -> list[float]:
+    """``a``/``b`` requests/s in each round (the servers of a round ran one after the other)."""
+    runs = results.get("throughput", {}).get(mode, {})
+    return [ratio(x["rps"], y["rps"]) for x, y in zip(runs.get(a, []), runs.get(b, []))]
+
+
 def metrics(results: dict) -> dict:
     """Medians per server: the numbers the table and the targets use."""
     m: dict = {}
@@ -122,6 +128,21 @@ def markdown(results: dict) -> str:
             lines.append(f"| cold start ms, exec to first 200 | {fmt(a)} | {fmt(b)} | {fmt(c)} "
                          f"| {fmt(ratio(a, b), 2)}x | {fmt(ratio(a, c), 2)}x |")
         lines.append("")
+        rounds = [(label, per_round(results, mode, ours, "uwsgi"))
+                  for mode, ours, label in (("close", "uwsgi-py", "Connection: close"),
+                                            ("keepalive", "uwsgi-py-ka", "keep-alive"))]
+        rounds = [(label, r) for label, r in rounds if r]
+        if rounds:
+            lines += ["uwsgi-py / uWSGI requests/s round by round: "
+                      + "; ".join(f"{label} " + ", ".join(f"{x:.2f}x" for x in r)
+                                  for label, r in rounds) + ".", ""]
+        bare = _tp(results, "close", "bare", "rps")
+        if not math.isnan(bare):
+            lines += [f"Reference: a bare Python accept/read/write/close loop (bench/apps/bare_server.py, "
+                      f"no parsing, no app) served {fmt(bare)} requests/s with Connection: close, "
+                      f"{fmt(ratio(bare, m[('close', 'uwsgi', 'rps')]), 2)}x uWSGI, "
+                      f"{fmt(_tp(results, 'close', 'bare', 'cpu_us'))} us of server CPU per request: "
+                      "the ceiling for a Python server on this machine.", ""]
         if not math.isnan(m[("close", "rack", "rps")]):
             lines += ["| Rack hello world (uwsgi-py --rack) | requests/s | p50 ms | p99 ms | vs uWSGI WSGI |",
                       "| --- | ---: | ---: | ---: | ---: |"]

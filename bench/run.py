@@ -176,7 +176,8 @@ def wrk(port: int, duration: float, close: bool, connections: int = 16) -> dict:
 # ---- phases ----------------------------------------------------------------------
 def throughput(cfg, logdir: Path, results: dict) -> None:
     """Every server up at once, idle ones cost nothing; wrk runs interleaved."""
-    plan = {"keepalive": [S.UWSGI_PY_KA, S.UWSGI, S.GUNICORN], "close": [S.UWSGI_PY, S.UWSGI, S.GUNICORN]}
+    plan = {"keepalive": [S.UWSGI_PY_KA, S.UWSGI, S.GUNICORN],
+            "close": [S.UWSGI_PY, S.UWSGI, S.GUNICORN, S.BARE]}
     if cfg.rack:
         plan["keepalive"].append(S.RACK_KA)
         plan["close"].append(S.RACK)
@@ -312,8 +313,9 @@ def parse_args(argv=None):
     p.add_argument("--every", type=float, default=2.0, help="seconds between SIGHUPs (default 2)")
     p.add_argument("--clients", type=int, default=4, help="client pool of the reload run (default 4)")
     p.add_argument("--timeout", type=float, default=10.0, help="client timeout, seconds (default 10)")
-    p.add_argument("--servers", default="uwsgi-py,uwsgi,gunicorn",
-                   help="comma-separated subset of uwsgi-py,uwsgi,gunicorn")
+    p.add_argument("--servers", default="uwsgi-py,uwsgi,gunicorn,bare",
+                   help="comma-separated subset of uwsgi-py,uwsgi,gunicorn,bare (bare: a Python "
+                        "accept/read/write/close loop, the ceiling, Connection: close only)")
     p.add_argument("--only", default="throughput,cold,reload,burst",
                    help="comma-separated subset of throughput,cold,reload,burst")
     p.add_argument("--no-rack", action="store_true", help="skip the Rack row")

@@ -54,6 +54,8 @@ class Spec:
         if self.kind == "uwsgi":
             return [str(VENV / "bin" / "uwsgi"), "--master", "-p", str(WORKERS), "--http-socket", addr,
                     "--wsgi-file", str(APPS / f"{app}.py"), "--disable-logging"]
+        if self.kind == "bare":
+            return [py, str(APPS / "bare_server.py"), str(port)]
         if self.kind == "gunicorn":
             return [str(VENV / "bin" / "gunicorn"), "-w", str(WORKERS), "-k", "sync", "-b", addr,
                     "--chdir", str(APPS), f"{app}:application"]
@@ -66,6 +68,7 @@ UWSGI_PY_KA = Spec("uwsgi-py-ka", "uwsgi-py --http-socket --http-keepalive", "uw
                    keepalive=True)
 UWSGI = Spec("uwsgi", "uWSGI 2.0.31 --http-socket", "uwsgi", "hello")
 GUNICORN = Spec("gunicorn", "gunicorn sync", "gunicorn", "hello", stop_signal=signal.SIGTERM)
+BARE = Spec("bare", "bare Python loop (reference, no server)", "bare", "hello")
 RACK = Spec("rack", "uwsgi-py --rack (close)", "uwsgi-py", "hello.ru")
 RACK_KA = Spec("rack-ka", "uwsgi-py --rack --http-keepalive", "uwsgi-py", "hello.ru",
                keepalive=True)
