@@ -6,12 +6,13 @@ modes, pidfile, chdir, sockets, apps, master, workers.
 from __future__ import annotations
 
 import faulthandler
+import marshal
 import os
 import signal
 import sys
 
 from . import __version__, config, handoff, log, pidfile, plugins, privileges
-from .options import Option, OptionError, Registry, core_options
+from .options import Option, OptionError, Registry, core_options, suggest
 from .scoreboard import Scoreboard
 from .server import EXIT_APP_LOAD, VERSION_COMPAT, Server
 
@@ -43,10 +44,11 @@ class _ScopedRegistry:
         self._registry.add(*options, group=self._group)
 
 
-def build_command(registry: Registry):
+def build_command(options):
+    """A click command for ``options`` (Option objects or ``_Spec``: the same attributes)."""
     import click
     params: list[click.Parameter] = []
-    for opt in registry:
+    for opt in options:
         decls = [f"--{opt.name}", *(f"--{a}" for a in opt.aliases)]
         if opt.short:
             decls.append(f"-{opt.short}")
@@ -76,19 +78,40 @@ class CommandLine:
         self.given = given
 
 
+class _Spec:
+    """What click needs of an Option, rebuilt from plain values in the parser child."""
+
+    __slots__ = ("name", "aliases", "short", "flag", "multiple", "help", "metavar", "attr")
+
+    def __init__(self, name, aliases, short, flag, multiple, help, metavar):
+        self.name, self.aliases, self.short, self.flag = name, tuple(aliases), short, flag
+        self.multiple, self.help, self.metavar = multiple, help, metavar
+        self.attr = name.replace("-", "_")
+
+
+def _table(registry: Registry) -> tuple[list, list]:
+    """The registry as plain values (marshal): each option's click fields, every name."""
+    return ([(o.name, list(o.aliases), o.short, o.flag, o.multiple, o.help, o.metavar)
+             for o in registry], list(registry.names))
+
+
 def parse_here(registry: Registry, argv: list[str]) -> CommandLine:
     """click parses ``argv`` against a command built from the registry."""
+    return _parse(list(registry), registry.names, argv)
+
+
+def _parse(options, names, argv: list[str]) -> CommandLine:
     import click
-    command = build_command(registry)
+    command = build_command(options)
     try:
         ctx = command.make_context("uwsgi-py", list(argv), resilient_parsing=False)
     except click.NoSuchOption as e:
         raise OptionError(f"unknown option {e.option_name} (command line)"
-                          f"{registry.suggest(e.option_name.lstrip('-'))}") from None
+                          f"{suggest(e.option_name.lstrip('-'), names)}") from None
     except click.ClickException as e:
         raise OptionError(f"{e.format_message()} (command line)") from None
     given = {}
-    for opt in registry:
+    for opt in options:
         if ctx.get_parameter_source(opt.attr) == click.core.ParameterSource.COMMANDLINE:
             value = ctx.params[opt.attr]
             given[opt.name] = list(value) if opt.multiple else value
@@ -97,54 +120,113 @@ def parse_here(registry: Registry, argv: list[str]) -> CommandLine:
     return CommandLine(meta, given)
 
 
-def parse_cli(registry: Registry, argv: list[str]) -> CommandLine:
-    """Parse the command line with click in a short-lived child process.
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while chunk := os.read(fd, 65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    while data:
+        data = data[os.write(fd, data):]
+
+
+class Parser:
+    """The command line is parsed by click in a short-lived child process.
 
     The master's heap is shared by every worker, so what it imports is paid once per
     instance for as long as it runs: click (with the datetime, uuid, platform and
     difflib modules it imports) is 1.5-2 MB of an instance's PSS, more than a tenth of
-    the total, for a job done once at start-up. The child sends back plain values
-    (marshal) and exits; if it cannot be forked, the parsing happens here.
+    the total, for a job done once at start-up. The child is forked first thing, so it
+    imports click while this process loads the plugins (the option registry comes from
+    them); then ``parse()`` sends it the registry as plain values (marshal) and reads the
+    values back. If the child cannot be forked or dies, the parsing happens here.
     """
-    import marshal
-    try:
-        r, w = os.pipe2(os.O_CLOEXEC)
-        pid = os.fork()
-    except OSError:
-        return parse_here(registry, argv)
-    if pid == 0:   # the child: parse, answer, _exit (no atexit, no buffered output)
+
+    def __init__(self, argv: list[str]):
+        self.argv = list(argv)
+        self.pid = 0
+        try:
+            to_child, self.to_child = os.pipe2(os.O_CLOEXEC)
+            self.from_child, from_child = os.pipe2(os.O_CLOEXEC)
+        except OSError:
+            return
+        try:
+            pid = os.fork()
+        except OSError:
+            for fd in (to_child, self.to_child, self.from_child, from_child):
+                os.close(fd)
+            return
+        if pid == 0:
+            self._child(to_child, from_child)
+        self.pid = pid
+        os.close(to_child)
+        os.close(from_child)
+
+    def _child(self, to_child: int, from_child: int) -> None:
+        """Import click, wait for the option table, parse, answer, _exit (no atexit, no
+        buffered output)."""
         code = 0
         try:
-            os.close(r)
+            os.close(self.to_child)
+            os.close(self.from_child)
             try:
-                parsed = parse_here(registry, argv)
-                answer = ("ok", parsed.meta, parsed.given)
-            except OptionError as e:
-                answer = ("error", str(e), None)
-            data = marshal.dumps(answer)
-            while data:
-                data = data[os.write(w, data):]
+                import click  # noqa: F401 - now, while the parent loads the plugins
+            except ImportError:
+                pass
+            request = _read_all(to_child)
+            if request:           # nothing: the parent gave up before parsing
+                table, names = marshal.loads(request)
+                try:
+                    parsed = _parse([_Spec(*row) for row in table], names, self.argv)
+                    answer = ("ok", parsed.meta, parsed.given)
+                except OptionError as e:
+                    answer = ("error", str(e), None)
+                _write_all(from_child, marshal.dumps(answer))
         except BaseException:  # noqa: BLE001 - the parent reports a child that sent nothing
             code = 1
         finally:
             os._exit(code)
-    os.close(w)
-    chunks = []
-    try:
-        while chunk := os.read(r, 65536):
-            chunks.append(chunk)
-    finally:
-        os.close(r)
+
+    def parse(self, registry: Registry) -> CommandLine:
+        if not self.pid:
+            return parse_here(registry, self.argv)
         try:
-            os.waitpid(pid, 0)
-        except ChildProcessError:   # SIGCHLD ignored by whoever started us: already reaped
-            pass
-    if not chunks:
-        return parse_here(registry, argv)   # the child died: parse here, errors and all
-    kind, first, given = marshal.loads(b"".join(chunks))
-    if kind == "error":
-        raise OptionError(first)
-    return CommandLine(first, given)
+            try:
+                _write_all(self.to_child, marshal.dumps(_table(registry)))
+            except OSError:
+                pass
+            os.close(self.to_child)
+            self.to_child = -1
+            answer = _read_all(self.from_child)
+        finally:
+            self.close()
+        if not answer:
+            return parse_here(registry, self.argv)   # the child died: parse here, errors and all
+        kind, first, given = marshal.loads(answer)
+        if kind == "error":
+            raise OptionError(first)
+        return CommandLine(first, given)
+
+    def close(self) -> None:
+        """Let the child go (it exits at EOF) and reap it."""
+        for attr in ("to_child", "from_child"):
+            fd = getattr(self, attr, -1)
+            if fd >= 0:
+                os.close(fd)
+                setattr(self, attr, -1)
+        if self.pid:
+            try:
+                os.waitpid(self.pid, 0)
+            except ChildProcessError:   # SIGCHLD ignored by whoever started us: already reaped
+                pass
+            self.pid = 0
+
+
+def parse_cli(registry: Registry, argv: list[str]) -> CommandLine:
+    """Parse ``argv`` in a child process (``Parser``), here if that fails."""
+    return Parser(argv).parse(registry)
 
 
 def cli_entries(parsed: CommandLine, registry: Registry) -> list[config.Entry]:
@@ -208,9 +290,13 @@ def main(argv: list[str] | None = None) -> int:
 def run(argv: list[str]) -> int:
     taken = handoff.take()
     faulthandler.enable()
-    pm = plugins.build(plugins.disabled_from(argv))
-    registry = build_registry(pm)
-    parsed = parse_cli(registry, argv)
+    parser = Parser(argv)   # click loads in its child while the plugins load here
+    try:
+        pm = plugins.build(plugins.disabled_from(argv))
+        registry = build_registry(pm)
+        parsed = parser.parse(registry)
+    finally:
+        parser.close()
     if parsed.meta["help"]:
         print(render_help(registry))
         return 0

@@ -93,6 +93,13 @@ def choice(*choices: str) -> Callable[[Any], str]:
     return convert
 
 
+def suggest(name: str, names: Iterable[str]) -> str:
+    """``; did you mean --NAME?`` for a misspelled option name, else an empty string."""
+    import difflib  # only for a misspelled option: not at every start
+    close = difflib.get_close_matches(name, list(names), n=1, cutoff=0.6)
+    return f"; did you mean --{close[0]}?" if close else ""
+
+
 @dataclass
 class Option:
     """One option, spelled as uWSGI spells it.
@@ -160,9 +167,7 @@ class Registry:
         return opt
 
     def suggest(self, name: str) -> str:
-        import difflib  # only for a misspelled option: not at every start
-        close = difflib.get_close_matches(name, list(self.names), n=1, cutoff=0.6)
-        return f"; did you mean --{close[0]}?" if close else ""
+        return suggest(name, self.names)
 
     def __iter__(self) -> Iterable[Option]:
         return iter(self.options.values())

@@ -200,3 +200,17 @@ def test_every_signal_action_exists():
     from uwsgi_py.actions import BUILTIN
     for name in master_table(False).values():
         assert name in BUILTIN
+
+
+def test_the_parser_child_starts_early_and_exits_when_given_up_on():
+    """``Parser`` forks at once (click loads while the plugins do); if start-up fails before
+    the option table is sent, close() lets the child go and reaps it."""
+    import os
+
+    from uwsgi_py.cli import Parser
+    parser = Parser(["-p", "2"])
+    pid = parser.pid
+    assert pid > 0
+    parser.close()
+    with pytest.raises(ChildProcessError):   # reaped: no zombie left behind
+        os.waitpid(pid, os.WNOHANG)
