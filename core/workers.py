@@ -36,7 +36,7 @@ CTL_RECYCLE = b"r"     # finish the current request, log Seeya, exit (WORKER-6)
 NOTE_ACCEPTING = b"A"
 NOTE_GRACEFUL = b"G"   # "I was HUPed": exiting gracefully, no DAMN line
 NOTE_RECYCLED = b"R"   # "I am exiting on purpose" (max-requests, recycle): no DAMN line
-ONCE = (None,)
+ONCE = (None,)       # accept() once per wakeup (see Worker.accept)
 EXPIRE_EVERY = 0.1   # seconds between two scans for connections past their deadline
 # accept() errors that mean "out of file descriptors": the worker pauses accepting
 FD_EXHAUSTED = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
