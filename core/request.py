@@ -12,6 +12,7 @@ import time
 
 from .proto import BadRequest
 
+READ_SIZE = 65536   # bytes per read(); a read that fills it may have left more in the kernel
 _POLLIN = select.POLLIN | select.POLLPRI | select.POLLHUP | select.POLLERR
 _POLLOUT = select.POLLOUT | select.POLLHUP | select.POLLERR
 
@@ -123,7 +124,7 @@ class Conn:
     def fill(self) -> bool:
         """Read what is there without blocking; False at EOF."""
         try:
-            data = os.read(self.fd, 65536)
+            data = os.read(self.fd, READ_SIZE)
         except BlockingIOError:
             return True
         except (ConnectionError, OSError):
@@ -131,7 +132,7 @@ class Conn:
         if not data:
             return False
         self.buf += data
-        if len(data) == 65536:
+        if len(data) == READ_SIZE:
             self.unread = True
         return True
 
@@ -139,7 +140,7 @@ class Conn:
         """Read at least one byte, waiting up to the timeout (ClientGone otherwise)."""
         while True:
             try:
-                data = os.read(self.fd, 65536)
+                data = os.read(self.fd, READ_SIZE)
             except BlockingIOError:
                 self.wait(_POLLIN)
                 continue
@@ -149,7 +150,7 @@ class Conn:
                 raise ClientGone("eof")
             self.buf += data
             self.moved += len(data)
-            if len(data) == 65536:
+            if len(data) == READ_SIZE:
                 self.unread = True
             return
 
@@ -485,9 +486,7 @@ class Request:
         ValueError). A Content-Length header is the body's length; a ``Connection: close``
         or a Transfer-Encoding header of the app's ends keep-alive.
         """
-        code = _STATUS.get(status) if type(status) is str else None
-        if code is None:
-            code = status_code(status)
+        code = status_code(status)
         lines = [status, "\r\n"]
         length = None
         has_connection = False

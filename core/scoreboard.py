@@ -133,11 +133,14 @@ class WorkerSlot:
         self.accepting_at = self.off + _PID.size   # accepting .. busy_since: _DONE
         self.status_at = self.off + _STATUS_AT     # status, busy_since, uri: _BUSY
 
+    def owns(self) -> bool:
+        """False once a reload gave the slot to this worker's replacement: never write then."""
+        return self.mem[self.off:self.off + 4] == self.pid_bytes
+
     def flush(self, status: int, accepting: int = 1, busy_since: float = 0.0) -> None:
-        mem, off = self.mem, self.off
-        if mem[off:off + 4] != self.pid_bytes:
-            return  # a chain reload gave the slot to our replacement
-        SLOT.pack_into(mem, off, self.pid, accepting, self.requests, self.delta,
+        if not self.owns():
+            return
+        SLOT.pack_into(self.mem, self.off, self.pid, accepting, self.requests, self.delta,
                        self.exceptions, self.tx, self.running_time, self.avg_rt, status,
                        busy_since, b"", self.last_spawn, self.respawn_count,
                        self.harakiri_count, self.signals, 0, 0)
@@ -150,15 +153,14 @@ class WorkerSlot:
         self.tx += sent
         self.running_time += us
         self.avg_rt = avg = (self.avg_rt + us) // 2 if self.avg_rt else us
-        if self.mem[self.off:self.off + 4] == self.pid_bytes:
+        if self.owns():
             _DONE.pack_into(self.mem, self.accepting_at, 1, self.requests, self.delta,
                             self.exceptions, self.tx, self.running_time, avg, IDLE, 0.0)
 
     def busy(self, since: float, uri: str, env: dict | None = None) -> None:
-        mem, off = self.mem, self.off
-        if mem[off:off + 4] != self.pid_bytes:
+        if not self.owns():
             return
         if self.publish is not None:
             self.publish(env)  # before the status flips, so a reader never sees stale vars
         # status, busy_since and the URI at once (a URI longer than the field is cut)
-        _BUSY.pack_into(mem, self.status_at, BUSY, since, uri.encode("latin-1", "replace"))
+        _BUSY.pack_into(self.mem, self.status_at, BUSY, since, uri.encode("latin-1", "replace"))

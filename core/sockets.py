@@ -47,12 +47,8 @@ class Listener:
         return "UNIX" if self.sock.family == socket.AF_UNIX else "INET"
 
     def port(self) -> str:
-        """SERVER_PORT for requests on this socket (read once: one getsockname per listener)."""
-        port = self.__dict__.get("_port")
-        if port is None:
-            port = "80" if self.sock.family == socket.AF_UNIX else str(self.sock.getsockname()[1])
-            self._port = port
-        return port
+        """SERVER_PORT for requests on this socket (``tune_listener`` keeps it in server_port)."""
+        return "80" if self.sock.family == socket.AF_UNIX else str(self.sock.getsockname()[1])
 
 
 def address_text(sock: socket.socket) -> str:

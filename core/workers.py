@@ -20,7 +20,7 @@ import traceback
 from . import log
 from .proto import BadRequest, parse_http, parse_uwsgi, simple_response
 from .request import ClientGone, ClientTimeout, Conn, Request
-from .scoreboard import BUSY, IDLE, PAUSE, WorkerSlot
+from .scoreboard import IDLE, PAUSE, WorkerSlot
 from .server import EXIT_APP_LOAD, EXIT_GRACEFUL_IDLE, EXIT_WORKER_DONE
 
 EPOLLIN = select.EPOLLIN

@@ -64,6 +64,17 @@ CORK_APP = textwrap.dedent('''
 ''')
 
 
+def read_until_closed(c: socket.socket) -> bytes:
+    """Everything the server sent before it closed (or reset) the connection."""
+    data = b""
+    try:
+        while chunk := c.recv(65536):
+            data += chunk
+    except ConnectionResetError:
+        pass
+    return data
+
+
 @pytest.fixture
 def cork_server(server, tmp_path):
     (tmp_path / "cork_app.py").write_text(CORK_APP)
@@ -146,12 +157,7 @@ def test_an_unread_request_body_does_not_lose_the_corked_response(cork_server):
                       % len(body) + body)
         except (BrokenPipeError, ConnectionResetError):
             pass                            # the server is done with us; the answer is queued
-        data = b""
-        try:
-            while chunk := c.recv(65536):
-                data += chunk
-        except ConnectionResetError:
-            pass
+        data = read_until_closed(c)
     assert data.startswith(b"HTTP/1.1 200 OK"), data[:200]
     assert data.endswith(b"x" * 1000)
     assert inst.get("/?port=1").startswith(b"cork-before-response=")  # still serving
@@ -165,12 +171,7 @@ def test_a_body_left_in_the_kernel_does_not_lose_the_corked_response(cork_server
         c.sendall(b"POST /late-body HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\n")
         time.sleep(0.1)                     # the worker has read the head alone
         c.sendall(b"z" * 500)
-        data = b""
-        try:
-            while chunk := c.recv(65536):
-                data += chunk
-        except ConnectionResetError:
-            pass
+        data = read_until_closed(c)
     assert data.startswith(b"HTTP/1.1 200 OK"), data[:200]
     assert data.endswith(b"y" * 1000)
 
