@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
 """uwsgi-py against real uWSGI 2.0.31 and gunicorn, side by side in one run.
 
-    python3 bench/run.py              # full run, ~6 minutes
+    python3 bench/run.py              # full run, ~7 minutes
     python3 bench/run.py --quick      # smoke run, ~1.5 minutes
     python3 bench/run.py --reloads 100 --only reload --servers uwsgi-py
 
 Creates bench/.venv (uWSGI compiled from source the first time, gunicorn,
-uwsgi-py itself as an editable install), installs wrk with apt-get if it is
+uwsgi-py itself, built from this checkout), installs wrk with apt-get if it is
 missing, then measures, interleaving the servers A B C A B C:
 
 - hello-world throughput and latency (wrk -t2 -c16 --latency), with keep-alive
@@ -306,7 +306,7 @@ def burst_phase(cfg, logdir: Path, results: dict) -> None:
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="smoke run (~1.5 minutes)")
-    p.add_argument("--rounds", type=int, help="wrk rounds per server and mode (default 3, quick 1)")
+    p.add_argument("--rounds", type=int, help="wrk rounds per server and mode (default 5, quick 1)")
     p.add_argument("--duration", type=float, help="seconds per wrk run (default 5, quick 2)")
     p.add_argument("--reloads", type=int, help="SIGHUPs in the reload run (default 10, quick 3)")
     p.add_argument("--every", type=float, default=2.0, help="seconds between SIGHUPs (default 2)")
@@ -322,7 +322,7 @@ def parse_args(argv=None):
     p.add_argument("--out", default=str(S.BENCH / "results"), help="results directory")
     cfg = p.parse_args(argv)
     quick = cfg.quick
-    cfg.rounds = cfg.rounds or (1 if quick else 3)
+    cfg.rounds = cfg.rounds or (1 if quick else 5)
     cfg.duration = cfg.duration or (2 if quick else 5)
     cfg.reloads = cfg.reloads if cfg.reloads is not None else (3 if quick else 10)
     cfg.burst_reloads = 2 if quick else 6
