@@ -18,6 +18,12 @@ def fmt(v: float, digits: int = 0) -> str:
     return f"{v:,.{digits}f}"
 
 
+def fmt_x(v: float) -> str:
+    """A ratio as ``1.23x``, or ``-`` when one side was not measured."""
+    text = fmt(v, 2)
+    return text if text == "-" else text + "x"
+
+
 def ratio(a: float, b: float) -> float:
     if not b or math.isnan(a) or math.isnan(b):
         return float("nan")
@@ -116,17 +122,17 @@ def markdown(results: dict) -> str:
                 if all(math.isnan(x) for x in (a, b, c)):
                     continue
                 lines.append(f"| {unit}, {label} | {fmt(a, digits)} | {fmt(b, digits)} | {fmt(c, digits)} "
-                             f"| {fmt(ratio(a, b), 2)}x | {fmt(ratio(a, c), 2)}x |")
+                             f"| {fmt_x(ratio(a, b))} | {fmt_x(ratio(a, c))} |")
         pss = m["pss"]
         if pss:
             a, b, c = (pss.get(k, float("nan")) for k in ("uwsgi-py", "uwsgi", "gunicorn"))
             lines.append(f"| PSS MiB, master + workers | {fmt(a, 1)} | {fmt(b, 1)} | {fmt(c, 1)} "
-                         f"| {fmt(ratio(a, b), 2)}x | {fmt(ratio(a, c), 2)}x |")
+                         f"| {fmt_x(ratio(a, b))} | {fmt_x(ratio(a, c))} |")
         cold = m["cold"]
         if cold:
             a, b, c = (cold.get(k, float("nan")) for k in ("uwsgi-py", "uwsgi", "gunicorn"))
             lines.append(f"| cold start ms, exec to first 200 | {fmt(a)} | {fmt(b)} | {fmt(c)} "
-                         f"| {fmt(ratio(a, b), 2)}x | {fmt(ratio(a, c), 2)}x |")
+                         f"| {fmt_x(ratio(a, b))} | {fmt_x(ratio(a, c))} |")
         lines.append("")
         rounds = [(label, per_round(results, mode, ours, "uwsgi"))
                   for mode, ours, label in (("close", "uwsgi-py", "Connection: close"),

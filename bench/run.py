@@ -30,6 +30,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 from pathlib import Path
@@ -56,14 +57,50 @@ def venv_has(code: str) -> bool:
     return subprocess.run([str(S.VENV / "bin" / "python"), "-c", code], capture_output=True).returncode == 0
 
 
+_APT_UPDATED = False
+
+
+def apt_install(*packages: str) -> None:
+    """``apt-get install -y`` (Debian, as root), after one ``apt-get update``: a fresh machine
+    has no package lists."""
+    global _APT_UPDATED
+    if shutil.which("apt-get") is None:
+        sys.exit(f"bench: {', '.join(packages)} needed and there is no apt-get: install them and rerun")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    if not _APT_UPDATED:
+        subprocess.run(["apt-get", "update"], check=True, env=env)
+        _APT_UPDATED = True
+    subprocess.run(["apt-get", "install", "-y", *packages], check=True, env=env)
+
+
+def build_tools_missing() -> list[str]:
+    """The Debian packages uWSGI's compile needs and this machine lacks (a C compiler, the
+    headers of the Python that runs the bench)."""
+    missing = []
+    if shutil.which("gcc") is None or shutil.which("make") is None:
+        missing.append("build-essential")
+    include = sysconfig.get_paths()["include"]
+    if not os.path.exists(os.path.join(include, "Python.h")):
+        missing.append(f"python{sys.version_info.major}.{sys.version_info.minor}-dev")
+    return missing
+
+
 def setup() -> None:
     if not (S.VENV / "bin" / "python").exists():
         print(f"creating {S.VENV}", flush=True)
-        subprocess.run([sys.executable, "-m", "venv", str(S.VENV)], check=True)
+        made = subprocess.run([sys.executable, "-m", "venv", str(S.VENV)])
+        if made.returncode != 0:   # Debian's python3 ships venv's pip bootstrap separately
+            shutil.rmtree(S.VENV, ignore_errors=True)
+            apt_install(f"python{sys.version_info.major}.{sys.version_info.minor}-venv")
+            subprocess.run([sys.executable, "-m", "venv", str(S.VENV)], check=True)
     uwsgi = S.VENV / "bin" / "uwsgi"
     have = subprocess.run([str(uwsgi), "--version"], capture_output=True, text=True).stdout.strip() \
         if uwsgi.exists() else ""
     if have != UWSGI_VERSION:
+        missing = build_tools_missing()
+        if missing:
+            print(f"installing what compiling uWSGI needs: {' '.join(missing)} (apt-get)", flush=True)
+            apt_install(*missing)
         print(f"installing uwsgi=={UWSGI_VERSION} (compiles from source, a few minutes)", flush=True)
         pip(f"uwsgi=={UWSGI_VERSION}")
     if not venv_has("import gunicorn"):
@@ -71,7 +108,7 @@ def setup() -> None:
     install_uwsgi_py()
     if shutil.which("wrk") is None:
         print("installing wrk (apt-get)", flush=True)
-        subprocess.run(["apt-get", "install", "-y", "wrk"], check=True)
+        apt_install("wrk")
 
 
 def source_stamp() -> str:
