@@ -210,7 +210,10 @@ class Worker:
             for fd, ev in events:
                 lst = self.listeners.get(fd)
                 if lst is not None:
-                    if not self.stopping and not self.paused:
+                    if not self.paused:
+                        # even when stopping: EPOLLEXCLUSIVE woke this worker alone for the
+                        # connection, and left in the queue it would wait for the next one to
+                        # wake another worker (a request stuck during a reload at low traffic)
                         self.accept(lst)
                 elif fd == self.wake_r:
                     try:
@@ -331,8 +334,6 @@ class Worker:
         # still queued (Connection: close p99 halved on the bench). After accept() ran
         # out of fds, drain the queue so the burst's end (EAGAIN) is seen.
         for _ in range(64) if self.fd_failures else ONCE:
-            if self.stopping:
-                return
             try:
                 fd, addr = sock._accept()   # an fd, not a socket object (see Conn)
             except (BlockingIOError, InterruptedError):
@@ -362,6 +363,8 @@ class Worker:
             self.conns[fd] = conn   # its deadline is set if it has to wait (process)
             conn.fill()
             self.process(conn)
+            if self.stopping:
+                return
 
     def readable(self, conn: Conn) -> None:
         if not conn.fill():

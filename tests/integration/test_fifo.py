@@ -215,6 +215,59 @@ def test_c_chain_reload_one_by_one_with_zero_failed_requests(server, tmp_path):
         assert chain.index(f"Respawned uWSGI worker {wid}") < chain.index(f"victim is worker {wid + 1}")
 
 
+SLOW_LOADING_APP = """
+import os, time
+if os.path.exists("slow-load"):          # the replacement: a slow import, marked while it lasts
+    open("loading", "w").close()
+    time.sleep(1.5)
+
+def application(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [str(os.getpid()).encode()]
+"""
+
+
+def test_c_chain_reload_keeps_the_victim_serving_until_its_replacement_accepts(server, tmp_path):
+    """No dead time per worker (issue 9): with one worker, a replacement that takes 1.5 s to
+    load its app, and requests flowing, the old worker still answers requests sent while the
+    replacement loads, and the new one answers after; nothing fails."""
+    (tmp_path / "slow_load.py").write_text(SLOW_LOADING_APP)
+    inst, (f0,) = start(server, tmp_path, "-p", "1", "--lazy-apps", "--wsgi-file", "slow_load.py",
+                        app=False)
+    inst.wait_serving()
+    old = int(inst.get("/"))
+    stop = threading.Event()
+    answers, failed = [], []     # (pid, the replacement was loading when the request was sent)
+
+    def load():
+        while not stop.is_set():
+            loading = os.path.exists(tmp_path / "loading")
+            try:
+                status, body = inst.request("/", timeout=10)
+            except OSError as e:
+                failed.append(repr(e))
+                continue
+            if status == 200:
+                answers.append((int(body), loading))
+            else:
+                failed.append(status)
+
+    client = threading.Thread(target=load, daemon=True)
+    client.start()
+    (tmp_path / "slow-load").touch()
+    fifo_write(f0, b"c")
+    inst.wait_log("chain reloading complete", timeout=30)
+    wait_until(lambda: any(pid != old for pid, _ in answers[-5:]), what="the new worker to answer")
+    stop.set()
+    client.join(15)
+    assert failed == []
+    assert any(pid == old and loading for pid, loading in answers), \
+        "the old worker stopped answering before its replacement had loaded the app"
+    new = {pid for pid, _ in answers} - {old}
+    assert len(new) == 1
+    wait_until(lambda: not pid_alive(old), what="the old worker to exit")
+
+
 # ---- reloads: r, R (the FIFO survives the exec, FIFO-9) ------------------------------------------
 def test_fifo_still_works_after_r_and_R_exec_reloads(server, tmp_path):
     inst, (f0,) = start(server, tmp_path, "-p", "2")

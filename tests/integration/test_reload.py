@@ -65,6 +65,25 @@ def test_zero_failed_requests_across_ten_graceful_reloads(server):
     assert pid_alive(inst.pid)
 
 
+def test_a_lone_client_keeps_being_served_across_graceful_reloads(server):
+    """One client, one request at a time: no other connection would come to unstick a
+    request left in the listen queue. An old worker that is told to stop just as the kernel
+    woke it alone for a connection (EPOLLEXCLUSIVE) must still take it, or the request waits
+    until the client's timeout. After every reload the client must go on being answered."""
+    inst = server("--master", "-p", "2")
+    load = Load(inst.port, clients=1)
+    try:
+        for n in range(1, 11):
+            inst.signal(signal.SIGHUP)
+            inst.wait_log(f"reload outcome: generation={n} kind=graceful", timeout=30)
+            done = load.ok
+            wait_until(lambda: load.ok >= done + 5 or load.failures, 8,
+                       what=f"the client to be answered after reload {n} (a request stuck in the queue?)")
+    finally:
+        load.stop()
+    assert load.failures == []
+
+
 def test_changed_app_file_is_served_after_reload(server):
     inst = server("--master", "-p", "2")
     assert inst.get("/mark") == b"v1"
