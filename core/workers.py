@@ -211,9 +211,10 @@ class Worker:
                 lst = self.listeners.get(fd)
                 if lst is not None:
                     if not self.paused:
-                        # even when stopping: EPOLLEXCLUSIVE woke this worker alone for the
-                        # connection, and left in the queue it would wait for the next one to
-                        # wake another worker (a request stuck during a reload at low traffic)
+                        # even when stopping: the kernel woke this worker alone for the
+                        # connection (EPOLLEXCLUSIVE), and left in the queue it would wait for
+                        # another client's connection to wake a worker (with a lone client,
+                        # until its timeout)
                         self.accept(lst)
                 elif fd == self.wake_r:
                     try:
