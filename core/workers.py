@@ -38,6 +38,9 @@ NOTE_GRACEFUL = b"G"   # "I was HUPed": exiting gracefully, no DAMN line
 NOTE_RECYCLED = b"R"   # "I am exiting on purpose" (max-requests, recycle): no DAMN line
 ONCE = (None,)       # accept() once per wakeup (see Worker.accept)
 EXPIRE_EVERY = 0.1   # seconds between two scans for connections past their deadline
+# a stopping worker keeps an idle keep-alive connection this long (at most --socket-timeout) for
+# the client's next request, answered with Connection: close (see Worker.finish_stopping)
+KEEPALIVE_GRACE = 1.0
 # accept() errors that mean "out of file descriptors": the worker pauses accepting
 FD_EXHAUSTED = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 
@@ -64,6 +67,7 @@ class Worker:
         self.stop_code = EXIT_WORKER_DONE
         self.paused = False
         self.busy = False
+        self.req = None            # the request being served
         self.current_uri = ""
         self.busy_since = 0.0
         self.conns: dict[int, Conn] = {}
@@ -96,6 +100,7 @@ class Worker:
             log.log(log.NO_MASTER_RELOAD)
         if not self.stopping:
             self.stopping = True
+            self.last_response()
             self.stop_code = EXIT_WORKER_DONE if self.busy else EXIT_GRACEFUL_IDLE
             if self.notify_w >= 0:   # a graceful exit, even if busy now: no DAMN line (WORKER-3)
                 try:
@@ -243,10 +248,18 @@ class Worker:
         if not self.stopping and time.monotonic() - self.born >= self.min_lifetime:
             self.recycle()
 
+    def last_response(self) -> None:
+        """Stopping: the response being made, if its head is not out yet, says Connection: close
+        (the connection will not take another request)."""
+        req = self.req
+        if req is not None and not req.started:
+            req.keepalive = False
+
     def recycle(self) -> None:
         """WORKER-6: finish what was accepted, exit; the master respawns without a DAMN line."""
         log.log(log.WORK_DONE.format(pid=self.pid))
         self.stopping = True
+        self.last_response()
         if self.notify_w >= 0:
             try:
                 os.write(self.notify_w, NOTE_RECYCLED + b"%d %d\n" % (self.id, self.pid))
@@ -262,16 +275,24 @@ class Worker:
                 pass
         self.listeners = {}
         code = self.stop_code
-        deadline = time.monotonic() + self.timeout
-        while self.conns and time.monotonic() < deadline:
-            waiting = False
-            for conn in list(self.conns.values()):
-                if conn.served and not conn.buf:
-                    self.drop(conn)      # idle keep-alive connection
-                else:
-                    waiting = True
-            if not waiting:
+        # Clients that started a request get --socket-timeout to finish sending it. An idle
+        # keep-alive connection gets KEEPALIVE_GRACE for one more request, answered with
+        # Connection: close: closed at once, it would fail the request a client sends at
+        # that moment (a client sending back to back always does), and the client would
+        # never have been told the connection was ending.
+        start = time.monotonic()
+        deadline = start + self.timeout
+        grace_end = start + min(self.timeout, KEEPALIVE_GRACE)
+        while self.conns:
+            now = time.monotonic()
+            if now >= deadline:
                 break
+            if now >= grace_end:
+                for conn in list(self.conns.values()):
+                    if conn.served and not conn.buf:
+                        self.drop(conn)
+                if not self.conns:
+                    break
             for fd, ev in self.ep.poll(0.05):
                 conn = self.conns.get(fd)
                 if conn is not None:
@@ -480,7 +501,7 @@ class Worker:
             if not http:
                 head.vars.setdefault("REMOTE_ADDR", conn.remote)
             keep = self.serve(conn, head, http)
-            if not keep or self.stopping:
+            if not keep:
                 self.drop(conn)
                 return
             conn.deadline = time.monotonic() + self.timeout
@@ -493,7 +514,8 @@ class Worker:
     def serve(self, conn: Conn, head, http: bool) -> bool:
         """Run one request through its app; True if the connection stays open."""
         try:
-            req = Request(conn, head, http, self.http_keepalive, self.limit_post)
+            req = Request(conn, head, http, self.http_keepalive and not self.stopping,
+                          self.limit_post)
         except BadRequest as e:
             self.reject(conn, e)
             return False
@@ -513,6 +535,7 @@ class Worker:
         self.current_uri = uri = env.get("REQUEST_URI") or env.get("PATH_INFO", "")
         slot = self.slot
         slot.busy(started, uri, env)
+        self.req = req
         try:
             if app is None:
                 log.log(log.NO_APP_REQUEST)
@@ -542,6 +565,7 @@ class Worker:
         elapsed = time.time() - started      # wall clock, as uWSGI times requests
         us = int(elapsed * 1_000_000) if elapsed > 0 else 0
         self.busy = False
+        self.req = None
         slot.done(req.sent + req.hsize, us)
         if self.logging:
             log.log(log.REQUEST.format(

@@ -84,6 +84,65 @@ def test_a_lone_client_keeps_being_served_across_graceful_reloads(server):
     assert load.failures == []
 
 
+def test_keepalive_clients_lose_no_request_across_graceful_reloads(server):
+    """Clients reusing one connection, request after request: an old worker does not close a
+    kept-alive connection under a request the client is sending; it answers that request
+    with Connection: close, and the client reconnects to the new workers."""
+    inst = server("--master", "-p", "2", "--http-keepalive")
+    ok, closes, failures, stop = [0], [0], [], threading.Event()
+
+    def client():
+        conn = http.client.HTTPConnection("127.0.0.1", inst.port, timeout=10)
+        while not stop.is_set():
+            try:
+                conn.request("GET", "/pid")
+                resp = conn.getresponse()
+                resp.read()
+            except Exception as e:  # noqa: BLE001 - every failure is counted
+                failures.append(f"{type(e).__name__}: {e}")
+                conn.close()
+                continue
+            ok[0] += 1
+            if resp.status != 200:
+                failures.append(f"status {resp.status}")
+            if resp.getheader("Connection", "").lower() == "close":
+                closes[0] += 1
+                conn.close()      # http.client reconnects on the next request
+
+    threads = [threading.Thread(target=client, daemon=True) for _ in range(2)]
+    for t in threads:
+        t.start()
+    try:
+        wait_until(lambda: ok[0] >= 50, what="keep-alive load to flow")
+        for n in range(1, 6):
+            inst.signal(signal.SIGHUP)
+            inst.wait_log(f"reload outcome: generation={n} kind=graceful", timeout=30)
+            done = ok[0]
+            wait_until(lambda: ok[0] >= done + 50, what=f"requests after reload {n}")
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(15)
+    assert failures == []
+    assert closes[0] >= 5      # at least one Connection: close per reload
+
+
+def test_an_idle_keepalive_connection_is_closed_once_its_worker_retires(server):
+    """An idle kept-alive connection does not hold the old worker past the grace: the server
+    closes it (the client reads EOF), the old workers exit, and a new connection is served."""
+    inst = server("--master", "-p", "1", "--http-keepalive")
+    conn = http.client.HTTPConnection("127.0.0.1", inst.port, timeout=10)
+    conn.request("GET", "/pid")
+    old = int(conn.getresponse().read())
+    inst.signal(signal.SIGHUP)
+    inst.wait_log("reload outcome: generation=1 kind=graceful", timeout=30)
+    conn.sock.settimeout(10)
+    assert conn.sock.recv(1) == b""            # closed by the server, without a byte
+    conn.close()
+    wait_until(lambda: not pid_alive(old), what="the old worker to exit")
+    assert int(inst.get("/pid")) != old
+
+
 def test_changed_app_file_is_served_after_reload(server):
     inst = server("--master", "-p", "2")
     assert inst.get("/mark") == b"v1"
