@@ -6,6 +6,7 @@
 """
 from __future__ import annotations
 
+import http.client
 import re
 import socket
 import threading
@@ -214,6 +215,26 @@ def test_max_requests_recycles_the_worker_without_a_damn_line(server):
         assert f"...The work of process {pid} is done. Seeya!" in log
         assert f"worker 1 killed successfully (pid: {pid})" in log
     assert log.count("Respawned uWSGI worker 1 (new pid: ") >= len(seen) - 1
+    no_damn(inst)
+
+
+def test_max_requests_with_keepalive_ends_the_connection_with_connection_close(server):
+    """A keep-alive client sending back to back: the recycled worker answers the client's next
+    request with Connection: close instead of closing under it; nothing fails."""
+    inst = start_hardening(server, "--master", "-p", "1", "--max-requests", "3",
+                           "--min-worker-lifetime", "0", "--http-keepalive")
+    conn = http.client.HTTPConnection("127.0.0.1", inst.port, timeout=10)
+    pids, closes = [], 0
+    for _ in range(12):
+        conn.request("GET", "/pid")            # a failure here is the bug: no retry
+        resp = conn.getresponse()
+        pids.append(int(resp.read()))
+        if resp.getheader("Connection", "").lower() == "close":
+            closes += 1
+            conn.close()
+    conn.close()
+    seen = runs(pids)
+    assert len(seen) >= 3 and closes >= len(seen) - 1, (seen, closes)
     no_damn(inst)
 
 
