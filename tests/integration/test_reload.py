@@ -50,13 +50,21 @@ class Load:
             t.join(15)
 
 
+def graceful_reloads(inst, count: int, after=None) -> None:
+    """SIGHUP ``count`` times, each once the previous reload's outcome line is logged;
+    ``after(n)`` runs after reload ``n``."""
+    for n in range(1, count + 1):
+        inst.signal(signal.SIGHUP)
+        inst.wait_log(f"reload outcome: generation={n} kind=graceful", timeout=30)
+        if after is not None:
+            after(n)
+
+
 def test_zero_failed_requests_across_ten_graceful_reloads(server):
     inst = server("--master", "-p", "2")
     load = Load(inst.port, clients=8)
     try:
-        for n in range(1, 11):
-            inst.signal(signal.SIGHUP)
-            inst.wait_log(f"reload outcome: generation={n} kind=graceful", timeout=30)
+        graceful_reloads(inst, 10)
         time.sleep(0.2)  # a little load after the last reload, still bounded
     finally:
         load.stop()
@@ -72,13 +80,14 @@ def test_a_lone_client_keeps_being_served_across_graceful_reloads(server):
     until the client's timeout. After every reload the client must go on being answered."""
     inst = server("--master", "-p", "2")
     load = Load(inst.port, clients=1)
+
+    def answered(n):
+        done = load.ok
+        wait_until(lambda: load.ok >= done + 5 or load.failures, 8,
+                   what=f"the client to be answered after reload {n} (a request stuck in the queue?)")
+
     try:
-        for n in range(1, 11):
-            inst.signal(signal.SIGHUP)
-            inst.wait_log(f"reload outcome: generation={n} kind=graceful", timeout=30)
-            done = load.ok
-            wait_until(lambda: load.ok >= done + 5 or load.failures, 8,
-                       what=f"the client to be answered after reload {n} (a request stuck in the queue?)")
+        graceful_reloads(inst, 10, answered)
     finally:
         load.stop()
     assert load.failures == []
@@ -114,11 +123,12 @@ def test_keepalive_clients_lose_no_request_across_graceful_reloads(server):
         t.start()
     try:
         wait_until(lambda: ok[0] >= 50, what="keep-alive load to flow")
-        for n in range(1, 6):
-            inst.signal(signal.SIGHUP)
-            inst.wait_log(f"reload outcome: generation={n} kind=graceful", timeout=30)
+
+        def more(n):
             done = ok[0]
             wait_until(lambda: ok[0] >= done + 50, what=f"requests after reload {n}")
+
+        graceful_reloads(inst, 5, more)
     finally:
         stop.set()
         for t in threads:
