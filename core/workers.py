@@ -66,8 +66,7 @@ class Worker:
         self.stopping = False
         self.stop_code = EXIT_WORKER_DONE
         self.paused = False
-        self.busy = False
-        self.req = None            # the request being served
+        self.req = None            # the request being served (None: idle)
         self.current_uri = ""
         self.busy_since = 0.0
         self.conns: dict[int, Conn] = {}
@@ -100,8 +99,8 @@ class Worker:
             log.log(log.NO_MASTER_RELOAD)
         if not self.stopping:
             self.stopping = True
-            self.last_response()
-            self.stop_code = EXIT_WORKER_DONE if self.busy else EXIT_GRACEFUL_IDLE
+            self.end_keepalive()
+            self.stop_code = EXIT_WORKER_DONE if self.req is not None else EXIT_GRACEFUL_IDLE
             if self.notify_w >= 0:   # a graceful exit, even if busy now: no DAMN line (WORKER-3)
                 try:
                     os.write(self.notify_w, NOTE_GRACEFUL + b"%d %d\n" % (self.id, self.pid))
@@ -130,7 +129,7 @@ class Worker:
             lines.append(f"Thread 0x{tid:016x}:")
             lines.extend(entry.rstrip("\n") for entry in traceback.format_stack(top))
         lines.append("*** end of backtrace ***")
-        if self.busy:
+        if self.req is not None:
             lines.append(f"SIGUSR2: --- uWSGI worker {self.id} (pid: {self.pid}) is managing "
                          f"request {self.current_uri} since {time.ctime(self.busy_since)} ---")
         log.log("\n".join(lines))
@@ -248,9 +247,10 @@ class Worker:
         if not self.stopping and time.monotonic() - self.born >= self.min_lifetime:
             self.recycle()
 
-    def last_response(self) -> None:
-        """Stopping: the response being made, if its head is not out yet, says Connection: close
-        (the connection will not take another request)."""
+    def end_keepalive(self) -> None:
+        """Stopping: no connection takes another request, and the responses say so
+        (Connection: close), from the one being made if its head is not out yet."""
+        self.http_keepalive = False
         req = self.req
         if req is not None and not req.started:
             req.keepalive = False
@@ -259,7 +259,7 @@ class Worker:
         """WORKER-6: finish what was accepted, exit; the master respawns without a DAMN line."""
         log.log(log.WORK_DONE.format(pid=self.pid))
         self.stopping = True
-        self.last_response()
+        self.end_keepalive()
         if self.notify_w >= 0:
             try:
                 os.write(self.notify_w, NOTE_RECYCLED + b"%d %d\n" % (self.id, self.pid))
@@ -514,8 +514,7 @@ class Worker:
     def serve(self, conn: Conn, head, http: bool) -> bool:
         """Run one request through its app; True if the connection stays open."""
         try:
-            req = Request(conn, head, http, self.http_keepalive and not self.stopping,
-                          self.limit_post)
+            req = Request(conn, head, http, self.http_keepalive, self.limit_post)
         except BadRequest as e:
             self.reject(conn, e)
             return False
@@ -530,12 +529,11 @@ class Worker:
                     log.log(log.UNAVAILABLE_MODIFIER.format(modifier=head.modifier1))
                     return False
         env = head.vars
-        self.busy = True
+        self.req = req
         self.busy_since = started = time.time()
         self.current_uri = uri = env.get("REQUEST_URI") or env.get("PATH_INFO", "")
         slot = self.slot
         slot.busy(started, uri, env)
-        self.req = req
         try:
             if app is None:
                 log.log(log.NO_APP_REQUEST)
@@ -564,7 +562,6 @@ class Worker:
                     pass
         elapsed = time.time() - started      # wall clock, as uWSGI times requests
         us = int(elapsed * 1_000_000) if elapsed > 0 else 0
-        self.busy = False
         self.req = None
         slot.done(req.sent + req.hsize, us)
         if self.logging:
