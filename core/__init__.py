@@ -7,6 +7,7 @@ from __future__ import annotations
 import pluggy
 
 __version__ = "0.1.0"
+UWSGI_VERSION = "2.0.31"   # the uWSGI release whose behaviour and APIs are mirrored
 
 hookimpl = pluggy.HookimplMarker("uwsgi_py")
 
@@ -15,6 +16,6 @@ from .options import boolean, choice, integer, key_value, non_negative_int, posi
 from .server import App, Server, Watch  # noqa: E402
 
 __all__ = [
-    "__version__", "hookimpl", "Option", "OptionError", "App", "Server", "Watch",
+    "__version__", "UWSGI_VERSION", "hookimpl", "Option", "OptionError", "App", "Server", "Watch",
     "boolean", "choice", "integer", "key_value", "non_negative_int", "positive_int", "string",
 ]

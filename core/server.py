@@ -12,7 +12,7 @@ from .handoff import Handoff
 from .options import OptionError
 from .scoreboard import Scoreboard
 
-VERSION_COMPAT = "2.0.31"
+from . import UWSGI_VERSION as VERSION_COMPAT  # noqa: E402 - one source, see __init__
 
 # exit codes (WORKER-5, SHUT-5)
 EXIT_GRACEFUL_IDLE = 17

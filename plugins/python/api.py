@@ -8,7 +8,7 @@ import types
 
 import uwsgi_py
 
-VERSION = b"2.0.31"
+VERSION = uwsgi_py.UWSGI_VERSION.encode()
 _NOT_BUILT = ("register_signal", "signal", "signal_registered", "signal_wait", "signal_received",
               "add_timer", "add_rb_timer", "add_file_monitor", "add_cron", "cache_get", "cache_set",
               "cache_update", "cache_del", "cache_exists", "cache_clear", "spool", "send_to_spooler",
@@ -31,7 +31,7 @@ def build(server) -> types.ModuleType:
     mod = types.ModuleType("uwsgi", "uwsgi-py's implementation of uWSGI's Python API")
     settings = server.settings
     mod.version = VERSION
-    mod.version_info = (2, 0, 31, 0, b"")
+    mod.version_info = (*map(int, uwsgi_py.UWSGI_VERSION.split(".")), 0, b"")
     mod.uwsgi_py_version = uwsgi_py.__version__
     mod.hostname = socket.gethostname().encode()
     mod.numproc = settings.processes

@@ -15,7 +15,7 @@ import uwsgi_py
 
 from . import wire
 
-VERSION = "2.0.31"  # the uWSGI release whose API we mirror (UWSGI::VERSION)
+VERSION = uwsgi_py.UWSGI_VERSION  # the uWSGI release whose API we mirror (UWSGI::VERSION)
 LOG_KILL_FAILED = "UWSGI.{name}: kill({pid}): {why}"
 NOT_BUILT = "UWSGI.{name} is not available in uwsgi-py {version}'s ruby bridge"
 
