@@ -110,29 +110,35 @@ class StaticFiles:
         return False
 
     def find(self, base: bytes, rest: bytes, is_file: bool) -> tuple[bytes, int] | None:
-        """(realpath, open fd) of the regular file under ``base`` that ``rest`` names."""
+        """(realpath, open fd) of the regular file under ``base`` that ``rest`` names, or of
+        the first --static-index file when it names a directory."""
         if b"\0" in rest:
             return None
-        name = base if is_file else base + b"/" + rest
+        real = self.resolve(base, base if is_file else base + b"/" + rest, is_file)
+        if real is None:
+            return None
+        fd = _open_regular(real)
+        if fd is None and self.index and os.path.isdir(real):
+            for index in self.index:
+                found = self.resolve(base, real + b"/" + index, False)
+                fd = _open_regular(found) if found is not None else None
+                if fd is not None:
+                    return found, fd
+        return (real, fd) if fd is not None else None
+
+    def resolve(self, base: bytes, name: bytes, is_file: bool) -> bytes | None:
+        """``name`` with every symlink resolved, if it exists and stays under ``base`` (or a
+        --static-safe directory); a path that leaves is logged."""
         try:
             real = os.path.realpath(name, strict=True)
         except (OSError, ValueError):
             return None
-        if not is_file and real != base and not real.startswith(base + b"/") \
-                and not any(real == p or real.startswith(p + b"/") for p in self.safe):
-            os.write(2, (SECURITY.format(path=os.fsdecode(real), root=os.fsdecode(base))
-                         + "\n").encode("utf-8", "backslashreplace"))
-            return None
-        fd = _open_regular(real)
-        if fd is None and os.path.isdir(real):
-            for index in self.index:
-                fd = _open_regular(real + b"/" + index)
-                if fd is not None:
-                    real = real + b"/" + index
-                    break
-        if fd is None:
-            return None
-        return real, fd
+        if is_file or real == base or real.startswith(base + b"/") \
+                or any(real == p or real.startswith(p + b"/") for p in self.safe):
+            return real
+        os.write(2, (SECURITY.format(path=os.fsdecode(real), root=os.fsdecode(base))
+                     + "\n").encode("utf-8", "backslashreplace"))
+        return None
 
     def serve(self, req, base: bytes, rest: bytes, is_file: bool) -> bool:
         env = req.vars
@@ -199,7 +205,8 @@ class StaticFiles:
 
 def _open_regular(path: bytes) -> int | None:
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+        # the path is resolved already: a symlink here was planted since (never followed)
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOFOLLOW)
     except (OSError, ValueError):
         return None
     try:
