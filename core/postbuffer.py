@@ -1,13 +1,15 @@
 """``--post-buffering``: the whole request body is read before the app runs.
 
-A body up to the threshold stays in memory, a larger one goes to a temporary file
-(``tempfile.SpooledTemporaryFile``), as uWSGI keeps small bodies in memory and
-writes larger ones to disk. The app then reads a local file: a slow client costs
-the read here, never a stall in the middle of the app's work.
+A body up to the threshold stays in memory, a larger one goes to an unnamed
+temporary file, as uWSGI keeps small bodies in memory and writes larger ones to
+disk. The app then reads a local file: a slow client costs the read here, never
+a stall in the middle of the app's work. (No ``tempfile`` module: a worker may
+run as a user that can no longer read the standard library to import it.)
 """
 from __future__ import annotations
 
-import tempfile
+import io
+import os
 
 CHUNK = 65536
 
@@ -61,13 +63,29 @@ class SpooledInput:
 def spool_body(body, threshold: int) -> SpooledInput:
     """Read all of ``body`` (a core ``Input``) now: in memory up to ``threshold`` bytes,
     in a temporary file beyond. Raises what reading raises (ClientGone, BadRequest)."""
-    spool = tempfile.SpooledTemporaryFile(max_size=threshold)
+    spool = io.BytesIO()
     size = 0
     while True:
         data = body.read(CHUNK)
         if not data:
             break
-        spool.write(data)
         size += len(data)
+        if size > threshold and isinstance(spool, io.BytesIO):
+            on_disk = temporary_file()
+            on_disk.write(spool.getbuffer())
+            spool = on_disk
+        spool.write(data)
     spool.seek(0)
     return SpooledInput(spool, size)
+
+
+def temporary_file():
+    """An unnamed read/write file in $TMPDIR (else /tmp): gone when closed."""
+    directory = os.environ.get("TMPDIR") or "/tmp"
+    try:
+        fd = os.open(directory, os.O_TMPFILE | os.O_RDWR | os.O_CLOEXEC, 0o600)
+    except (AttributeError, OSError):   # no O_TMPFILE here: a named file, unlinked at once
+        path = os.path.join(directory, f"uwsgi-py-body-{os.getpid()}-{os.urandom(6).hex()}")
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR | os.O_CLOEXEC, 0o600)
+        os.unlink(path)
+    return open(fd, "w+b")

@@ -16,12 +16,20 @@ def http_date(epoch: float) -> str:
 
 
 def parse_http_date(text: str) -> int | None:
-    """Epoch seconds of an RFC 1123 date (the only form uWSGI reads), or None."""
+    """Epoch seconds of an RFC 1123 date (the only form uWSGI reads), or None.
+
+    By hand: time.strptime imports a module on first use, which a worker running as
+    another user may not be able to read any more."""
+    parts = text.strip().split()
+    if len(parts) != 6 or parts[5] != "GMT" or parts[2] not in _MONTHS:
+        return None
+    clock = parts[4].split(":")
     try:
-        t = time.strptime(text.strip(), "%a, %d %b %Y %H:%M:%S GMT")
+        day, year = int(parts[1]), int(parts[3])
+        hour, minute, second = (int(x) for x in clock)
+        return calendar.timegm((year, _MONTHS.index(parts[2]) + 1, day, hour, minute, second))
     except ValueError:
         return None
-    return calendar.timegm(t)
 
 
 def etag(st) -> str:

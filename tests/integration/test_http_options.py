@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import socket
 import time
 
@@ -206,3 +207,38 @@ def test_harakiri_verbose_logs_what_the_worker_is_blocked_in(server, probe):
 def test_http_keepalive_stays_a_flag_on_the_command_line(server, probe):
     inst = start_http(server, probe, "--http-keepalive")
     assert json.loads(inst.get("/"))["length"] == 0
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="dropping privileges needs root")
+def test_after_dropping_privileges_nothing_new_needs_importing(server):
+    """--uid: the worker can no longer read an interpreter installed under root's home, so
+    post-buffering (a body on disk) and static files (dates) must not import anything late."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from conftest import APPS
+    path = Path(tempfile.mkdtemp(prefix="uwsgi-py-uid-", dir="/tmp"))
+    try:
+        os.chmod(path, 0o755)
+        shutil.copy(APPS / "app.py", path / "app.py")
+        (path / "www").mkdir()
+        (path / "www" / "a.txt").write_text("static a\n")
+        os.chmod(path / "www", 0o755)
+        inst = server("--master", "--uid", "nobody", "--gid", "nogroup", "--post-buffering",
+                      "1024", "--static-map", "/s=www", "--wsgi-file", "app.py", app=False,
+                      cwd=path)
+        body = os.urandom(100_000)
+        status, echoed = inst.request("/echo", method="POST", body=body)
+        assert status == 200 and echoed == body
+        conn = http.client.HTTPConnection("127.0.0.1", inst.port, timeout=10)
+        try:
+            conn.request("GET", "/s/a.txt", headers={"If-Modified-Since": "Sun, 06 Nov 1994 "
+                                                                          "08:49:37 GMT"})
+            resp = conn.getresponse()
+            assert resp.status == 200 and resp.read() == b"static a\n"
+        finally:
+            conn.close()
+        assert "Traceback" not in inst.log()
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
