@@ -133,7 +133,8 @@ def uwsgi_post_fork(worker):
 
 
 @hookimpl
-def uwsgi_master_start(master):
+def uwsgi_master_init(master):
+    # before the first worker is forked: a change made once a worker serves is a change
     every = master.settings.py_autoreload
     if every:
         extra = tuple(os.path.abspath(p) for p in (master.settings.wsgi_file,) if p)
