@@ -70,7 +70,6 @@ ACCEPT_NO_FDS = ("accept(): {error}: worker {id} (pid: {pid}) is out of file des
                  "(logged once per burst)")
 ACCEPT_FDS_BACK = "worker {id} (pid: {pid}) accepts again: {failures} accept() call(s) ran out of fds in that burst"
 CLIENT_GONE = "client {addr} dropped during {uri}: {why}"
-POST_BUFFERING = "post-buffering: {why} while reading the request body of {uri}"
 CHDIR2_FAILED = "chdir2: chdir() to {path}: {error}"
 # ---- privileges (MASTER-2 step 4) ----------------------------------------------
 PRIVILEGES = "dropped privileges: uid {uid} ({user}), gid {gid} ({group}), groups [{groups}]"
