@@ -13,9 +13,11 @@ hookimpl = pluggy.HookimplMarker("uwsgi_py")
 
 from .options import Option, OptionError  # noqa: E402
 from .options import boolean, choice, integer, key_value, non_negative_int, positive_int, string  # noqa: E402
+from .request import ClientGone  # noqa: E402
 from .server import App, Server, Watch  # noqa: E402
 
 __all__ = [
     "__version__", "UWSGI_VERSION", "hookimpl", "Option", "OptionError", "App", "Server", "Watch",
+    "ClientGone",
     "boolean", "choice", "integer", "key_value", "non_negative_int", "positive_int", "string",
 ]

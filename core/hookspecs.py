@@ -114,6 +114,22 @@ def uwsgi_load_apps(server: "Server") -> "list[App] | None":
     """
 
 
+@hookspec
+def uwsgi_request_handler(worker: "Worker") -> "Callable[[Any], bool] | None":
+    """A function that sees every request before its app (static files).
+
+    Runs once in each worker, after its apps are loaded and before it serves.
+    Return ``handler(request) -> bool``, or None when nothing of this plugin is
+    configured (then it costs no request anything). Every implementation runs;
+    the worker calls the handlers in turn for each request: the first that
+    returns True has answered it (with ``request.start()``, ``write()``,
+    ``sendfile()``), and the app is not called; False passes the request on.
+    A handler runs in the worker's request path like an app: its exceptions
+    are logged as the app's (500). Never block on anything but the client,
+    never read the body unless you answer, and never keep the request.
+    """
+
+
 # ---- master ------------------------------------------------------------------
 
 @hookspec

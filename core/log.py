@@ -14,6 +14,10 @@ BOUND = "uwsgi socket {index} bound to {kind} address {address} fd {fd}"
 BOUND_AUTO = "bound to TCP address {address} (port auto-assigned) fd {fd}"
 INHERITED = "uwsgi socket {index} inherited {kind} address {address} fd {fd}"
 ATTACHED = "uwsgi socket {index} attached to {kind} address {address} fd {fd}"
+HTTP_NO_ROUTER = ("--http {address}: served by the workers themselves, with HTTP/1.1 keep-alive "
+                  "(uwsgi-py starts no HTTP router process)")
+HTTP_NO_WEBSOCKETS = ("--http-websockets: uwsgi-py has no websocket support; an Upgrade request "
+                      "reaches the app as plain HTTP")
 LISTEN_QUEUE = "listen queue (backlog) size: {listen} (kernel somaxconn: {somaxconn})"
 MERCY = "your mercy for graceful operations on workers is {mercy} seconds"
 NO_MASTER = "*** WARNING: you are running uWSGI without its master process manager ***"
@@ -45,6 +49,8 @@ WORKER_SUSPENDED = "*** worker {id} suspended ***"
 WORKER_RESUMED = "*** worker {id} resumed ***"
 WORK_DONE = "...The work of process {pid} is done. Seeya!"
 HARAKIRI = "*** HARAKIRI ON WORKER {id} (pid: {pid}, try: 1) ***"
+HARAKIRI_SYSCALL = "HARAKIRI: -- syscall> {text}"
+HARAKIRI_WCHAN = "HARAKIRI: -- wchan> {text}"
 HARAKIRI_REQUEST = "HARAKIRI: --- uWSGI worker {id} (pid: {pid}) WAS managing request {uri} since {since} ---"
 # ---- limits (issue 10; docs/hardening.md) ------------------------------------
 LIFETIME = "worker {id} lifetime reached, it was running for {secs} second(s)"
@@ -64,6 +70,7 @@ ACCEPT_NO_FDS = ("accept(): {error}: worker {id} (pid: {pid}) is out of file des
                  "(logged once per burst)")
 ACCEPT_FDS_BACK = "worker {id} (pid: {pid}) accepts again: {failures} accept() call(s) ran out of fds in that burst"
 CLIENT_GONE = "client {addr} dropped during {uri}: {why}"
+CHDIR2_FAILED = "chdir2: chdir() to {path}: {error}"
 # ---- privileges (MASTER-2 step 4) ----------------------------------------------
 PRIVILEGES = "dropped privileges: uid {uid} ({user}), gid {gid} ({group}), groups [{groups}]"
 RUNNING_AS_ROOT = "*** WARNING: running as root without --uid: the workers and the app run as root ***"

@@ -76,6 +76,33 @@ def boolean(raw: Any) -> bool:
     raise ValueError("is not a boolean (true/false/1/0)")
 
 
+def keepalive_value(raw: Any) -> int:
+    """``--http-keepalive``: a flag (1) or, as uWSGI's router takes it, a number of seconds."""
+    if isinstance(raw, bool):
+        return int(raw)
+    text = _text(raw).strip().lower()
+    if text in _TRUE:
+        return 1
+    if text in _FALSE:
+        return 0
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError("is not a boolean or a number of seconds") from None
+    if value < 0:
+        raise ValueError("is not a boolean or a number of seconds")
+    return value
+
+
+def header_value(raw: Any) -> str:
+    text = _text(raw).strip()
+    name, sep, value = text.partition(":")
+    if not sep or not name.strip() or any(c in text for c in "\r\n\0") \
+            or any(c in name.strip() for c in " \t"):
+        raise ValueError("is not an HTTP header 'Name: value'")
+    return f"{name.strip()}: {value.strip()}"
+
+
 def key_value(raw: Any) -> str:
     text = _text(raw)
     if "=" not in text:
@@ -136,7 +163,8 @@ class Option:
 
     def parse(self, raw: Any) -> Any:
         if self.flag:
-            return boolean(raw)
+            # a flag with its own converter also takes a value in files (--http-keepalive 75)
+            return boolean(raw) if self.convert is string else self.convert(raw)
         return self.convert(raw)
 
 
@@ -207,8 +235,21 @@ def core_options() -> list[Option]:
           "without it unix sockets are created 0600", convert=octal_mode, metavar="MODE"),
         O("chown-socket", "chown unix sockets to USER[:GROUP] (keeps root until they are bound)",
           metavar="USER[:GROUP]"),
-        O("http-keepalive", "keep HTTP/1.1 connections open between requests", flag=True,
+        O("http", "serve HTTP on ADDR from the workers themselves, with keep-alive (uWSGI "
+          "starts a separate HTTP router process there; uwsgi-py has none, and says so in the log)",
+          aliases=("httprouter",), multiple=True, metavar="ADDR"),
+        O("http-timeout", "seconds an idle keep-alive connection on an --http socket waits for "
+          "its next request (uWSGI's router timeout; with no router, the app itself is not "
+          "timed: use --harakiri)", convert=positive_int, default=60, metavar="SECS"),
+        O("http-keepalive", "keep HTTP/1.1 connections open between requests; in files a number "
+          "N > 1 is also accepted: the seconds an idle connection waits for its next request "
+          "(as uWSGI's router reads it)", flag=True, convert=keepalive_value,
           aliases=("http11-socket-keepalive",)),
+        O("http-auto-chunked", "accepted: a response without a length on a keep-alive HTTP/1.1 "
+          "connection is always sent chunked", flag=True),
+        O("http-websockets", "accepted: uwsgi-py has no websocket support (uwsgi.websocket_* "
+          "raise NotImplementedError); an Upgrade request reaches the app as plain HTTP",
+          flag=True),
         O("http-socket-modifier1", "modifier1 for requests on HTTP sockets", convert=non_negative_int,
           metavar="N"),
         O("buffer-size", "maximum size of request headers / uwsgi packet", convert=positive_int,
@@ -220,6 +261,17 @@ def core_options() -> list[Option]:
           convert=non_negative_int, default=1024, metavar="BYTES"),
         O("limit-post", "limit request body size (bytes, 0 = no limit)", convert=non_negative_int,
           default=0, metavar="BYTES"),
+        O("post-buffering", "read the whole request body before the app runs: in memory below "
+          "BYTES, else in a temporary file (0 = off)", convert=non_negative_int, default=0,
+          metavar="BYTES"),
+        O("add-header", "add the header 'Name: value' to every response (repeatable)",
+          convert=header_value, multiple=True, metavar="HEADER"),
+        O("disable-write-exception", "a write to a client that went away raises nothing in the "
+          "app (its write() calls do nothing more); the request still ends there", flag=True),
+        O("ignore-write-errors", "do not log a client that went away while its response was "
+          "being written", flag=True),
+        O("ignore-sigpipe", "accepted: workers always ignore SIGPIPE (a write to a closed "
+          "connection is an error, never a signal); see --ignore-write-errors", flag=True),
         O("no-defer-accept", "do not set TCP_DEFER_ACCEPT on TCP sockets (by default accept() "
           "waits up to --socket-timeout for a connection's first bytes)", flag=True),
         O("skip-zero", "do not check fd 0 for an inherited socket", flag=True),
@@ -231,6 +283,7 @@ def core_options() -> list[Option]:
         O("lazy", "load apps in workers; reloads only reload workers (discouraged)", flag=True),
         O("need-app", "exit if no app can be loaded", flag=True),
         O("chdir", "chdir to DIR before loading apps", metavar="DIR"),
+        O("chdir2", "chdir each worker to DIR once its apps are loaded", metavar="DIR"),
         O("env", "set an environment variable KEY=VALUE (repeatable)", convert=key_value,
           multiple=True, metavar="KEY=VALUE"),
         O("worker-reload-mercy", "seconds a worker may take to stop when asked (reload, shutdown)",
@@ -248,6 +301,8 @@ def core_options() -> list[Option]:
           default=0, metavar="N"),
         O("harakiri", "kill a worker whose request runs longer than SECS", short="t",
           convert=non_negative_int, default=0, metavar="SECS"),
+        O("harakiri-verbose", "on harakiri also log the worker's current syscall and wait "
+          "channel (/proc/PID/syscall, /proc/PID/wchan)", flag=True),
         O("max-requests-delta", "add (worker id - 1) * N to --max-requests for each worker",
           convert=non_negative_int, default=0, metavar="N"),
         O("min-worker-lifetime", "seconds a worker runs before --max-requests or --reload-on-rss "

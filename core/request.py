@@ -453,10 +453,13 @@ class Request:
     """
 
     __slots__ = ("conn", "vars", "input", "head", "http", "keepalive", "status", "sent",
-                 "pending", "chunked", "length", "hsize", "no_body", "started", "prepared")
+                 "pending", "chunked", "length", "hsize", "no_body", "started", "prepared",
+                 "extra")
 
-    def __init__(self, conn: Conn, head, http: bool, keepalive_allowed: bool, limit_post: int):
+    def __init__(self, conn: Conn, head, http: bool, keepalive_allowed: bool, limit_post: int,
+                 extra: tuple[str, ...] = ()):
         self.conn = conn
+        self.extra = extra      # header lines added to every response (--add-header)
         self.head = head
         self.vars = head.vars
         self.http = http
@@ -518,6 +521,8 @@ class Request:
         """Queue the prepared head to go out with the first body bytes. ``body_length``: the
         size of a body known in full, announced as Content-Length when the headers did not."""
         lines, has_connection = self.prepared
+        if self.extra:
+            lines.extend(self.extra)
         length = self.length
         if length is None and body_length is not None:
             self.length = length = body_length

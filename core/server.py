@@ -76,6 +76,7 @@ class Server:
         s = self.settings
         backlog = s.listen or _default_backlog()
         wanted = [("http-socket", i, name, "http") for i, name in enumerate(s.http_socket)]
+        wanted += [("http", i, name, "http") for i, name in enumerate(s.http)]
         wanted += [("socket", i, name, s.protocol) for i, name in enumerate(s.socket)]
         inherited = {entry["key"]: entry for entry in self.handoff.fds}
         used = set()
@@ -122,6 +123,9 @@ class Server:
         for index, listener in enumerate(self.listeners):
             sockets.tune_listener(listener, 0 if s.no_defer_accept else s.socket_timeout)
             sockets.log_bound(index, listener)
+            set_keepalive(listener, s)
+        if s.http_websockets:
+            log.log(log.HTTP_NO_WEBSOCKETS)
         log.log(log.LISTEN_QUEUE.format(listen=backlog, somaxconn=_somaxconn()))
 
     def handoff_fds(self) -> list[dict]:
@@ -150,6 +154,22 @@ class Server:
         if modifier1 == 0 and len(self.apps) == 1:
             return self.apps[0]
         return None
+
+
+def set_keepalive(listener, s) -> None:
+    """HTTP keep-alive: always on an --http socket (where uWSGI runs its router), with
+    --http-keepalive on the others. An idle connection waits --http-keepalive N seconds
+    (N > 1), else --http-timeout on an --http socket, else --socket-timeout."""
+    if listener.proto != "http":
+        return
+    router = listener.key.startswith("http#")
+    listener.keepalive = router or bool(s.http_keepalive)
+    if s.http_keepalive > 1:
+        listener.idle = float(s.http_keepalive)
+    elif router:
+        listener.idle = float(s.http_timeout)
+    if router:
+        log.log(log.HTTP_NO_ROUTER.format(address=listener.address()))
 
 
 def _somaxconn() -> int:

@@ -34,6 +34,8 @@ class Listener:
     corked: bool = False   # TCP_CORK likewise
     v6: bool = False       # AF_INET6: client addresses may be IPv4-mapped (::ffff:a.b.c.d)
     server_port: str = ""  # SERVER_PORT of its requests, set by tune_listener
+    keepalive: bool = False  # HTTP/1.1 keep-alive on its connections (--http, --http-keepalive)
+    idle: float = 0.0      # seconds a kept-alive connection waits for its next request (0: --socket-timeout)
     extra: dict = field(default_factory=dict)
 
     @property

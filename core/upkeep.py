@@ -112,6 +112,20 @@ class Upkeep:
                 log.log(log.HARAKIRI.format(id=child.id, pid=child.pid))
                 log.log(log.HARAKIRI_REQUEST.format(id=child.id, pid=child.pid, uri=slot["uri"],
                                                     since=time.ctime(slot["busy_since"])))
+                if self.settings.harakiri_verbose:
+                    log_stuck_worker(child.pid)
                 self.scoreboard.write(child.id, harakiri_count=slot["harakiri_count"] + 1,
                                       status=DEAD)
                 self.kill(child, signal.SIGKILL)
+
+
+def log_stuck_worker(pid: int) -> None:
+    """--harakiri-verbose: what the worker is blocked in, as the kernel says (Linux)."""
+    for line, name in ((log.HARAKIRI_SYSCALL, "syscall"), (log.HARAKIRI_WCHAN, "wchan")):
+        try:
+            with open(f"/proc/{pid}/{name}") as f:
+                text = f.read(4096).strip()
+        except OSError:
+            continue
+        if text:
+            log.log(line.format(text=text))

@@ -18,6 +18,7 @@ import time
 import traceback
 
 from . import log
+from .postbuffer import spool_body
 from .proto import BadRequest, parse_http, parse_uwsgi, simple_response
 from .request import ClientGone, ClientTimeout, Conn, Request
 from .scoreboard import IDLE, PAUSE, WorkerSlot
@@ -168,7 +169,19 @@ class Worker:
         if self.settings.lazy_apps or self.settings.lazy:
             if not self.server.load_apps() and self.settings.need_app:
                 return EXIT_APP_LOAD
-        self.http_keepalive = self.settings.http_keepalive
+        if self.settings.chdir2:
+            try:
+                os.chdir(self.settings.chdir2)
+            except OSError as e:
+                log.log(log.CHDIR2_FAILED.format(path=self.settings.chdir2, error=e.strerror))
+                return EXIT_APP_LOAD
+        # False once stopping; each listener says whether its connections may be kept alive
+        self.http_keepalive = True
+        self.post_buffering = self.settings.post_buffering
+        self.add_headers = tuple(f"{h}\r\n" for h in self.settings.add_header)
+        self.quiet_write_errors = self.settings.ignore_write_errors
+        # plugins that may answer a request before its app (static files)
+        self.handlers = [h for h in self.server.hook.uwsgi_request_handler(worker=self) if h]
         self.limit = self.settings.buffer_size
         self.timeout = float(self.settings.socket_timeout)
         self.limit_post = self.settings.limit_post
@@ -465,6 +478,8 @@ class Worker:
 
     def client_gone(self, conn: Conn, req: Request, err: ClientGone) -> None:
         """The client vanished or was too slow (--socket-timeout, --socket-min-bytes)."""
+        if self.quiet_write_errors and req.started and not isinstance(err, ClientTimeout):
+            return   # --ignore-write-errors: gone while its response was being written
         log.log(log.CLIENT_GONE.format(addr=conn.remote or "-", uri=self.current_uri, why=err))
         if isinstance(err, ClientTimeout) and not req.committed and conn.listener.proto == "http":
             try:
@@ -504,7 +519,7 @@ class Worker:
             if not keep:
                 self.drop(conn)
                 return
-            conn.deadline = time.monotonic() + self.timeout
+            conn.deadline = time.monotonic() + (lst.idle or self.timeout)
         if conn.fd in self.conns and conn.fd not in self.registered and not self.paused:
             if not conn.served:   # a new connection still sending its first head
                 conn.deadline = time.monotonic() + self.timeout
@@ -514,7 +529,8 @@ class Worker:
     def serve(self, conn: Conn, head, http: bool) -> bool:
         """Run one request through its app; True if the connection stays open."""
         try:
-            req = Request(conn, head, http, self.http_keepalive, self.limit_post)
+            req = Request(conn, head, http, self.http_keepalive and conn.listener.keepalive,
+                          self.limit_post, self.add_headers)
         except BadRequest as e:
             self.reject(conn, e)
             return False
@@ -535,12 +551,18 @@ class Worker:
         slot = self.slot
         slot.busy(started, uri, env)
         try:
-            if app is None:
-                log.log(log.NO_APP_REQUEST)
-                req.start("500 Internal Server Error", [("Content-Type", "text/plain")])
-                req.write(b"Internal Server Error\n")
+            if self.post_buffering and not req.input.done:
+                req.input = spool_body(req.input, self.post_buffering)
+            for handler in self.handlers:
+                if handler(req):
+                    break
             else:
-                app(req)
+                if app is None:
+                    log.log(log.NO_APP_REQUEST)
+                    req.start("500 Internal Server Error", [("Content-Type", "text/plain")])
+                    req.write(b"Internal Server Error\n")
+                else:
+                    app(req)
             req.finish()
         except ClientGone as e:
             req.keepalive = False

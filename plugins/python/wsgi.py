@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import sys
 
+from uwsgi_py import ClientGone
 
 
 class FileWrapper:
@@ -63,7 +64,8 @@ class WSGIApp:
 
     modifier1 = 0
 
-    def __init__(self, callable_, name: str, scheme: str = "http"):
+    def __init__(self, callable_, name: str, scheme: str = "http", file_wrapper: bool = True,
+                 write_exception: bool = True):
         self.app = callable_
         self.name = name
         self.base = {
@@ -73,8 +75,12 @@ class WSGIApp:
             "wsgi.multithread": False,
             "wsgi.multiprocess": True,
             "wsgi.run_once": False,
-            "wsgi.file_wrapper": FileWrapper,
         }
+        if file_wrapper:   # --wsgi-disable-file-wrapper leaves it out (PEP 3333: optional)
+            self.base["wsgi.file_wrapper"] = FileWrapper
+        # --disable-write-exception: write() to a client that went away raises nothing in the
+        # app; the error ends the request once the app returns
+        self.write_exception = write_exception
 
     def __call__(self, req) -> None:
         env = req.vars
@@ -101,16 +107,29 @@ class WSGIApp:
                 req.begin()
             return write
 
+        gone = []   # the write error kept from the app (--disable-write-exception)
+
         def write(data):
             if type(data) is not bytes:
                 raise TypeError("WSGI write() takes bytes")
+            if gone:
+                return
             if not req.started:
                 if req.prepared is None:
                     raise AssertionError("write() before start_response()")
                 req.begin()
-            req.write(data)
+            if self.write_exception:
+                req.write(data)
+                return
+            try:
+                req.write(data)
+            except ClientGone as e:
+                gone.append(e)
 
         result = self.app(env, start_response)
+        if gone:
+            _close(result)
+            raise gone[0]
         try:
             if type(result) in _NO_CLOSE:
                 if not req.started:   # the whole response is known: one write, Content-Length
@@ -147,9 +166,13 @@ class WSGIApp:
                 req.begin()
         finally:
             if type(result) not in _NO_CLOSE:      # a failed getattr() costs an exception
-                close = getattr(result, "close", None)
-                if close is not None:
-                    close()
+                _close(result)
+
+
+def _close(result) -> None:
+    close = getattr(result, "close", None)
+    if close is not None:
+        close()
 
 
 def load_callable(module, name: str):
