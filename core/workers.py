@@ -281,6 +281,11 @@ class Worker:
         """Graceful stop: serve clients that already sent a request, then exit."""
         if self.ctl_r >= 0:
             self.control()   # a CTL_CLOSE_LISTENERS sent with the HUP
+        if self.paused:
+            # told to stop while paused (a reload, a stop): what it accepted is still answered
+            self.paused = False
+            for conn in list(self.conns.values()):
+                self.process(conn)   # serves what is buffered, else waits in epoll for the rest
         for lst in list(self.listeners):
             try:
                 self.ep.unregister(lst)
