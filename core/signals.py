@@ -113,9 +113,9 @@ def check_hooks(settings, known) -> None:
         name = parse_hook(text)[1]
         if name not in known:
             origin = settings.origins.get("hook-master-start", "command line")
-            raise OptionError(f"--hook-master-start: {text!r} names no master action {name!r}; "
-                              f"use one of {', '.join(sorted(UWSGI_ACTIONS))} or an action of "
-                              f"core/actions.py ({origin})")
+            raise OptionError(f"--hook-master-start: {text!r} names no master action {name!r}: "
+                              f"use one of uWSGI's ({', '.join(UWSGI_ACTIONS)}) or a master "
+                              f"action's name ({origin})")
 
 
 def caught(table: dict[int, str]) -> set[int]:
