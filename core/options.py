@@ -240,7 +240,7 @@ def core_options() -> list[Option]:
         O("die-on-term", "SIGTERM shuts down, SIGQUIT brutally reloads", flag=True),
         O("exit-on-reload", "exit instead of reloading, once the workers have finished", flag=True),
         O("hook-master-start", "uWSGI's hook: 'unix_signal:N ACTION' gives signal N an action "
-          "(gracefully_kill_them_all, kill_them_all, grace_them_all, reap_them_all, ...; repeatable)",
+          "(gracefully_kill_them_all, kill_them_all, grace_them_all, reap_them_all, ...)",
           convert=signals.hook_value, multiple=True, metavar="unix_signal:N ACTION"),
         O("no-reload-check", "do not load the new code in a throwaway process before a reload",
           flag=True),
