@@ -11,7 +11,7 @@ import os
 import signal
 import sys
 
-from . import __version__, config, handoff, log, pidfile, plugins, privileges
+from . import __version__, actions, config, handoff, log, pidfile, plugins, privileges, signals
 from .options import Option, OptionError, Registry, core_options, suggest
 from .scoreboard import Scoreboard
 from .server import EXIT_APP_LOAD, VERSION_COMPAT, Server
@@ -313,6 +313,7 @@ def run(argv: list[str]) -> int:
     plugins.check_required(pm, settings.plugin)
     plugins.check_disabled(pm, settings.disable_plugin)
     pm.hook.uwsgi_configure(settings=settings)
+    signals.check_hooks(settings, actions.registry(pm.hook))
     start_dir = taken.start_dir or os.getcwd()
     for item in settings.env:
         key, _, value = item.partition("=")
@@ -361,6 +362,9 @@ def start(server: Server) -> int:
         privileges.drop(s)                              # --chown-socket needed root to bind
         if not server.is_reload:
             write_pidfile(s.pidfile2)
+    if s.master:   # from here on (apps load) the master's signals wait for its loop
+        server.wakeup = signals.catch_early(signals.master_table(s.die_on_term, s.hook_master_start),
+                                            first_start=not server.is_reload)
     server.scoreboard = Scoreboard(s.processes)
     server.master_pid = os.getpid() if s.master else 0
     if not (s.lazy_apps or s.lazy):

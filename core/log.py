@@ -95,6 +95,10 @@ SNAPSHOT = "*** restoring snapshot: replacing every worker with a fresh fork of 
 WORKERS_RELOAD = "...reloading workers (no exec)..."
 RELOAD_CHECKING = "reload check: loading the new configuration and code in a throwaway process..."
 RELOAD_REFUSED = "*** RELOAD REFUSED: {why}; the running generation keeps serving ***"
+RELOAD_AGAIN = "graceful reload requested while one is under way: reloading again once it is done"
+PAUSE_KEPT = "*** the instance stays paused across the reload (send SIGTSTP to resume) ***"
+LISTENERS_CLOSED = "worker {id} (pid: {pid}) shut down listening socket {name}: new connections are refused"
+HOOK_SIGNAL = "hook-master-start: signal {signum} ({name}) -> {action}"
 RELOAD_OUTCOME = ("reload outcome: generation={generation} kind={kind} duration={ms}ms "
                   "workers_replaced={replaced} refused={refused}{error}")
 NO_MASTER_RELOAD = "*** WARNING: no master process: this reload request stops the server ***"

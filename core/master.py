@@ -18,11 +18,12 @@ import traceback
 from dataclasses import dataclass
 
 from . import actions, log, signals
-from .handoff import PREFLIGHT, give
+from .handoff import PREFLIGHT, exec_image
 from .limits import Limits
 from .server import Watch
 from .spawner import ALL_SIGNALS, Spawner, trim_heap
 from .upkeep import Upkeep
+from .workers import CTL_CLOSE_LISTENERS
 
 
 class State(enum.Enum):
@@ -57,28 +58,46 @@ class Master(Spawner, Upkeep):
         self.pending: collections.deque[str] = collections.deque()
         self.selector = selectors.DefaultSelector()
         self.actions = actions.registry(self.hook)
-        self.table = signals.master_table(self.settings.die_on_term)
+        self.table = signals.master_table(self.settings.die_on_term,
+                                          self.settings.hook_master_start)
         self.reload_kind = ""
         self.reload_started = 0.0
         self.reload_deadline = 0.0
         self.preflight_pid = 0
         self.shutdown_graceful = False
-        self.paused = False
+        self.reforked = False   # a copy made by refork() serves our listening sockets too
+        # a graceful reload asked for while one is under way: done once it is (coalesced)
+        self.reload_again = bool(server.handoff.reload.get("again"))
+        # the operator's pause outlives reloads: the new workers start paused
+        self.paused = bool(server.handoff.reload.get("paused"))
+        self.scoreboard.paused = self.paused
+        if self.paused:
+            log.log(log.PAUSE_KEPT)
         self.next_tick = 0.0
         self.reloads: list[dict] = list(server.handoff.reload.get("history", []))
         self.limits = Limits(self)
 
     # ---- setup -----------------------------------------------------------
     def install_signals(self) -> None:
-        r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        """Handlers that only record, then nothing blocked: what arrived since the
+        image started (``signals.catch_early``) is in the pipe or delivered now."""
+        r, w = self.server.wakeup
+        if r < 0:
+            r, w = signals.catch_early(self.table, first_start=False)
         self.wake_r, self.wake_w = r, w
         self.private_fds.update((r, w, self.selector.fileno()))
         signal.set_wakeup_fd(w, warn_on_full_buffer=False)
-        for sig in (*self.table, signal.SIGCHLD):
-            signal.signal(sig, _record)
+        for sig in signals.caught(self.table):
+            signal.signal(sig, signals.record)
         for sig in signals.IGNORED:
-            signal.signal(sig, signal.SIG_IGN)
+            if sig not in self.table:
+                signal.signal(sig, signal.SIG_IGN)
         self.selector.register(r, selectors.EVENT_READ, self.read_signals)
+        signal.pthread_sigmask(signal.SIG_SETMASK, set())
+        for text in self.settings.hook_master_start:
+            signum, name = signals.parse_hook(text)
+            log.log(log.HOOK_SIGNAL.format(signum=signum, name=signal.Signals(signum).name,
+                                           action=name))
 
     def watch(self, watch: Watch) -> None:
         self.private_fds.add(watch.fd)
@@ -184,9 +203,15 @@ class Master(Spawner, Upkeep):
                 os.kill(self.preflight_pid, signal.SIGKILL)
             return
         if self.state is State.RELOADING:
-            if not self.workers_alive() or self.reload_kind == "graceful":
+            if self.settings.exit_on_reload:
+                if not self.alive():
+                    self.exec_reload()
+            elif not self.workers_alive() or self.reload_kind == "graceful":
                 self.exec_reload()
             return
+        if self.reload_again and not self.reload_busy():
+            self.reload_again = False
+            self.begin_reload("graceful")
         self.respawn_due(now)
         self.retire_old_generation()
         self.advance_chain()
@@ -205,8 +230,14 @@ class Master(Spawner, Upkeep):
 
     # ---- reload ------------------------------------------------------------------
     def begin_reload(self, kind: str) -> None:
-        if kind == "graceful" and self.state is not State.RUNNING:
-            return  # SIG-2
+        if self.state is State.SHUTTING_DOWN and kind == "graceful":
+            return  # SIG-2, SHUT-4
+        if kind == "graceful" and self.reload_busy():
+            # SIG-2 would drop it; the code may have changed since this reload loaded it
+            if not self.reload_again:
+                self.reload_again = True
+                log.log(log.RELOAD_AGAIN)
+            return
         if self.state is not State.SHUTTING_DOWN and not os.access(sys.executable, os.X_OK):
             # after --uid the interpreter may be out of reach: never tear down for an exec that fails
             log.log(log.RELOAD_REFUSED.format(why=f"{sys.executable} is not executable by this user"))
@@ -236,10 +267,25 @@ class Master(Spawner, Upkeep):
                 self.curse(child, signal.SIGTERM)
             return
         log.log(log.GRACEFUL_RELOAD)
-        if self.settings.no_reload_check or self.settings.exit_on_reload:
+        if self.settings.exit_on_reload:
+            # RELOAD-5: the instance exits once every worker has finished its request
+            self.state = State.RELOADING
+            for child in self.all_children():
+                child.asked = True
+                self.curse(child, signal.SIGHUP)
+            return
+        if self.settings.no_reload_check:
             self.state = State.RELOADING
             return
         self.start_preflight()
+
+    def reload_busy(self) -> bool:
+        """A reload is under way: checking, exec'ing, or (in the new image) its
+        workers are not all accepting and the previous generation not retired yet."""
+        if self.state in (State.RELOAD_CHECK, State.RELOADING):
+            return True
+        return (self.server.is_reload and not self.reload_reported
+                and time.monotonic() < self.old_deadline)
 
     def start_preflight(self) -> None:
         log.log(log.RELOAD_CHECKING)
@@ -247,8 +293,9 @@ class Master(Spawner, Upkeep):
         env[PREFLIGHT] = "1"
         args = [sys.executable, *sys.orig_argv[1:]]
         try:
+            # its own mask, whatever the master's is: the check is a separate process
             self.preflight_pid = os.posix_spawn(
-                sys.executable, args, env,
+                sys.executable, args, env, setsigmask=(),
                 file_actions=[(os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0)])
         except OSError as e:
             self.refuse_reload(f"cannot start the reload check: {e.strerror}")
@@ -306,9 +353,13 @@ class Master(Spawner, Upkeep):
         self.hook.uwsgi_master_cleanup(master=self, reason="reload")
         if self.settings.exit_on_reload:
             log.log(log.GAME_OVER)
+            self.vacuum()
             self.state = State.EXITED
             self.exit_code = 0
             return
+        # from here on a signal waits for the next image (pending across execve)
+        signals.block_for_exec(self.table)
+        signals.requeue(self.wake_r, self.table)
         log.log(log.BINARY_RELOADING)
         old = []
         for child in self.all_children():
@@ -317,32 +368,12 @@ class Master(Spawner, Upkeep):
                 os.set_inheritable(child.ctl, True)
             old.append({"id": child.id, "pid": child.pid, "ctl": child.ctl,
                         "cursed": child.cursed_at > 0})
-        self.exec_image(old, {"kind": self.reload_kind, "started": self.reload_started})
+        self.exec_image(old, {"kind": self.reload_kind, "started": self.reload_started,
+                              "again": self.reload_again})
 
     def exec_image(self, old_workers: list[dict], reload: dict) -> None:
-        """RELOAD-5 steps 4-6: start directory, keep the listeners, exec the original argv."""
-        log.log(log.CHDIR.format(path=self.server.start_dir))
-        os.chdir(self.server.start_dir)
-        log.log(log.CLOSING_FDS.format(max_fd=os.sysconf("SC_OPEN_MAX")))
-        keep = {0, 1, 2} | {w["ctl"] for w in old_workers if w.get("ctl", -1) >= 0}
-        for index, lst in enumerate(self.server.listeners):
-            os.set_inheritable(lst.fd, True)
-            keep.add(lst.fd)
-            log.log(log.FD_MAPPED.format(fd=lst.fd, index=index, name=lst.name))
-        close_unrelated_fds(keep)
-        args = [sys.executable, *sys.orig_argv[1:]]
-        env = give(os.environ, generation=self.server.generation + 1,
-                   fds=self.server.handoff_fds(), old_workers=old_workers,
-                   reload={**reload, "history": self.reloads},
-                   start_dir=self.server.start_dir)
-        log.log(log.RUNNING.format(path=" ".join(args)))
-        signal.set_wakeup_fd(-1)
-        try:
-            os.execve(sys.executable, args, env)
-        except OSError as e:
-            # nothing is left to serve with (fds closed): say why and stop
-            log.log(f"execve({sys.executable}): {e.strerror}; the instance cannot reload and exits")
-            os._exit(1)
+        exec_image(self.server, self.table, old_workers,
+                   {**reload, "history": self.reloads, "paused": self.paused})
 
     # ---- refork (FIFO-11) ----------------------------------------------------------
     def refork(self) -> int:
@@ -359,11 +390,11 @@ class Master(Spawner, Upkeep):
         if pid:
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             log.vlog(log.REFORKED.format(pid=pid))
+            self.reforked = True
             return pid
         try:
             signal.set_wakeup_fd(-1)   # never write into the old master's pipe
             os.setsid()
-            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             log.log(log.FORKING)
             self.exec_image([], {"kind": "refork", "started": time.time()})
         finally:
@@ -384,6 +415,11 @@ class Master(Spawner, Upkeep):
             log.log(log.SHUTDOWN)
         for child in self.all_children():
             child.asked = True
+            if graceful and not self.reforked:
+                # stop accepting at once (connects are refused, a balancer retries elsewhere);
+                # what the kernel already accepted is still served. Not when a refork copy
+                # serves the same sockets.
+                self.tell(child, CTL_CLOSE_LISTENERS)
             self.curse(child, signal.SIGHUP if graceful else signal.SIGINT)
 
     def finish_shutdown(self) -> None:
@@ -396,22 +432,3 @@ class Master(Spawner, Upkeep):
         """Stop the instance with ``code`` (a lazy app that cannot load, SHUT-5)."""
         self.begin_shutdown(graceful=False)
         self.exit_code = code
-
-
-def close_unrelated_fds(keep: set[int]) -> None:
-    """RELOAD-6: close every fd but the listeners, fds 0-2 and what the next image adopts,
-    including inheritable fds an app or a C extension opened in the master."""
-    try:
-        fds = [int(name) for name in os.listdir("/proc/self/fd")]
-    except OSError:
-        fds = list(range(3, 1024))
-    for fd in fds:
-        if fd not in keep:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-
-
-def _record(signum, frame) -> None:
-    """The master's signal handler: nothing. CPython wrote ``signum`` to the wakeup fd."""

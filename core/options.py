@@ -218,7 +218,7 @@ def default_listen() -> int:
 
 def core_options() -> list[Option]:
     """Options of the core: sockets, processes, reload/stop management, logging."""
-    from . import pidfile
+    from . import pidfile, signals
 
     O = Option
     return [
@@ -291,7 +291,10 @@ def core_options() -> list[Option]:
         O("reload-mercy", "upper bound on a whole reload or shutdown wait (seconds)",
           convert=non_negative_int, metavar="SECS"),
         O("die-on-term", "SIGTERM shuts down, SIGQUIT brutally reloads", flag=True),
-        O("exit-on-reload", "exit instead of reloading", flag=True),
+        O("exit-on-reload", "exit instead of reloading, once the workers have finished", flag=True),
+        O("hook-master-start", "uWSGI's hook: 'unix_signal:N ACTION' gives signal N an action "
+          "(gracefully_kill_them_all, kill_them_all, grace_them_all, reap_them_all, ...)",
+          convert=signals.hook_value, multiple=True, metavar="unix_signal:N ACTION"),
         O("no-reload-check", "do not load the new code in a throwaway process before a reload",
           flag=True),
         O("forkbomb-delay", "seconds to wait when workers respawn too fast", convert=non_negative_int,

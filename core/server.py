@@ -52,6 +52,7 @@ class Server:
     started_on: int = field(default_factory=lambda: int(time.time()))
     app_error: str | None = None
     ready: bool = False
+    wakeup: tuple[int, int] = (-1, -1)   # the master's signal pipe (signals.catch_early)
 
     @property
     def is_reload(self) -> bool:
@@ -82,6 +83,8 @@ class Server:
         used = set()
         supplied = [] if self.is_reload else [
             lst for group in self.hook.uwsgi_adopt_sockets(server=self) for lst in group or ()]
+        for listener in supplied:
+            listener.owned = False
         for option, i, name, proto in wanted:
             key = f"{option}#{i}"
             entry = inherited.get(key)
@@ -91,6 +94,7 @@ class Server:
                 if listener is not None:
                     used.add(entry["fd"])
                     listener.sock.listen(backlog)
+                    listener.owned = entry.get("owned", True)
             if listener is None:
                 listener = sockets.claim(supplied, name)
                 if listener is not None:
@@ -106,6 +110,7 @@ class Server:
             listener = sockets.adopt(entry["key"], entry["name"], entry["proto"], entry["fd"], backlog)
             if listener is not None:
                 used.add(entry["fd"])
+                listener.owned = False
                 self.listeners.append(listener)
         # close handed-off fds the new configuration no longer wants (RELOAD-7)
         for entry in self.handoff.fds:
@@ -129,8 +134,8 @@ class Server:
         log.log(log.LISTEN_QUEUE.format(listen=backlog, somaxconn=_somaxconn()))
 
     def handoff_fds(self) -> list[dict]:
-        return [{"key": lst.key, "name": lst.name, "proto": lst.proto, "fd": lst.fd}
-                for lst in self.listeners]
+        return [{"key": lst.key, "name": lst.name, "proto": lst.proto, "fd": lst.fd,
+                 "owned": lst.owned} for lst in self.listeners]
 
     # ---- apps --------------------------------------------------------------
     def load_apps(self) -> bool:

@@ -28,6 +28,9 @@ class Listener:
     unix_path: str | None = None
     inode: int | None = None
     inherited: bool = False
+    # bound by this instance; False: passed in by a launch mode (systemd, inetd), whose
+    # owner keeps listening on it after we stop
+    owned: bool = True
     listen: int = 100
     unix: bool = False     # set by tune_listener (socket.family is a slow property)
     nodelay: bool = False  # TCP_NODELAY on the listener, so on every accepted socket

@@ -56,6 +56,7 @@ class Spawner:
         self.chain_wait = None
         self.chain_logged = 0.0
         self.ready_sent = False
+        self.reload_reported = False
         self.old_deadline = 0.0
 
     # ---- setup ---------------------------------------------------------------
@@ -146,11 +147,15 @@ class Spawner:
 
     def tell_workers(self, data: bytes) -> None:
         for child in self.all_children():
-            if child.ctl >= 0:
-                try:
-                    os.write(child.ctl, data)
-                except OSError:
-                    pass
+            self.tell(child, data)
+
+    def tell(self, child, data: bytes) -> None:
+        """A control byte down ``child``'s pipe (see ``workers.CTL_*``)."""
+        if child.ctl >= 0:
+            try:
+                os.write(child.ctl, data)
+            except OSError:
+                pass
 
     def read_notes(self) -> None:
         """Workers' notes: ``A<id>`` accepting, ``R<id> <pid>`` exiting on purpose (WORKER-6),
@@ -295,9 +300,9 @@ class Spawner:
             self.reloaded()
 
     def reloaded(self) -> None:
-        if getattr(self, "_reload_reported", False):
+        if self.reload_reported:
             return
-        self._reload_reported = True
+        self.reload_reported = True
         outcome = self.outcome(refused=False, replaced=len(self.server.handoff.old_workers))
         self.hook.uwsgi_master_event(master=self, event="reloaded", info=outcome)
 

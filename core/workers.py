@@ -7,6 +7,7 @@ wakeup fd, except INT/TERM which exit at once.
 """
 from __future__ import annotations
 
+import atexit
 import errno
 import faulthandler
 import os
@@ -33,11 +34,13 @@ CTL_RESUME = b"u"
 CTL_REOPEN_LOG = b"l"
 CTL_STATS = b"s"
 CTL_RECYCLE = b"r"     # finish the current request, log Seeya, exit (WORKER-6)
+CTL_CLOSE_LISTENERS = b"c"   # the instance stops: when stopping, make the listeners refuse
 # worker -> master notifications
 NOTE_ACCEPTING = b"A"
 NOTE_GRACEFUL = b"G"   # "I was HUPed": exiting gracefully, no DAMN line
 NOTE_RECYCLED = b"R"   # "I am exiting on purpose" (max-requests, recycle): no DAMN line
 ONCE = (None,)       # accept() once per wakeup (see Worker.accept)
+DRAIN_MAX = 4096     # connections taken from a listener's queue before it is shut down
 EXPIRE_EVERY = 0.1   # seconds between two scans for connections past their deadline
 # a stopping worker keeps an idle keep-alive connection this long (at most --socket-timeout) for
 # the client's next request, answered with Connection: close (see Worker.finish_stopping)
@@ -77,6 +80,8 @@ class Worker:
         self.fd_failures = 0       # failed accept() calls in the current burst (0 = none)
         self.starved_at = 0.0
         self.next_expire = 0.0     # when the loop next looks for connections past their deadline
+        self.close_listeners = False   # graceful shutdown: stop the kernel accepting too
+        self.graceful = False      # the loop returned: atexit handlers run (never on a brutal exit)
 
     # ---- process setup -----------------------------------------------------
     def setup_signals(self, wake_w: int) -> None:
@@ -147,6 +152,10 @@ class Worker:
             log.log(traceback.format_exc().rstrip())
             code = EXIT_WORKER_DONE
         finally:
+            if self.graceful:
+                # what a normal interpreter exit would do: error-reporting and tracing SDKs
+                # send their last events from atexit (never run by os._exit)
+                atexit._run_exitfuncs()
             try:
                 sys.stdout.flush()
                 sys.stderr.flush()
@@ -199,6 +208,7 @@ class Worker:
         # the app of every HTTP request: --http-socket-modifier1's, else the first one loaded
         self.http_app = self.apps.get(self.settings.http_socket_modifier1 or 0) or self.default_app
         code = self.loop()
+        self.graceful = True
         self.server.hook.uwsgi_worker_cleanup(worker=self)
         return code
 
@@ -210,6 +220,7 @@ class Worker:
             ep.register(fd, EXCLUSIVE)
         ep.register(self.wake_r, EPOLLIN)
         if self.ctl_r >= 0:
+            os.set_blocking(self.ctl_r, False)   # read to the end, never wait (finish_stopping)
             ep.register(self.ctl_r, EPOLLIN)
         self.slot.flush(IDLE, 1)
         if self.notify_w >= 0:
@@ -281,12 +292,21 @@ class Worker:
 
     def finish_stopping(self) -> int:
         """Graceful stop: serve clients that already sent a request, then exit."""
+        if self.ctl_r >= 0:
+            self.control()   # a CTL_CLOSE_LISTENERS sent with the HUP
+        if self.paused:
+            # told to stop while paused (a reload, a stop): what it accepted is still answered
+            self.paused = False
+            for conn in list(self.conns.values()):
+                self.process(conn)   # serves what is buffered, else waits in epoll for the rest
         for lst in list(self.listeners):
             try:
                 self.ep.unregister(lst)
             except OSError:
                 pass
         self.listeners = {}
+        if self.close_listeners:
+            self.refuse_connections()
         code = self.stop_code
         # Clients that started a request get --socket-timeout to finish sending it. An idle
         # keep-alive connection gets KEEPALIVE_GRACE for one more request, answered with
@@ -336,6 +356,8 @@ class Worker:
                 self._on_usr1(None, None)
             elif cmd == CTL_RECYCLE and not self.stopping:
                 self.recycle()
+            elif cmd == CTL_CLOSE_LISTENERS:
+                self.close_listeners = True
 
     def pause(self) -> None:
         if self.paused:
@@ -363,24 +385,36 @@ class Worker:
         log.vlog(log.WORKER_RESUMED.format(id=self.id))
 
     def accept(self, lst) -> None:
-        sock = lst.sock
         # One connection per wakeup: a client accepted before its request arrived waits
         # in epoll, and a long accept run would keep it waiting behind every connection
         # still queued (Connection: close p99 halved on the bench). After accept() ran
         # out of fds, drain the queue so the burst's end (EAGAIN) is seen.
         for _ in range(64) if self.fd_failures else ONCE:
+            conn = self.accept_one(lst)
+            if conn is None:
+                return
+            conn.fill()
+            self.process(conn)
+            if self.stopping:
+                return
+
+    def accept_one(self, lst) -> Conn | None:
+        """One connection from ``lst``'s queue, or None (empty, or an error handled here)."""
+        while True:
             try:
-                fd, addr = sock._accept()   # an fd, not a socket object (see Conn)
+                fd, addr = lst.sock._accept()   # an fd, not a socket object (see Conn)
             except (BlockingIOError, InterruptedError):
                 if self.fd_failures:
                     self.end_fd_burst()
-                return
+                return None
             except OSError as e:
                 if e.errno in FD_EXHAUSTED:
                     self.out_of_fds(e)
+                elif e.errno == errno.EINVAL:
+                    self.forget_listener(lst)   # shut down by a stopping worker (graceful stop)
                 else:
                     log.log(f"accept(): {e.strerror}")
-                return
+                return None
             try:
                 os.set_blocking(fd, False)
             except OSError:
@@ -396,10 +430,38 @@ class Worker:
             if not (lst.unix or lst.nodelay):
                 conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self.conns[fd] = conn   # its deadline is set if it has to wait (process)
+            return conn
+
+    def forget_listener(self, lst) -> None:
+        """A listener that no longer listens: stop polling it (it would be readable forever)."""
+        if self.listeners.pop(lst.fd, None) is not None:
+            try:
+                self.ep.unregister(lst.fd)
+            except OSError:
+                pass
+
+    def refuse_connections(self) -> None:
+        """Graceful shutdown (CTL_CLOSE_LISTENERS): take every connection the kernel has
+        already accepted, then ``shutdown()`` each listener. That acts on the socket, not
+        on this process's fd, so connects are refused at once although the master and
+        busy workers still hold copies; the connections taken are served as in-flight."""
+        taken = []
+        for lst in self.server.listeners:
+            if not lst.owned:
+                continue   # its owner (systemd) keeps it: what is queued waits for the next start
+            for _ in range(DRAIN_MAX):
+                conn = self.accept_one(lst)
+                if conn is None:
+                    break
+                taken.append(conn)
+            try:
+                lst.sock.shutdown(socket.SHUT_RD)
+            except OSError:
+                continue   # already shut down by another worker
+            log.vlog(log.LISTENERS_CLOSED.format(id=self.id, pid=self.pid, name=lst.name))
+        for conn in taken:
             conn.fill()
             self.process(conn)
-            if self.stopping:
-                return
 
     def readable(self, conn: Conn) -> None:
         if not conn.fill():

@@ -254,12 +254,13 @@ http {{
     fastcgi_temp_path {tmp}/nginx-fastcgi;
     uwsgi_temp_path {tmp}/nginx-uwsgi;
     scgi_temp_path {tmp}/nginx-scgi;
+{upstreams}
     server {{
         listen 127.0.0.1:{port};
 {locations}
         location / {{
             include {params};
-            uwsgi_pass 127.0.0.1:{upstream};
+            uwsgi_pass {target};
         }}
     }}
 }}
@@ -279,17 +280,24 @@ def free_port() -> int:
 @pytest.fixture
 def nginx(tmp_path):
     """Factory: ``nginx(upstream_port, locations="")`` runs Debian's nginx (a child of the
-    test, its own session) with ``uwsgi_pass`` to ``upstream_port``; returns nginx's port."""
+    test, its own session) with ``uwsgi_pass`` to ``upstream_port``; returns nginx's port.
+    A list of ports is one upstream group: a connect error moves a request to the next one."""
     binary = require_tool("nginx")
     procs: list[subprocess.Popen] = []
     params = "/etc/nginx/uwsgi_params"
 
-    def start(upstream: int, locations: str = "") -> int:
+    def start(upstream: int | list[int], locations: str = "") -> int:
         conf = tmp_path / "nginx.conf"
+        if isinstance(upstream, int):
+            upstreams, target = "", f"127.0.0.1:{upstream}"
+        else:
+            servers = "".join(f" server 127.0.0.1:{p};" for p in upstream)
+            upstreams, target = f"    upstream backends {{{servers} }}", "backends"
+            locations += "        uwsgi_next_upstream error timeout;\n"
         for attempt in range(5):
             port = free_port()
-            conf.write_text(NGINX_CONF.format(tmp=tmp_path, port=port, upstream=upstream,
-                                              params=params, locations=locations))
+            conf.write_text(NGINX_CONF.format(tmp=tmp_path, port=port, upstreams=upstreams,
+                                              target=target, params=params, locations=locations))
             with open(tmp_path / f"nginx-{attempt}.out", "wb") as out:
                 proc = subprocess.Popen(
                     [binary, "-p", str(tmp_path), "-c", str(conf), "-e", str(tmp_path / "nginx-error.log"),

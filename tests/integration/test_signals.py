@@ -58,13 +58,22 @@ def test_hup_graceful_reload_keeps_master_and_inflight_request(server):
     assert log.index("binary reloading uWSGI...") < log.index("gracefully (RE)spawned")
 
 
-def test_repeated_hup_is_one_reload(server):
+def test_hups_during_a_reload_are_one_more_reload(server):
+    """SIG-2 made a HUP during a reload a no-op; here HUPs that arrive while one is under way
+    (checking, exec'ing, or the new image taking over) are coalesced into one more reload
+    once it is done, so the code as it is after the last HUP is what serves."""
     inst = server("--master", "-p", "1")
     inst.signal(signal.SIGHUP)
-    inst.signal(signal.SIGHUP)
-    inst.wait_log("reload outcome:")
+    inst.wait_log("reload check: loading")
+    for _ in range(3):
+        inst.signal(signal.SIGHUP)
+    inst.wait_log("graceful reload requested while one is under way")
+    inst.wait_log("reload outcome: generation=2 kind=graceful")
     inst.wait_serving()
-    assert inst.count("binary reloading uWSGI...") == 1
+    log = inst.log()
+    assert log.count("binary reloading uWSGI...") == 2
+    assert log.count("graceful reload requested while one is under way") == 1
+    assert log.index("reload outcome: generation=1") < log.rindex("...gracefully killing workers...")
 
 
 def test_term_is_a_brutal_reload(server):

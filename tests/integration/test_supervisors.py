@@ -12,8 +12,10 @@ import plistlib
 import re
 import shlex
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import xml.dom.minidom
 
 import pytest
@@ -27,7 +29,7 @@ pytestmark = pytest.mark.timeout(120)
 RECIPES = ["systemd/uwsgi-py.service", "systemd/uwsgi-py.socket", "upstart/uwsgi-py.conf",
            "launchd/org.example.uwsgi-py.plist", "smf/uwsgi-py.xml", "init.d/uwsgi-py",
            "supervisor/uwsgi-py.conf", "daemontools/run", "daemontools/log/run", "inetd/inetd.conf",
-           "xinetd/uwsgi-py"]
+           "xinetd/uwsgi-py", "docker/Dockerfile", "docker/uwsgi.toml", "kubernetes/deployment.yaml"]
 AUTO_PORT = "127.0.0.1:0"
 
 
@@ -167,10 +169,46 @@ def test_systemd_units_verify(tmp_path):
     problems = [line for line in result.stderr.splitlines() if "uwsgi-py." in line]
     assert result.returncode == 0 and problems == [], result.stderr
     service = (EXAMPLES / "systemd" / "uwsgi-py.service").read_text()
-    for line in ("Type=notify", "ExecReload=/bin/kill -HUP $MAINPID", "KillSignal=SIGINT"):
+    for line in ("Type=notify", "ExecReload=/bin/kill -HUP $MAINPID", "KillSignal=SIGTERM", "KillMode=mixed"):
         assert line in service
     socket_unit = (EXAMPLES / "systemd" / "uwsgi-py.socket").read_text()
     assert f"ListenStream={RECIPE_ADDRESS}" in socket_unit and f"--http-socket {RECIPE_ADDRESS}" in service
+
+
+def test_systemd_unit_stops_gracefully(tmp_path, reaper):
+    """systemd is not PID 1 here: run the unit's ExecStart and send its KillSignal to the main
+    PID, as `systemctl stop` does with KillMode=mixed: the in-flight request is answered,
+    new connections are refused at once, the master exits 0."""
+    service = render("systemd/uwsgi-py.service", tmp_path / "uwsgi-py.service",
+                     recipe_values(tmp_path, **{RECIPE_ADDRESS: AUTO_PORT, "--processes 4": "--processes 2"}))
+    unit = dict(line.split("=", 1) for line in service.read_text().splitlines()
+                if "=" in line and not line.startswith("#"))
+    assert unit["KillMode"] == "mixed" and float(unit["TimeoutStopSec"]) > 60   # > the mercy
+    logfile = tmp_path / "service.log"
+    inst = reaper.instance(Instance(spawn(shlex.split(unit["ExecStart"]), logfile), logfile, tmp_path))
+    inst.port = port_from_log(inst.wait_log("spawned uWSGI worker 2"))
+    inst.wait_serving()
+    slow = {}
+
+    def request():
+        slow["reply"] = get(inst.port, "/slow/2")
+    client = threading.Thread(target=request, daemon=True)
+    client.start()
+    wait_until(lambda: "slow-started" in inst.log(), 10, what="the slow request")
+    inst.signal(getattr(signal, unit["KillSignal"]))
+    wait_until(lambda: refused(inst.port), 10, what="connects to be refused")
+    client.join(20)
+    assert slow["reply"][0] == 200
+    assert inst.wait_exit() == 0
+    assert "graceful shutdown triggered..." in inst.log()
+
+
+def refused(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    except ConnectionRefusedError:
+        return True
+    return False
 
 
 def test_launchd_plist(tmp_path, reaper):
