@@ -67,6 +67,8 @@ class Master(Spawner, Upkeep):
         self.next_tick = 0.0
         self.reloads: list[dict] = list(server.handoff.reload.get("history", []))
         self.limits = Limits(self)
+        # fds plugins hand to the next image (named in their own UWSGI_PY_<PLUGIN>_* variable)
+        self.exec_fds: set[int] = set()
 
     # ---- setup -----------------------------------------------------------
     def install_signals(self) -> None:
@@ -325,6 +327,9 @@ class Master(Spawner, Upkeep):
         os.chdir(self.server.start_dir)
         log.log(log.CLOSING_FDS.format(max_fd=os.sysconf("SC_OPEN_MAX")))
         keep = {0, 1, 2} | {w["ctl"] for w in old_workers if w.get("ctl", -1) >= 0}
+        for fd in self.exec_fds:
+            os.set_inheritable(fd, True)
+            keep.add(fd)
         for index, lst in enumerate(self.server.listeners):
             os.set_inheritable(lst.fd, True)
             keep.add(lst.fd)

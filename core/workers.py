@@ -76,6 +76,7 @@ class Worker:
         self.fd_failures = 0       # failed accept() calls in the current burst (0 = none)
         self.starved_at = 0.0
         self.next_expire = 0.0     # when the loop next looks for connections past their deadline
+        self.watches: dict = {}    # fd -> callback, from uwsgi_worker_watch
 
     # ---- process setup -----------------------------------------------------
     def setup_signals(self, wake_w: int) -> None:
@@ -198,6 +199,11 @@ class Worker:
         ep.register(self.wake_r, EPOLLIN)
         if self.ctl_r >= 0:
             ep.register(self.ctl_r, EPOLLIN)
+        self.watches = {}      # plugins' fds: callbacks run here, between requests
+        for group in self.server.hook.uwsgi_worker_watch(worker=self):
+            for watch in group or ():
+                self.watches[watch.fd] = watch.callback
+                ep.register(watch.fd, EPOLLIN)
         self.slot.flush(IDLE, 1)
         if self.notify_w >= 0:
             try:
@@ -231,6 +237,8 @@ class Worker:
                     conn = self.conns.get(fd)
                     if conn is not None:
                         self.readable(conn)
+                    elif fd in self.watches:
+                        self.watches[fd]()
             if self.conns:
                 # deadlines are --socket-timeout seconds away: scanning every waiting
                 # connection after each wakeup would cost more than the requests under
@@ -241,6 +249,14 @@ class Worker:
                     self.expire()
             if self.starved:
                 self.listen_again(time.monotonic())
+
+    def unwatch(self, fd: int) -> None:
+        """Stop polling a plugin's fd (``uwsgi_worker_watch``); the plugin closes it."""
+        if self.watches.pop(fd, None) is not None:
+            try:
+                self.ep.unregister(fd)
+            except OSError:
+                pass
 
     def max_requests_reached(self) -> None:
         """--max-requests: recycle, once --min-worker-lifetime has passed (WORKER-6)."""
