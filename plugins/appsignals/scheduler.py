@@ -173,8 +173,14 @@ class Schedule:
             return
         now = time.monotonic()
         deadlines = [e.when for e in self.entries.values() if e.key[0] in ("timer", "rbtimer")]
-        if self.commands or any(k[0] == "cron" for k in self.entries):
-            deadlines.append(now + table.next_minute(time.time()) + 0.002)
+        lasts = [e.when for e in self.entries.values() if e.key[0] == "cron"]
+        lasts += [c.get("last", 0) for c in self.commands]
+        if lasts:
+            # a new minute may match; a cron that ran late in the last one is due again
+            # 60 s after it ran, within this minute (uWSGI's ``now - last_job >= 60``)
+            wall = time.time()
+            deadlines.append(now + table.next_minute(wall) + 0.002)
+            deadlines += [now + last + 60 - wall + 0.002 for last in lasts if last + 60 > wall]
         # an absolute deadline of 0 disarms: nothing due means one check a minute
         arm(self.fd, max(min(deadlines, default=now + 60.0), now + 0.0005))
 
