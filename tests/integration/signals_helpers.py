@@ -7,7 +7,7 @@ from pathlib import Path
 
 from conftest import APPS
 
-BOUND = re.compile(r"uwsgi socket (\d+) bound to TCP address 127\.0\.0\.1:(\d+)")
+BOUND = re.compile(r"uwsgi socket (\d+) bound to INET address 127\.0\.0\.1:(\d+)")
 
 
 class Event:
@@ -43,7 +43,7 @@ def start_app(server, tmp_path: Path, app: str, *args: str, wait: bool = True):
 
 def uwsgi_port(inst, index: int) -> int:
     """The auto-assigned port of socket ``index`` (its 'bound to' log line)."""
-    for match in BOUND.finditer(inst.wait_log("bound to TCP address")):
+    for match in BOUND.finditer(inst.wait_log("uwsgi socket 1 bound")):
         if int(match.group(1)) == index:
             return int(match.group(2))
     raise AssertionError(f"socket {index} is not bound:\n{inst.log()[-2000:]}")
