@@ -20,7 +20,7 @@ import json
 import os
 import signal
 
-from uwsgi_py import Option, OptionError, Watch, hookimpl, non_negative_int
+from uwsgi_py import Option, Watch, hookimpl, non_negative_int
 
 from . import api, remote, table
 from .mules import TOUCHED, Mules
@@ -92,12 +92,6 @@ def uwsgi_add_options(registry):
         O("spooler", "not available: the spooler is not part of uwsgi-py", short="Q",
           multiple=True, convert=_refuse_spooler, metavar="DIR"),
     )
-
-
-@hookimpl
-def uwsgi_configure(settings):
-    if settings.mule and not settings.master:
-        raise OptionError("--mule needs --master")
 
 
 # ---- every process that loads apps ----------------------------------------------------------

@@ -32,7 +32,6 @@ CRON_HARAKIRI = '*** HARAKIRI ON CRON "{command}" (pid: {pid}) ***'
 TOUCH_SIGNAL = "[uwsgi-touch-signal] raising {sig}"
 FS_SIGNAL = "[uwsgi-fsmon] {path} has been modified: raising signal {sig}"
 FS_RELOAD = "[uwsgi-fsmon] {path} has been modified"
-TIMER_CARRIED = "[uwsgi-signal] {n} timer(s) and {c} cron(s) keep their schedule across the reload"
 
 _WORKER_N = re.compile(r"worker([0-9]+)")
 _MULE_N = re.compile(r"mule([0-9]+)")
