@@ -141,13 +141,17 @@ def test_config_timers_crons_and_file_signals(server, tmp_path):
     inst = start_app(server, tmp_path, API_APP, "--processes", "2",
                      "--timer", "20 1", "--touch-signal", f"{touched} 21",
                      "--fs-signal", f"{watched_dir} 22",
-                     "--cron", f"-1 -1 -1 -1 -1 echo ran >> {tmp_path}/cron.out")
+                     "--cron", f"-1 -1 -1 -1 -1 echo ran >> {tmp_path}/cron.out",
+                     "--cron2", "harakiri=1 exec sleep 30")
     # --timer: signal 20 (target workers) every second, in both workers
     wait_until(lambda: {e.wid for e in events(tmp_path, "sig20")} == {1, 2}, what="the timer")
     # --cron: the command runs (in the minute the instance started), the master reaps it
     wait_until(lambda: (tmp_path / "cron.out").exists(), what="the cron command")
     inst.wait_log('[uwsgi-cron] running "echo ran')
     inst.wait_log("exited after")
+    # --cron2 harakiri=1: the master kills a command that runs too long
+    inst.wait_log('*** HARAKIRI ON CRON "exec sleep 30"', timeout=10)
+    inst.wait_log('[uwsgi-cron] command "exec sleep 30" running with pid', timeout=10)
     # --touch-signal: a newer mtime (whole seconds, as uWSGI compares)
     os.utime(touched, (time.time() + 5, time.time() + 5))
     wait_until(lambda: events(tmp_path, "sig21"), what="the touch signal")
