@@ -76,7 +76,7 @@ class Worker:
         self.fd_failures = 0       # failed accept() calls in the current burst (0 = none)
         self.starved_at = 0.0
         self.next_expire = 0.0     # when the loop next looks for connections past their deadline
-        self.watches: dict = {}    # fd -> callback, from uwsgi_worker_watch
+        self.watches: dict = {}    # plugins' fds -> callbacks, run between requests
 
     # ---- process setup -----------------------------------------------------
     def setup_signals(self, wake_w: int) -> None:
@@ -199,7 +199,6 @@ class Worker:
         ep.register(self.wake_r, EPOLLIN)
         if self.ctl_r >= 0:
             ep.register(self.ctl_r, EPOLLIN)
-        self.watches = {}      # plugins' fds: callbacks run here, between requests
         for group in self.server.hook.uwsgi_worker_watch(worker=self):
             for watch in group or ():
                 self.watches[watch.fd] = watch.callback

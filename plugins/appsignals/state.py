@@ -94,6 +94,9 @@ class Shared:
                 if fd >= 0:
                     os.set_inheritable(fd, False)
         self.locks = Locks(s.locks or 0, lock_fd)
+        if self.up_master < 0 and self.role == "master":
+            # now: app code importing in the master may already raise signals
+            self.up_master, self.up_proc = _dgram(s.signal_bufsize or 0)
 
     # ---- who am I --------------------------------------------------------------------
     @property
@@ -113,8 +116,6 @@ class Shared:
     # ---- channels ----------------------------------------------------------------------
     def open_channels(self) -> None:
         """In the master, before the first workers of this image are forked."""
-        if self.up_master < 0:
-            self.up_master, self.up_proc = _dgram(self.settings.signal_bufsize or 0)
         self.any_worker = _pipe()
         self.workers = {wid: _pipe() for wid in range(1, self.settings.processes + 1)}
         if self.nmules:

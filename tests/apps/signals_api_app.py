@@ -28,11 +28,12 @@ def broken(num):
     raise RuntimeError("a broken signal handler")
 
 
-for num, target in ((20, "workers"), (21, "worker"), (22, ""), (30, "worker2"),
+for num, target in ((20, "workers"), (21, "worker"), (22, ""), (23, "worker"), (30, "worker2"),
                     (31, "active-workers"), (32, "mule1"), (34, "worker"), (35, "workers")):
     uwsgi.register_signal(num, target, handler)
 uwsgi.register_signal(36, "worker", broken)
 uwsgi.add_rb_timer(34, 1, 2)          # fires twice, then never again
+uwsgi.signal(23)                      # raised while the master imports the app
 
 refused = []
 for target in ("spooler", "farm1", "bogus"):

@@ -43,6 +43,8 @@ def test_targets_errors_and_waiting(api_server, tmp_path):
     assert "[uwsgi-signal] you cannot re-register a signal as the master !!!" in inst.log()
     assert "unsupported signal target 'spooler'" in inst.log()
     assert inst.get("/registered") == b"True None"
+    # raised by the app while the master imported it: run once the workers are up
+    wait_until(lambda: len(events(tmp_path, "sig23")) == 1, what="sig23 raised at import")
     # workerN, active-workers, muleN, the default target
     inst.get("/raise/30")
     inst.get("/raise/31")
