@@ -330,6 +330,7 @@ def preflight(server: Server) -> int:
     if s.chdir:
         os.chdir(s.chdir)
     server.scoreboard = Scoreboard(s.processes)
+    server.master_pid = os.getppid() if s.master else 0   # apps check uwsgi.masterpid()
     loaded = server.load_apps()
     if server.app_error:
         return 1

@@ -67,7 +67,8 @@ def give(environ: dict, *, generation: int, fds: list[dict], old_workers: list[d
     return env
 
 
-def exec_image(server, table: dict[int, str], old_workers: list[dict], reload: dict) -> None:
+def exec_image(server, table: dict[int, str], old_workers: list[dict], reload: dict,
+               extra_fds: set[int] = frozenset()) -> None:
     """RELOAD-5 steps 4-6: start directory, keep the listeners (and the old workers'
     control pipes), close every other fd, exec the original argv with the handoff.
     The master's signals stay blocked across the exec (``signals.block_for_exec``)."""
@@ -75,6 +76,9 @@ def exec_image(server, table: dict[int, str], old_workers: list[dict], reload: d
     os.chdir(server.start_dir)
     log.log(log.CLOSING_FDS.format(max_fd=os.sysconf("SC_OPEN_MAX")))
     keep = {0, 1, 2} | {w["ctl"] for w in old_workers if w.get("ctl", -1) >= 0}
+    for fd in extra_fds:          # plugins' fds that the next image adopts (Master.exec_fds)
+        os.set_inheritable(fd, True)
+        keep.add(fd)
     for index, lst in enumerate(server.listeners):
         os.set_inheritable(lst.fd, True)
         keep.add(lst.fd)

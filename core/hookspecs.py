@@ -130,6 +130,21 @@ def uwsgi_request_handler(worker: "Worker") -> "Callable[[Any], bool] | None":
     """
 
 
+@hookspec
+def uwsgi_app_api(server: "Server") -> "dict[str, Any] | None":
+    """Functions (or values) this plugin adds to the in-app ``uwsgi`` module.
+
+    Called each time the python plugin builds that module: in the master
+    before it loads apps, in each worker with ``--lazy-apps``, and in the
+    reload-check process. Return ``{name: function}`` or None. Every
+    implementation runs; the results are set on the module after its own
+    functions and the not-implemented stubs, so a plugin can replace a stub
+    (``register_signal``) or a built-in (``mule_id``); when two plugins give
+    one name, which wins is unspecified. Never fork, start threads or talk to
+    the master here: apps have not been imported yet.
+    """
+
+
 # ---- master ------------------------------------------------------------------
 
 @hookspec
@@ -238,6 +253,22 @@ def uwsgi_master_event(master: "Master", event: str, info: "dict[str, Any]") -> 
 
 
 @hookspec
+def uwsgi_master_reaped(master: "Master", pid: int, status: int) -> None:
+    """A child of the master that is not a worker was reaped (a mule, a daemon,
+    a cron command).
+
+    Runs in the master on its loop thread, from ``Master.reap()``, once per
+    reaped pid that is neither a current worker, a retiring worker nor the
+    reload-check process, in every state (also during reloads and shutdown);
+    ``status`` is the raw ``waitpid`` status. Every implementation runs;
+    returns nothing. Ignore pids you did not start (a child of a previous
+    image may be reaped after an exec reload). Never block or wait for
+    another child; respawn by forking at once or at a deadline checked in
+    ``uwsgi_master_cycle``.
+    """
+
+
+@hookspec
 def uwsgi_master_cleanup(master: "Master", reason: str) -> None:
     """Runs in the master before it execs (``reason='reload'``) or exits
     (``reason='exit'``).
@@ -259,6 +290,21 @@ def uwsgi_post_fork(worker: "Worker") -> None:
     Close master-only fds, start per-worker helpers (the Ruby process). Every
     implementation runs; returns nothing. Never touch the master's pipes or
     replace the signal handlers the core installed.
+    """
+
+
+@hookspec
+def uwsgi_worker_watch(worker: "Worker") -> "list[Watch] | None":
+    """File descriptors the worker should poll between requests, each with a callback.
+
+    Runs in each worker once, after apps are loaded and just before its loop
+    starts (``worker.id``, ``worker.server`` are set). Return a list of
+    ``Watch(fd, callback)`` or None; every implementation runs and all
+    watches are registered in the worker's epoll. A callback runs on the
+    worker's only thread when its fd is readable, never while a request is
+    being served: read what is there (non-blocking) and act. Remove a watch
+    with ``worker.unwatch(fd)`` (e.g. at EOF). Never block in a callback: the
+    worker serves nothing meanwhile.
     """
 
 

@@ -76,6 +76,8 @@ class Master(Spawner, Upkeep):
         self.next_tick = 0.0
         self.reloads: list[dict] = list(server.handoff.reload.get("history", []))
         self.limits = Limits(self)
+        # fds plugins hand to the next image (named in their own UWSGI_PY_<PLUGIN>_* variable)
+        self.exec_fds: set[int] = set()
 
     # ---- setup -----------------------------------------------------------
     def install_signals(self) -> None:
@@ -373,7 +375,7 @@ class Master(Spawner, Upkeep):
 
     def exec_image(self, old_workers: list[dict], reload: dict) -> None:
         exec_image(self.server, self.table, old_workers,
-                   {**reload, "history": self.reloads, "paused": self.paused})
+                   {**reload, "history": self.reloads, "paused": self.paused}, self.exec_fds)
 
     # ---- refork (FIFO-11) ----------------------------------------------------------
     def refork(self) -> int:

@@ -29,11 +29,12 @@ class Head:
     """A parsed request head."""
 
     __slots__ = ("vars", "consumed", "length", "chunked", "keepalive", "expect_continue",
-                 "version", "modifier1", "headers")
+                 "version", "modifier1", "headers", "modifier2")
 
     def __init__(self, env: dict, consumed: int, length: int = 0, chunked: bool = False,
                  keepalive: bool = False, expect_continue: bool = False,
-                 version: tuple[int, int] = (1, 0), headers: int = 0, modifier1: int = 0):
+                 version: tuple[int, int] = (1, 0), headers: int = 0, modifier1: int = 0,
+                 modifier2: int = 0):
         self.vars = env
         self.consumed = consumed
         self.length = length
@@ -43,6 +44,7 @@ class Head:
         self.version = version
         self.headers = headers
         self.modifier1 = modifier1
+        self.modifier2 = modifier2
 
 
 # header name (as sent) -> (CGI key, kind); filled as names are seen
@@ -207,7 +209,7 @@ def parse_uwsgi(buf: bytes | bytearray, limit: int) -> Head | None:
             raise BadRequest("truncated uwsgi vars block", 0)
         env[key.decode("latin-1")] = block[pos:pos + vlen].decode("latin-1")
         pos += vlen
-    h = Head(env, 4 + size, modifier1=modifier1)
+    h = Head(env, 4 + size, modifier1=modifier1, modifier2=modifier2)
     cl = env.get("CONTENT_LENGTH", "")
     if cl:
         if not (cl.isascii() and cl.isdigit()):   # "\xb2" (superscript two) is a digit to str

@@ -210,6 +210,7 @@ class Spawner:
             return
         child = next((c for c in self.workers.values() if c.pid == pid), None)
         if child is None:
+            self.hook.uwsgi_master_reaped(master=self, pid=pid, status=status)
             return
         # its last notes (accepting, recycled) may still be in the pipe: read them while
         # the slot is still its own, never let them reach the replacement

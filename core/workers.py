@@ -82,6 +82,7 @@ class Worker:
         self.next_expire = 0.0     # when the loop next looks for connections past their deadline
         self.close_listeners = False   # graceful shutdown: stop the kernel accepting too
         self.graceful = False      # the loop returned: atexit handlers run (never on a brutal exit)
+        self.watches: dict = {}    # plugins' fds -> callbacks, run between requests
 
     # ---- process setup -----------------------------------------------------
     def setup_signals(self, wake_w: int) -> None:
@@ -222,6 +223,10 @@ class Worker:
         if self.ctl_r >= 0:
             os.set_blocking(self.ctl_r, False)   # read to the end, never wait (finish_stopping)
             ep.register(self.ctl_r, EPOLLIN)
+        for group in self.server.hook.uwsgi_worker_watch(worker=self):
+            for watch in group or ():
+                self.watches[watch.fd] = watch.callback
+                ep.register(watch.fd, EPOLLIN)
         self.slot.flush(IDLE, 1)
         if self.notify_w >= 0:
             try:
@@ -255,6 +260,8 @@ class Worker:
                     conn = self.conns.get(fd)
                     if conn is not None:
                         self.readable(conn)
+                    elif fd in self.watches:
+                        self.watches[fd]()
             if self.conns:
                 # deadlines are --socket-timeout seconds away: scanning every waiting
                 # connection after each wakeup would cost more than the requests under
@@ -265,6 +272,14 @@ class Worker:
                     self.expire()
             if self.starved:
                 self.listen_again(time.monotonic())
+
+    def unwatch(self, fd: int) -> None:
+        """Stop polling a plugin's fd (``uwsgi_worker_watch``); the plugin closes it."""
+        if self.watches.pop(fd, None) is not None:
+            try:
+                self.ep.unregister(fd)
+            except OSError:
+                pass
 
     def max_requests_reached(self) -> None:
         """--max-requests: recycle, once --min-worker-lifetime has passed (WORKER-6)."""

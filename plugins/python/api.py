@@ -146,4 +146,7 @@ def build(server) -> types.ModuleType:
         setattr(mod, func.__name__, func)
     for name in _NOT_BUILT:
         setattr(mod, name, _not_built(name))
+    for extra in server.hook.uwsgi_app_api(server=server):   # plugins fill stubs (signals, mules)
+        for name, value in (extra or {}).items():
+            setattr(mod, name, value)
     return mod
