@@ -280,7 +280,9 @@ def load_settings(registry: Registry, parsed: CommandLine, environ, *,
 def refuse_unimplemented(settings: config.Settings) -> None:
     """uWSGI options that would change behaviour and are not implemented: one line, exit 1."""
     if settings.unimplemented:
-        named = ", ".join(f"--{name} ({origin})" for name, origin in settings.unimplemented)
+        first = dict(reversed(settings.unimplemented))
+        named = ", ".join(f"--{name} ({first[name]})" for name in dict.fromkeys(
+            name for name, _ in settings.unimplemented))
         raise OptionError(log.NOT_IMPLEMENTED.format(options=named))
 
 

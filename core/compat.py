@@ -53,6 +53,8 @@ NO_EFFECT: dict[str, str] = {
     "ksm": "memory pages are not marked mergeable",
     "manage-script-name": "without mount points there is no SCRIPT_NAME to strip",
     "so-keepalive": "TCP keepalive probes are left to the system",
+    "plugin-dir": "plugins are found through Python entry points",
+    "plugins-dir": "plugins are found through Python entry points",
 }
 
 

@@ -157,7 +157,7 @@ def gather(files: list[str], environ: dict[str, str], cli: Iterable[Entry] = (),
         exported.add("ini", path, "command line", "cli")
     for name, value, origin in cli:
         exported.add(name, value, origin, "cli")
-    referenced = expand(exported.items, environ)
+    referenced = expand(exported.items, environ, warnings.append)
     return exported.items, referenced, warnings
 
 

@@ -261,7 +261,7 @@ def math_placeholder(key: str, first: Callable[[str], Any]) -> str | None:
     return current
 
 
-def apply_pass(items: list[Item], symbol: str, hook: Callable[[str], str | None]) -> None:
+def apply_pass(items: list[Item], symbol: str, hook: Callable[[str, Item], str | None]) -> None:
     """Replace ``<symbol>(key)`` in every value by ``hook(key)``, scanning as
     uWSGI's uwsgi_apply_config_pass does (nested parentheses belong to the key;
     after a replacement the scan restarts at the value's second character)."""
@@ -292,7 +292,7 @@ def _scan(item: Item, symbol: str, hook) -> str:
                 elif has <= 2:
                     has = 0
                 else:
-                    replacement = hook(value[start:start + has - 2])
+                    replacement = hook(value[start:start + has - 2], item)
                     if replacement is not None:
                         value = value[:start - 2] + replacement + value[start + has - 1:]
                         done += 1
@@ -310,7 +310,7 @@ def _scan(item: Item, symbol: str, hook) -> str:
     return value
 
 
-def read_file_value(path: str) -> str:
+def read_file_value(path: str, item: Item | None = None) -> str:
     """``@(file)``: the file's contents, one trailing newline removed."""
     if "://" in path:
         raise OptionError(f"@({path}): only plain files can be read; config files are data "
@@ -323,9 +323,20 @@ def read_file_value(path: str) -> str:
     return data[:-1] if data[-1:] in ("\n", "\r") else data
 
 
-def expand(items: list[Item], environ: dict[str, str]) -> set[str]:
-    """Run uWSGI's three passes over ``items``; returns the keys that ``%(...)`` found."""
+def expand(items: list[Item], environ: dict[str, str],
+           warn: Callable[[str], None] = lambda line: None) -> set[str]:
+    """Run uWSGI's three passes over ``items``; returns the keys that ``%(...)`` found.
+    An unset ``$(VAR)`` stays as written, as in uWSGI, with a warning."""
     referenced: set[str] = set()
+    unset: set[str] = set()
+
+    def env(name: str, item: Item) -> str | None:
+        value = environ.get(name)
+        if value is None and name not in unset:
+            unset.add(name)
+            warn(f"$({name}) is not set in the environment: uWSGI leaves it as written "
+                 f"({item.origin})")
+        return value
 
     def first(key: str) -> Any:
         for item in items:
@@ -334,7 +345,7 @@ def expand(items: list[Item], environ: dict[str, str]) -> set[str]:
                 return "" if item.value is True else item.value
         return None
 
-    apply_pass(items, "$", environ.get)
+    apply_pass(items, "$", env)
     apply_pass(items, "@", read_file_value)
-    apply_pass(items, "%", lambda key: math_placeholder(key, first))
+    apply_pass(items, "%", lambda key, item: math_placeholder(key, first))
     return referenced
