@@ -226,12 +226,14 @@ def _wrap(n: int) -> int:
     return n - INT64 if n >= 1 << 63 else n
 
 
-def math_placeholder(key: str, first: Callable[[str], Any]) -> str | None:
+def math_placeholder(key: str, first: Callable[[str], Any],
+                     unknown: Callable[[str], None] = lambda token: None) -> str | None:
     """``%(a + 1)``: uWSGI's uwsgi_manage_placeholder. Space-separated tokens:
     numbers, option names (their value, empty when unknown) and the operators
     ``+ - * /`` (one step each, 64-bit integers, x/0 = 0), ``++`` and ``--``;
-    two values in a row are concatenated. A key without a space is a plain
-    lookup (None when missing: the reference stays as written)."""
+    two values in a row are concatenated; ``unknown(token)`` hears of a token that
+    is none of these (read as empty). Parentheses do not group. A key without a
+    space is a plain lookup (None when missing: the reference stays as written)."""
     if " " not in key:
         value = first(key)
         return None if value is None else str(value)
@@ -252,6 +254,8 @@ def math_placeholder(key: str, first: Callable[[str], Any]) -> str | None:
             continue
         else:
             found = first(token)
+            if found is None:
+                unknown(token)
             value = "" if found is None else str(found)
         if op is None:
             current = (current or "") + value
@@ -347,5 +351,11 @@ def expand(items: list[Item], environ: dict[str, str],
 
     apply_pass(items, "$", env)
     apply_pass(items, "@", read_file_value)
-    apply_pass(items, "%", lambda key, item: math_placeholder(key, first))
+    def reference(key: str, item: Item) -> str | None:
+        def unknown(token: str) -> None:
+            warn(f"%({key}): {token!r} is no number, operator or known key: uWSGI reads it as "
+                 f"empty, and parentheses do not group ({item.origin})")
+        return math_placeholder(key, first, unknown)
+
+    apply_pass(items, "%", reference)
     return referenced

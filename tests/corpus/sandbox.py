@@ -231,12 +231,13 @@ def _truth(job: dict) -> dict:
     keys = list(dict.fromkeys(m.group(1) for line in original.split("\n")
                               if (m := _KEY_LINE.match(line))))
     if parses and keys:
+        # a separator before each value: `print` lines reach stdout too, before the values
         args = ["--set-ph", f"uwsgi-py-sep={SEPARATOR}", "--ini", name]
         for key in keys:
-            args += ["--get", key, "--get", "uwsgi-py-sep"]
+            args += ["--get", "uwsgi-py-sep", "--get", key]
         r = _uwsgi(args, binary)
-        parts = r.stdout.split(SEPARATOR + "\n")
-        if r.returncode == 0 and len(parts) == len(keys) + 1:
+        parts = r.stdout.split(SEPARATOR + "\n")[1:]
+        if r.returncode == 0 and len(parts) == len(keys):
             for key, part in zip(keys, parts):
                 if part:
                     values[key] = part[:-1].replace(RUN_DIR, "{DIR}")
