@@ -21,7 +21,7 @@ from typing import Any, Iterable, Iterator
 from . import compat, log
 from .dialect import Context, Exported, Item, expand
 from .ini import Reader
-from .options import Option, OptionError, ReadAs, Registry, python_value, suggest
+from .options import Option, OptionError, ReadAs, Registry, python_value
 
 Entry = tuple[str, Any, str]
 
@@ -224,7 +224,10 @@ def settle(registry: Registry, items: list[Item], referenced: set[str] = frozens
 
 
 def _placeholder(settings: Settings, item: Item, referenced: set[str]) -> None:
-    hint = suggest(item.key.lower(), list(settings.registry.names) + sorted(compat.known_names()))
+    import difflib  # only for a key that is no option
+    close = difflib.get_close_matches(item.key.lower(), list(settings.registry.names)
+                                      + sorted(compat.known_names()), n=1, cutoff=0.75)
+    hint = f"; did you mean --{close[0]}?" if close else ""
     message = log.UNKNOWN_OPTION.format(key=item.key, origin=item.origin, suggestion=hint)
     if item.strict:
         raise OptionError(f"{message} (strict mode)")
