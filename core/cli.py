@@ -277,15 +277,6 @@ def load_settings(registry: Registry, parsed: CommandLine, environ, *,
     return settings
 
 
-def refuse_unimplemented(settings: config.Settings) -> None:
-    """uWSGI options that would change behaviour and are not implemented: one line, exit 1."""
-    if settings.unimplemented:
-        first = dict(reversed(settings.unimplemented))
-        named = ", ".join(f"--{name} ({first[name]})" for name in dict.fromkeys(
-            name for name, _ in settings.unimplemented))
-        raise OptionError(log.NOT_IMPLEMENTED.format(options=named))
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
@@ -323,7 +314,7 @@ def run(argv: list[str]) -> int:
                              reload=bool(taken.generation))
     for line in settings.notes:
         log.log(line)
-    refuse_unimplemented(settings)
+    config.refuse_unimplemented(settings)
     plugins.check_required(pm, settings.plugin)
     plugins.check_disabled(pm, settings.disable_plugin)
     pm.hook.uwsgi_configure(settings=settings)

@@ -223,6 +223,15 @@ def settle(registry: Registry, items: list[Item], referenced: set[str] = frozens
     return settings
 
 
+def refuse_unimplemented(settings: Settings) -> None:
+    """uWSGI options that would change behaviour and are not implemented: one line, exit 1."""
+    if settings.unimplemented:
+        first = dict(reversed(settings.unimplemented))
+        named = ", ".join(f"--{name} ({first[name]})" for name in dict.fromkeys(
+            name for name, _ in settings.unimplemented))
+        raise OptionError(log.NOT_IMPLEMENTED.format(options=named))
+
+
 def _placeholder(settings: Settings, item: Item, referenced: set[str]) -> None:
     import difflib  # only for a key that is no option
     close = difflib.get_close_matches(item.key.lower(), list(settings.registry.names)

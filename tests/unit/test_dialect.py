@@ -268,7 +268,7 @@ def test_uwsgi_options_not_implemented_are_collected_and_refused(read):
     s, _ = read("[uwsgi]\nemperor = /etc/vassals\ngevent = 100\n")
     assert s.unimplemented == [("emperor", "app.ini line 2"), ("gevent", "app.ini line 3")]
     with pytest.raises(OptionError) as e:
-        cli.refuse_unimplemented(s)
+        config.refuse_unimplemented(s)
     assert str(e.value).startswith("not implemented in uwsgi-py yet")
     assert "--emperor (app.ini line 2), --gevent (app.ini line 3)" in str(e.value)
 
