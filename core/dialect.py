@@ -23,7 +23,7 @@ import socket
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .options import OptionError
+from .options import OptionError, read_bool
 
 # ---- the exported list ------------------------------------------------------------
 
@@ -135,8 +135,7 @@ class Exported:
         elif key in OTHER_FORMATS:
             raise OptionError(f"--{key}: {text!r}: only ini and TOML configs are read here ({origin})")
         elif key == "strict":
-            from .options import boolean
-            self.strict = self.strict or boolean(value)
+            self.strict = read_bool(value)
 
     def _apply_logic(self, key, value, origin, kind) -> None:
         test, arg, _ = self._logic

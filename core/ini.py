@@ -77,7 +77,8 @@ def substitute(lines: list[str], table: dict[str, str], origin: Callable[[int], 
                warn: Callable[[str], None]) -> list[tuple[int, str]]:
     """Replace every ``%X`` by its magic variable (nothing for an unknown X), as
     uWSGI does over the file's text: a ``%`` that ends a line takes the newline
-    with it, joining the next line. Returns (first line number, text) pairs."""
+    with it, joining the next line (at the end of the file it takes uWSGI's
+    terminating NUL). Returns (first line number, text) pairs."""
     out: list[tuple[int, str]] = []
     pending: tuple[int, str] | None = None
     for number, line in enumerate(lines, 1):
@@ -89,13 +90,13 @@ def substitute(lines: list[str], table: dict[str, str], origin: Callable[[int], 
             if c == "%" and i + 1 < n:
                 nxt = line[i + 1]
                 if nxt not in MAGIC:
-                    warn(f"'%{nxt}' is not a magic variable: uWSGI reads it as nothing "
+                    warn(f"{'%' + nxt!r} is not a magic variable: uWSGI reads it as nothing "
                          f"(write %% for a %) ({origin(number)})")
                 text.append(table.get(nxt, ""))
                 i += 2
-            elif c == "%" and number < len(lines):
-                warn(f"a '%' ends the line: uWSGI joins the next line to it (write %% for a %) "
-                     f"({origin(number)})")
+            elif c == "%":
+                warn(f"a '%' ends the line: uWSGI drops it with the line break, joining the "
+                     f"next line to this one (write %% for a %) ({origin(number)})")
                 joined = True
                 i += 1
             else:
