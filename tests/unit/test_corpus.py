@@ -11,6 +11,7 @@ import hashlib
 import json
 import re
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -24,9 +25,8 @@ CORPUS = Path(__file__).resolve().parents[1] / "corpus"
 SOURCES = json.loads((CORPUS / "sources.json").read_text())
 TRUTH = json.loads((CORPUS / "truth.json").read_text())
 FILES = sorted(p.name for p in (CORPUS / "ini").glob("*.ini"))
-# The environment both readers see (tests/corpus/sandbox.py's ENV, which truth.json used).
-ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root",
-       "LANG": "C.UTF-8"}
+sys.path.insert(0, str(CORPUS))
+from sandbox import ENV  # noqa: E402  the environment truth.json was recorded in
 
 # Files uWSGI's config stage accepts and uwsgi-py refuses, each for the reason given
 # (the substring of the one-line error).
