@@ -21,7 +21,7 @@ META = ("help", "version", "plugins_list", "ini", "toml", "config_files")
 
 def build_registry(pm) -> Registry:
     registry = Registry()
-    registry.add(*core_options(), group="core")
+    registry.add(*core_options(), *config.config_options(), group="core")
     for impl in reversed(pm.hook.uwsgi_add_options.get_hookimpls()):
         scoped = _ScopedRegistry(registry, impl.plugin_name)
         try:
@@ -260,18 +260,19 @@ def render_help(registry: Registry) -> str:
     return "\n".join(lines)
 
 
-def load_settings(registry: Registry, parsed: CommandLine, environ) -> config.Settings:
+def load_settings(registry: Registry, parsed: CommandLine, environ, *,
+                  plugins: frozenset[str] = frozenset(), reload: bool = False) -> config.Settings:
+    """Every source into Settings (config.py); warnings are in ``settings.notes``."""
     files = list(parsed.meta["ini"]) + list(parsed.meta["toml"])
     for extra in parsed.meta["config_files"]:
-        if not extra.endswith((".toml", ".ini")):
+        if not extra.endswith((".toml", ".ini")) and ".ini:" not in extra:
             raise OptionError(f"unexpected argument {extra!r} (command line)")
         files.append(extra)
-    file_entries: list[config.Entry] = []
-    for path in files:
-        file_entries.extend(config.load_file(path))
-    layers = [("file", file_entries), ("env", list(config.env_entries(registry, environ))),
-              ("cli", cli_entries(parsed, registry))]
-    settings = config.build_settings(registry, layers)
+    items, referenced, warnings = config.gather(
+        files, dict(environ), cli_entries(parsed, registry), plugins=plugins, reload=reload,
+        strict=bool(parsed.given.get("strict")))
+    settings = config.settle(registry, items, referenced)
+    settings.notes[:0] = [log.CONFIG_WARNING.format(message=w) for w in warnings]
     settings.config_files = files
     return settings
 
@@ -309,7 +310,11 @@ def run(argv: list[str]) -> int:
     for opt in registry:
         if opt.immediate and opt.name in parsed.given:
             return opt.immediate(parsed.given[opt.name])
-    settings = load_settings(registry, parsed, os.environ)
+    settings = load_settings(registry, parsed, os.environ, plugins=frozenset(plugins.loaded(pm)),
+                             reload=bool(taken.generation))
+    for line in settings.notes:
+        log.log(line)
+    config.refuse_unimplemented(settings)
     plugins.check_required(pm, settings.plugin)
     plugins.check_disabled(pm, settings.disable_plugin)
     pm.hook.uwsgi_configure(settings=settings)
@@ -345,6 +350,9 @@ def start(server: Server) -> int:
         log.open_logfile(s.logto)
     if not server.is_reload:
         server.hook.uwsgi_launch(server=server)
+    if s.show_config:
+        for line in s.show_config_lines():
+            log.log(line)
     log.log(log.BANNER.format(version=__version__, compat=VERSION_COMPAT, date=log.now()))
     if not server.is_reload:
         write_pidfile(s.pidfile)                        # PID-1: before the privilege drop

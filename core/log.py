@@ -30,6 +30,15 @@ NO_APP = "*** no app loaded. going in full dynamic mode ***"
 NO_APP_FATAL = "*** no app loaded. GAME OVER ***"
 NO_APP_REQUEST = "--- no python application found, check your startup logs for errors ---"
 PIDFILE = "writing pidfile to {path}"
+# ---- config (dialect, unknown keys; core/config.py) -------------------------------
+CONFIG_WARNING = "uwsgi-py: warning: {message}"
+CONFIG_INFO = "uwsgi-py: info: {message}"
+UNKNOWN_OPTION = "unknown option {key!r} ({origin}){suggestion}"
+NO_EFFECT = "--{name} has no effect in uwsgi-py: {reason} ({origin})"
+NOT_IMPLEMENTED = ("not implemented in uwsgi-py yet, and it would change how the app is served: "
+                   "{options}; remove it or run uWSGI")
+SHOW_CONFIG_BEGIN = ";uWSGI instance configuration"
+SHOW_CONFIG_END = ";end of configuration"
 # ---- workers ---------------------------------------------------------------
 DAMN_SIGNAL = "DAMN ! worker {id} (pid: {pid}) died, killed by signal {sig} :( trying respawn ..."
 DAMN = "DAMN ! worker {id} (pid: {pid}) died :( trying respawn ..."

@@ -6,6 +6,7 @@ The registry feeds the click command (``cli.py``), TOML/ini/env validation
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
@@ -15,6 +16,19 @@ class OptionError(Exception):
 
 
 # ---- converters: raw text (or TOML value) -> python value -----------------
+# Values are read as uWSGI reads them: numbers by their leading digits (atoi),
+# flags true unless false/off/no/0. Where that reading is probably not what the
+# writer meant, a converter raises ReadAs: the value is used, with a warning.
+
+class ReadAs(ValueError):
+    """The raw value is read as ``value`` (as uWSGI would read it), but probably
+    not as meant: ``why`` says so in the warning."""
+
+    def __init__(self, value: Any, why: str):
+        super().__init__(why)
+        self.value = value
+        self.why = why
+
 
 def _text(raw: Any) -> str:
     if isinstance(raw, bool):
@@ -26,54 +40,95 @@ def string(raw: Any) -> str:
     return _text(raw)
 
 
+_LEADING = re.compile(r"\s*([+-]?[0-9]+)(.*)", re.S)
+# What may follow the digits without changing what was meant: an inline comment
+# (uWSGI's atoi stops before it) or a seconds unit.
+_HARMLESS_TAIL = re.compile(r"\s*(|[#;].*|s|secs?|seconds)\s*$", re.S | re.I)
+
+
+def _leading_int(raw: Any, what: str) -> tuple[int | None, Any]:
+    """(number, None), (number, ReadAs to raise) or (None, None) when no digits lead."""
+    if isinstance(raw, bool):
+        raise ValueError(f"is not {what}")
+    if isinstance(raw, int):
+        return raw, None
+    m = _LEADING.match(_text(raw))
+    if not m:
+        return None, None
+    value, tail = int(m.group(1)), m.group(2)
+    if _HARMLESS_TAIL.match(tail):
+        return value, None
+    return value, ReadAs(value, f"uWSGI reads the leading number and ignores {tail.strip()!r}")
+
+
+def integer(raw: Any, what: str = "an integer") -> int:
+    value, note = _leading_int(raw, what)
+    if value is None:
+        raise ValueError(f"is not {what}")
+    if note:
+        raise note
+    return value
+
+
 def positive_int(raw: Any) -> int:
-    value = integer(raw, "a positive integer")
-    if value < 1:
+    value, note = _leading_int(raw, "a positive integer")
+    if value is None or value < 1:
         raise ValueError("is not a positive integer")
+    if note:
+        raise note
     return value
 
 
 def non_negative_int(raw: Any) -> int:
-    value = integer(raw, "a non-negative integer")
+    value, note = _leading_int(raw, "a non-negative integer")
+    if value is None:
+        if _text(raw).strip() == "":
+            return 0          # `max-requests =`: uWSGI reads 0, which is what an empty value says
+        raise ReadAs(0, "uWSGI reads a value without leading digits as 0")
     if value < 0:
         raise ValueError("is not a non-negative integer")
+    if note:
+        raise note
     return value
-
-
-def integer(raw: Any, what: str = "an integer") -> int:
-    if isinstance(raw, bool):
-        raise ValueError(f"is not {what}")
-    if isinstance(raw, int):
-        return raw
-    try:
-        return int(str(raw).strip(), 0)
-    except ValueError:
-        raise ValueError(f"is not {what}") from None
 
 
 def octal_mode(raw: Any) -> int:
     text = _text(raw).strip()
     if text in ("", "1", "true"):
         return 0o666
+    token = text.split()[0]
     try:
-        return int(text, 8)
+        mode = int(token, 8)
     except ValueError:
         raise ValueError("is not an octal mode (like 660)") from None
+    if token != text and not _HARMLESS_TAIL.match(text[len(token):]):
+        raise ValueError("is not an octal mode (like 660)")
+    return mode
 
 
 _TRUE = {"1", "true", "yes", "on", "y", "t"}
-_FALSE = {"0", "false", "no", "off", "n", "f", ""}
+_FALSE = {"false", "off", "no"}       # and "0": uWSGI's uwsgi_opt_true
+_NUMBER = re.compile(r"[+-]?[0-9]+(\.[0-9]*)?$")
+
+
+def read_bool(raw: Any) -> bool:
+    """uWSGI's reading of a flag's value: true unless false/off/no (any case) or 0."""
+    if isinstance(raw, bool):
+        return raw
+    text = _text(raw).strip()
+    return not (text.lower() in _FALSE or text == "0")
 
 
 def boolean(raw: Any) -> bool:
+    value = read_bool(raw)
     if isinstance(raw, bool):
-        return raw
+        return value
     text = _text(raw).strip().lower()
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    raise ValueError("is not a boolean (true/false/1/0)")
+    if not value or text in _TRUE or text == "":
+        return value
+    if _NUMBER.match(text) and float(text) != 0:
+        return value          # `http-keepalive = 75`: any other number is true, as meant
+    raise ReadAs(True, "uWSGI reads any value but false/off/no/0 as true")
 
 
 def keepalive_value(raw: Any) -> int:
@@ -127,12 +182,16 @@ def suggest(name: str, names: Iterable[str]) -> str:
     return f"; did you mean --{close[0]}?" if close else ""
 
 
+def normalize(name: str) -> str:
+    return name.strip().lower().replace("_", "-")
+
+
 @dataclass
 class Option:
     """One option, spelled as uWSGI spells it.
 
-    ``flag`` options take no value on the command line; in files they accept
-    true/false/1/0. ``multiple`` options accumulate every value, in source
+    ``flag`` options take no value on the command line; elsewhere any value but
+    false/off/no/0 is true, as in uWSGI. ``multiple`` options accumulate every value, in source
     order. ``immediate`` options act and exit while parsing (``--stop``).
     ``master`` options imply ``--master`` (MASTER-1).
     """
@@ -188,11 +247,14 @@ class Registry:
             self.options[opt.name] = opt
 
     def lookup(self, name: str, origin: str) -> Option:
-        key = name.strip().lower().replace("_", "-")
-        opt = self.names.get(key)
+        opt = self.get(name)
         if opt is None:
-            raise OptionError(f"unknown option {name!r} ({origin}){self.suggest(key)}")
+            raise OptionError(f"unknown option {name!r} ({origin}){self.suggest(normalize(name))}")
         return opt
+
+    def get(self, name: str) -> Option | None:
+        """The option spelled ``name`` (any case, ``_`` for ``-``), or None."""
+        return self.names.get(normalize(name))
 
     def suggest(self, name: str) -> str:
         return suggest(name, self.names)

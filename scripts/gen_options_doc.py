@@ -34,10 +34,17 @@ Every option below is declared once, as an `Option` in `core/options.py` or in a
 - an environment variable `UWSGI_<NAME>` (`UWSGI_PROCESSES=4`);
 - the command line (`--processes 4`, `-p 4`).
 
-Defaults apply when no source gives a value. A *flag* takes no value on the command line and
-`true`/`false`/`1`/`0` elsewhere. A *repeatable* option may be given many times; every value is kept,
-in source order. These flags exist on the command line only: `--help`, `--version`,
-`--plugins-list`, `--ini FILE`, `--toml FILE`.
+Defaults apply when no source gives a value. A *flag* takes no value on the command line;
+elsewhere, as in uWSGI, any value but `false`/`off`/`no`/`0` is true. Numbers are read by their
+leading digits, as uWSGI reads them (`max-requests = 1000 ; note` is 1000). A *repeatable* option
+may be given many times; every value is kept, in source order. These flags exist on the command
+line only: `--help`, `--version`, `--plugins-list`, `--ini FILE`, `--toml FILE`.
+
+Config files use uWSGI's dialect (`%(key)`, `%d`, `$(VAR)`, `@(file)`, `ini = :section`,
+`if-env` ... `endif`): see the README. A key that is no option below is handled as uWSGI would:
+the options listed under "Accepted, no effect here" are accepted with an info line; any other
+uWSGI option is refused at start-up (not implemented yet); a key uWSGI does not know either is a
+placeholder for `%(key)`, with a warning unless the config refers to it (`--strict`: an error).
 
 Third-party plugins add their own options; `uwsgi-py --help` lists every option of the plugins
 that are loaded, grouped by plugin.
@@ -86,6 +93,18 @@ def _notes(opt: Option) -> str:
     return f" ({'; '.join(notes)})" if notes else ""
 
 
+def _no_effect(registry) -> list[str]:
+    from uwsgi_py import compat
+    out = ["## Accepted, no effect here\n",
+           "uWSGI options that change nothing in uwsgi-py: each is accepted, with one info line.\n",
+           "| option | why |", "| --- | --- |"]
+    for name, reason in sorted(compat.NO_EFFECT.items()):
+        if registry.get(name) is None:
+            out.append(f"| `--{name}` | {_cell(reason)} |")
+    out.append("")
+    return out
+
+
 def render() -> str:
     pm, registry = build()
     dists = getattr(pm, "_uwsgi_dists", {})
@@ -101,6 +120,7 @@ def render() -> str:
             out.append(f"| {_names(opt)} | {_value(opt)} | {_default(opt)} | `{env_name(opt.name)}` "
                        f"| {_cell(opt.help)}{_notes(opt)} |")
         out.append("")
+    out.extend(_no_effect(registry))
     return "\n".join(out)
 
 

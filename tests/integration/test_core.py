@@ -154,8 +154,8 @@ def test_master_sigkill_leaves_no_worker(server):
 @pytest.mark.parametrize("argv,content,expected", [
     (["bad.toml"], '[uwsgi]\nprocesses = "four"\n',
      "--processes: 'four' is not a positive integer (bad.toml)"),
-    (["--ini", "bad.ini"], "[uwsgi]\nprocesess = 2\n",
-     "unknown option 'procesess' (bad.ini line 2); did you mean --processes?"),
+    (["--strict", "--ini", "bad.ini"], "[uwsgi]\nprocesess = 2\n",
+     "unknown option 'procesess' (bad.ini line 2); did you mean --processes? (strict mode)"),
     (["--procesess", "2"], None, "unknown option --procesess (command line); did you mean --processes?"),
 ])
 def test_config_errors_one_line_exit_1(tmp_path, argv, content, expected):

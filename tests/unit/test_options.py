@@ -79,18 +79,29 @@ def test_bad_value_names_option_value_and_origin(registry):
     assert str(e.value) == "--processes: 'four' is not a positive integer (app.toml)"
 
 
-def test_unknown_key_suggests_closest(registry):
+def test_unknown_key_warns_with_closest_and_goes_on(registry):
+    s = settings_from(registry, ("file", [("procesess", "2", "app.ini line 3")]))
+    assert s.notes == ["uwsgi-py: warning: unknown option 'procesess' (app.ini line 3); "
+                       "did you mean --processes?"]
+    assert s.processes == 1
+    assert s.opt_dict()["procesess"] == b"2"       # a placeholder, as uWSGI keeps it
+
+
+def test_unknown_key_is_fatal_in_strict_mode(registry):
     with pytest.raises(OptionError) as e:
-        settings_from(registry, ("file", [("procesess", "2", "app.ini line 3")]))
-    assert "unknown option 'procesess' (app.ini line 3); did you mean --processes?" == str(e.value)
+        config.build_settings(registry, [("file", [("procesess", "2", "app.ini line 3")])],
+                              strict=True)
+    assert str(e.value) == ("unknown option 'procesess' (app.ini line 3); did you mean "
+                            "--processes? (strict mode)")
 
 
 def test_flag_values_in_files(registry):
     s = settings_from(registry, ("file", [("master", "true", "a.ini"), ("vacuum", "0", "a.ini")]))
     assert s.master is True and s.vacuum is False
-    with pytest.raises(OptionError) as e:
-        settings_from(registry, ("file", [("master", "maybe", "a.ini")]))
-    assert "--master: 'maybe' is not a boolean" in str(e.value)
+    s = settings_from(registry, ("file", [("master", "maybe", "a.ini line 4")]))
+    assert s.master is True          # uWSGI: anything but false/off/no/0 is true
+    assert s.notes == ["uwsgi-py: warning: --master: 'maybe' is read as True: uWSGI reads any "
+                       "value but false/off/no/0 as true (a.ini line 4)"]
 
 
 def test_master_only_options_imply_master(registry):
@@ -116,7 +127,7 @@ def test_ini_parser(tmp_path):
     p.write_text("[other]\nprocesses = 9\n[uwsgi]\n; comment\n# comment\nenv = A=1\nenv = B=2\nmaster\n"
                  "processes = 2\n")
     entries = list(config.parse_ini(str(p)))
-    assert [(k, v) for k, v, _ in entries] == [("env", "A=1"), ("env", "B=2"), ("master", "true"),
+    assert [(k, v) for k, v, _ in entries] == [("env", "A=1"), ("env", "B=2"), ("master", ""),
                                                ("processes", "2")]
     assert entries[0][2] == "a.ini line 6"
 
