@@ -140,7 +140,7 @@ def env_entries(registry: Registry | None, environ: dict[str, str]) -> Iterator[
         yield name, value, f"environment {var}"
 
 
-VERSION = "2.0.31"   # %V: the uWSGI version whose behaviour uwsgi-py follows
+from . import UWSGI_VERSION as VERSION  # noqa: E402 - %V: the uWSGI version uwsgi-py follows
 
 
 def gather(files: list[str], environ: dict[str, str], cli: Iterable[Entry] = (), *,

@@ -138,7 +138,7 @@ def keepalive_value(raw: Any) -> int:
     text = _text(raw).strip().lower()
     if text in _TRUE:
         return 1
-    if text in _FALSE:
+    if text in _FALSE or text == "":    # an empty value reads as 0, as uWSGI's atoi does
         return 0
     try:
         value = int(text)
@@ -294,7 +294,8 @@ def core_options() -> list[Option]:
         O("listen", "listen queue (backlog) size; default: the kernel's somaxconn",
           short="l", convert=positive_int, metavar="N"),
         O("chmod-socket", "chmod unix sockets (default 666 when given without a value); "
-          "without it unix sockets are created 0600", convert=octal_mode, metavar="MODE"),
+          "without it unix sockets are created 0600", convert=octal_mode, metavar="MODE",
+          aliases=("chmod",)),
         O("chown-socket", "chown unix sockets to USER[:GROUP] (keeps root until they are bound)",
           metavar="USER[:GROUP]"),
         O("http", "serve HTTP on ADDR from the workers themselves, with keep-alive (uWSGI "

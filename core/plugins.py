@@ -19,7 +19,17 @@ ALIASES = {
     "python3": "python", "python": "python", "py": "python", "wsgi": "python",
     "rack": "ruby_bridge", "ruby": "ruby_bridge", "rbrack": "ruby_bridge", "ruby_bridge": "ruby_bridge",
     "http": "core", "corerouter": "core",
+    # uWSGI plugins whose job is built in here: a config that loads them needs nothing more
+    "logfile": "core", "syslog": "core", "rsyslog": "core", "router_static": "core",
 }
+
+
+def alias(name: str) -> str:
+    """The plugin (or ``core``) that does the job of uWSGI plugin ``name``; ``python310``,
+    ``python3.11`` and the like are the python plugin."""
+    if name.startswith("python") and name[6:].replace(".", "").isdigit():
+        return "python"
+    return ALIASES.get(name, name)
 
 
 class PluginLoadError(OptionError):
@@ -136,7 +146,7 @@ def check_required(pm: pluggy.PluginManager, names: list[str]) -> None:
             raw = raw.strip()
             if not raw:
                 continue
-            name = ALIASES.get(raw, raw)
+            name = alias(raw)
             if name in present:
                 continue
             if pm.is_blocked(name):

@@ -7,7 +7,7 @@ import os
 import sys
 import time
 
-from uwsgi_py import Option, OptionError, hookimpl, positive_int, string
+from uwsgi_py import Option, OptionError, hookimpl, non_negative_int, positive_int, string
 
 from . import api, autoreload, venv
 from .mounts import MOUNTING, SKIP, Mounts, is_file_target, parse_mount
@@ -49,8 +49,8 @@ def uwsgi_add_options(registry):
                "its site-packages go first on sys.path", short="H",
                aliases=("virtualenv", "venv", "pyhome"), metavar="DIR"),
         Option("py-autoreload", "development: every SECS seconds the master checks the source "
-               "files of the modules it loaded and gracefully reloads when one changed",
-               convert=positive_int, master=True,
+               "files of the modules it loaded and gracefully reloads when one changed (0: off)",
+               convert=non_negative_int, master=True,
                aliases=("py-auto-reload", "python-autoreload", "python-auto-reload"),
                metavar="SECS"),
         Option("demo", "serve the built-in demo app", flag=True),

@@ -28,12 +28,22 @@ def _mapping(raw) -> str:
     return text
 
 
+def split_rule(text: str, regexp: bool) -> tuple[str, str]:
+    """uWSGI's two spellings: ``REGEXP SECONDS`` for the regexp rules, ``TYPE=SECONDS``
+    for the content-type rules; ("", "") when the value has neither."""
+    if regexp:
+        parts = text.rsplit(None, 1)
+        return (parts[0], parts[1]) if len(parts) == 2 else ("", "")
+    key, sep, seconds = text.rpartition("=")
+    return (key, seconds) if sep else ("", "")
+
+
 def _seconds_rule(regexp: bool):
     def convert(raw) -> str:
         text = string(raw).strip()
-        key, sep, seconds = text.rpartition("=")
-        if not sep or not key or not seconds.strip().isdigit():
-            raise ValueError("is not KEY=SECONDS")
+        key, seconds = split_rule(text, regexp)
+        if not key or not seconds.strip().isdigit():
+            raise ValueError("is not REGEXP SECONDS" if regexp else "is not TYPE=SECONDS")
         if regexp:
             try:
                 re.compile(key)
@@ -87,7 +97,7 @@ def uwsgi_add_options(registry):
         *(O(name, f"set the Expires header to SECONDS after the "
             f"{'file mtime' if name.endswith('-mtime') else 'request'} for files whose {what} "
             f"matches (repeatable)", multiple=True, convert=_seconds_rule(regexp),
-            metavar=f"{'REGEXP' if regexp else 'TYPE'}=SECONDS")
+            metavar="REGEXP SECONDS" if regexp else "TYPE=SECONDS")
           for name, what, regexp in EXPIRES),
         O("static-gzip-all", "serve FILE.br / FILE.gz, when it exists and the client accepts "
           "it, in place of any static FILE", flag=True),

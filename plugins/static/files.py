@@ -48,7 +48,8 @@ class Expires:
     """--static-expires*: (pattern or content type, seconds, from the file's mtime)."""
 
     def __init__(self, value: str, mtime: bool, regexp: bool):
-        key, _, seconds = value.rpartition("=")
+        from . import split_rule
+        key, seconds = split_rule(value, regexp)
         self.seconds = int(seconds)
         self.key = re.compile(key) if regexp else key
         self.mtime = mtime

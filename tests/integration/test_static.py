@@ -164,6 +164,6 @@ def test_bad_static_options_are_one_line_errors(tmp_path):
     assert result.returncode == 1
     assert "--static-map: '/static' is not MOUNTPOINT=PATH (command line)" in result.stderr
     assert "Traceback" not in result.stderr
-    result = run_cli("--http-socket", "127.0.0.1:0", "--static-expires", "([=60", cwd=tmp_path)
+    result = run_cli("--http-socket", "127.0.0.1:0", "--static-expires", "([ 60", cwd=tmp_path)
     assert result.returncode == 1 and "--static-expires:" in result.stderr
     assert "Traceback" not in result.stderr

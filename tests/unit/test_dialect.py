@@ -236,7 +236,7 @@ def test_numbers_uwsgi_would_read_as_zero(read):
     with pytest.raises(ValueError):
         positive_int("four")          # uWSGI reads 0 and starts no worker: refused here
     s, _ = read("[uwsgi]\ncheaper = true\nhttp-keepalive = 75\nmax-requests = 1000 ; note\n")
-    assert s.cheaper == 0 and s.http_keepalive is True and s.max_requests == 1000
+    assert s.cheaper == 0 and s.http_keepalive == 75 and s.max_requests == 1000
     assert [n for n in s.notes if "--cheaper: 'true' is read as 0" in n]
 
 

@@ -31,6 +31,8 @@ def test_the_mirrored_uwsgi_version_has_one_source():
     """The uWSGI release number is spelled once; everything else derives from it."""
     spelled = []
     for path in [*ROOT.glob("core/*.py"), *ROOT.glob("plugins/*/*.py")]:
+        if path.name == "uwsgi_names.py":
+            continue   # generated data: the uWSGI release its option names were read from
         if re.search(r"[\"']2\.0\.\d+[\"']", path.read_text()):
             spelled.append(path.relative_to(ROOT).as_posix())
     assert spelled == ["core/__init__.py"]
