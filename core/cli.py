@@ -55,6 +55,9 @@ def build_command(options):
         decls.append(opt.attr)
         if opt.flag:
             params.append(click.Option(decls, is_flag=True, default=False, help=opt.help))
+        elif opt.flag_value is not None:    # a value is optional: --log-date or --log-date=FMT
+            params.append(click.Option(decls, is_flag=False, flag_value=opt.flag_value,
+                                       default=None, help=opt.help, metavar=opt.metavar or "VALUE"))
         else:
             params.append(click.Option(decls, multiple=opt.multiple, default=None, help=opt.help,
                                        metavar=opt.metavar or "VALUE"))
@@ -81,18 +84,20 @@ class CommandLine:
 class _Spec:
     """What click needs of an Option, rebuilt from plain values in the parser child."""
 
-    __slots__ = ("name", "aliases", "short", "flag", "multiple", "help", "metavar", "attr")
+    __slots__ = ("name", "aliases", "short", "flag", "multiple", "help", "metavar", "attr",
+                 "flag_value")
 
-    def __init__(self, name, aliases, short, flag, multiple, help, metavar):
+    def __init__(self, name, aliases, short, flag, multiple, help, metavar, flag_value=None):
         self.name, self.aliases, self.short, self.flag = name, tuple(aliases), short, flag
         self.multiple, self.help, self.metavar = multiple, help, metavar
+        self.flag_value = flag_value
         self.attr = name.replace("-", "_")
 
 
 def _table(registry: Registry) -> tuple[list, list]:
     """The registry as plain values (marshal): each option's click fields, every name."""
-    return ([(o.name, list(o.aliases), o.short, o.flag, o.multiple, o.help, o.metavar)
-             for o in registry], list(registry.names))
+    return ([(o.name, list(o.aliases), o.short, o.flag, o.multiple, o.help, o.metavar,
+              o.flag_value) for o in registry], list(registry.names))
 
 
 def parse_here(registry: Registry, argv: list[str]) -> CommandLine:
@@ -310,6 +315,7 @@ def run(argv: list[str]) -> int:
         if opt.immediate and opt.name in parsed.given:
             return opt.immediate(parsed.given[opt.name])
     settings = load_settings(registry, parsed, os.environ)
+    log.configure(settings.log_date)
     plugins.check_required(pm, settings.plugin)
     plugins.check_disabled(pm, settings.disable_plugin)
     pm.hook.uwsgi_configure(settings=settings)

@@ -67,6 +67,7 @@ class Master(Spawner, Upkeep):
         self.next_tick = 0.0
         self.reloads: list[dict] = list(server.handoff.reload.get("history", []))
         self.limits = Limits(self)
+        self.exec_fds: set[int] = set()   # plugins' fds the next image adopts (log pipes)
 
     # ---- setup -----------------------------------------------------------
     def install_signals(self) -> None:
@@ -194,6 +195,7 @@ class Master(Spawner, Upkeep):
             self.next_tick = now + 1.0
             self.check_harakiri()
             self.limits.tick(now)
+            self.check_log_size()
             self.hook.uwsgi_master_tick(master=self)
 
     def check_mercy(self, now: float) -> None:
@@ -324,7 +326,7 @@ class Master(Spawner, Upkeep):
         log.log(log.CHDIR.format(path=self.server.start_dir))
         os.chdir(self.server.start_dir)
         log.log(log.CLOSING_FDS.format(max_fd=os.sysconf("SC_OPEN_MAX")))
-        keep = {0, 1, 2} | {w["ctl"] for w in old_workers if w.get("ctl", -1) >= 0}
+        keep = {0, 1, 2} | self.exec_fds | {w["ctl"] for w in old_workers if w.get("ctl", -1) >= 0}
         for index, lst in enumerate(self.server.listeners):
             os.set_inheritable(lst.fd, True)
             keep.add(lst.fd)
