@@ -63,7 +63,14 @@ def looks_like_master(pid: int) -> bool | None:
         return None
     except OSError:
         return None
-    return b"uwsgi_py" in cmdline or b"uwsgi-py" in cmdline
+    if b"uwsgi_py" in cmdline or b"uwsgi-py" in cmdline or b"uWSGI" in cmdline:
+        return True
+    # a title set by --procname-master replaces the command line: a Python interpreter passes
+    try:
+        exe = os.path.basename(os.readlink(f"/proc/{pid}/exe"))
+    except OSError:
+        return None
+    return exe.startswith("python")
 
 
 def send(path: str, sig: int, out=sys.stderr) -> int:
