@@ -288,8 +288,11 @@ def core_options() -> list[Option]:
         O("safe-pidfile", "write the master pid to FILE once the workers are up", metavar="FILE"),
         O("safe-pidfile2", "like --safe-pidfile", metavar="FILE"),
         O("vacuum", "remove pidfiles and unix sockets at exit", flag=True),
-        O("reload", "gracefully reload the instance whose pid is in PIDFILE", metavar="PIDFILE",
-          immediate=pidfile.signal_command("reload")),
+        O("reload", "gracefully reload the instance whose pid is in PIDFILE and wait for the "
+          "outcome: exit 0 when the new code serves, 2 when the reload was refused",
+          metavar="PIDFILE", immediate=pidfile.signal_command("reload")),
+        O("status", "print the readiness of the instance whose pid is in PIDFILE (one JSON "
+          "line); exit 0 when it takes traffic", metavar="PIDFILE", immediate=pidfile.print_status),
         O("stop", "stop the instance whose pid is in PIDFILE", metavar="PIDFILE",
           immediate=pidfile.signal_command("stop")),
         O("pause", "pause/resume the instance whose pid is in PIDFILE", metavar="PIDFILE",
