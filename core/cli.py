@@ -17,6 +17,8 @@ from .scoreboard import Scoreboard
 from .server import EXIT_APP_LOAD, VERSION_COMPAT, Server
 
 META = ("help", "version", "plugins_list", "ini", "toml", "config_files")
+COMPLETE_VAR = "_UWSGI_PY_COMPLETE"    # click's shell completion: bash_source, zsh_source...
+PATH_METAVARS = ("FILE", "PATH", "PIDFILE", "DIR")
 
 
 def build_registry(pm) -> Registry:
@@ -53,6 +55,7 @@ def build_command(options):
         if opt.short:
             decls.append(f"-{opt.short}")
         decls.append(opt.attr)
+        kind = click.Path() if opt.metavar in PATH_METAVARS else None   # completes file names
         if opt.flag:
             params.append(click.Option(decls, is_flag=True, default=False, help=opt.help))
         elif opt.flag_value is not None:    # a value is optional: --log-date or --log-date=FMT
@@ -60,14 +63,14 @@ def build_command(options):
                                        default=None, help=opt.help, metavar=opt.metavar or "VALUE"))
         else:
             params.append(click.Option(decls, multiple=opt.multiple, default=None, help=opt.help,
-                                       metavar=opt.metavar or "VALUE"))
+                                       metavar=opt.metavar or "VALUE", type=kind))
     params += [
         click.Option(["--help", "-h", "help"], is_flag=True, default=False),
         click.Option(["--version", "version"], is_flag=True, default=False),
         click.Option(["--plugins-list", "plugins_list"], is_flag=True, default=False),
         click.Option(["--ini", "ini"], multiple=True, metavar="FILE"),
         click.Option(["--toml", "toml"], multiple=True, metavar="FILE"),
-        click.Argument(["config_files"], nargs=-1),
+        click.Argument(["config_files"], nargs=-1, type=click.Path()),
     ]
     return click.Command("uwsgi-py", params=params, add_help_option=False)
 
@@ -281,7 +284,24 @@ def load_settings(registry: Registry, parsed: CommandLine, environ) -> config.Se
     return settings
 
 
+def complete() -> int:
+    """``_UWSGI_PY_COMPLETE=bash_source uwsgi-py``: click's completion script or answers,
+    for every option of the loaded plugins; never starts a server."""
+    try:
+        pm = plugins.build(plugins.disabled_from(sys.argv[1:]))
+        command = build_command(list(build_registry(pm)))
+    except OptionError:
+        return 1
+    try:
+        command.main(args=[], prog_name="uwsgi-py", complete_var=COMPLETE_VAR)
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else 0
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    if argv is None and os.environ.get(COMPLETE_VAR):
+        return complete()
     argv = sys.argv[1:] if argv is None else argv
     try:
         return run(argv)

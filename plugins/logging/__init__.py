@@ -95,10 +95,10 @@ class State:
         try:
             if wants_master:
                 self.server = relay.build_stream(loggers, s.log_encoder, s.log_route,
-                                                 s.syslog_socket, "log-route")
+                                                 s.syslog_socket, "log-route", s.log_maxsize)
             if s.req_logger:
-                self.requests = relay.build_stream(s.req_logger, s.log_req_encoder,
-                                                   s.log_req_route, s.syslog_socket, "log-req-route")
+                self.requests = relay.build_stream(s.req_logger, s.log_req_encoder, s.log_req_route,
+                                                   s.syslog_socket, "log-req-route", s.log_maxsize)
         except (TargetError, EncoderError, ValueError) as e:
             raise OptionError(f"--logger: {e}") from None
         self.filtered = bool(s.log_4xx or s.log_5xx or s.log_zero or s.log_slow or s.log_big)

@@ -135,8 +135,8 @@ def _is_socket(fd: int) -> bool:
 
 
 def build_stream(specs: list[str], encoders: list[str], routes: list[str], syslog_socket: str,
-                 route_option: str) -> Stream:
-    return Stream([parse(spec, syslog_socket) for spec in specs], Chain(encoders),
+                 route_option: str, maxsize: int = 0) -> Stream:
+    return Stream([parse(spec, syslog_socket, maxsize) for spec in specs], Chain(encoders),
                   [Route(spec, route_option) for spec in routes], route_option)
 
 

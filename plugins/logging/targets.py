@@ -65,7 +65,7 @@ class StdioTarget(FdTarget):
 
 class FileTarget(FdTarget):
     def __init__(self, arg: str, default_maxsize: int = 0):
-        path, backup, maxsize = arg, None, 0
+        path, backup, maxsize = arg, None, default_maxsize
         if "=" in arg:
             fields = dict(item.partition("=")[::2] for item in arg.split(","))
             unknown = set(fields) - {"logfile", "backupname", "maxsize"}
@@ -73,7 +73,7 @@ class FileTarget(FdTarget):
                 raise TargetError("file: takes PATH or logfile=PATH[,backupname=B][,maxsize=N]")
             path, backup = fields["logfile"], fields.get("backupname") or None
             try:
-                maxsize = int(fields.get("maxsize") or 0)
+                maxsize = int(fields.get("maxsize") or default_maxsize)
             except ValueError:
                 raise TargetError(f"maxsize={fields['maxsize']!r} is not a number") from None
         if not path:
@@ -170,7 +170,7 @@ class RsyslogTarget(DatagramTarget):
 KINDS = ("file", "stdio", "fd", "socket", "syslog", "rsyslog")
 
 
-def parse(spec: str, syslog_socket: str = "/dev/log") -> Target:
+def parse(spec: str, syslog_socket: str = "/dev/log", maxsize: int = 0) -> Target:
     """One ``--logger`` value: ``[NAME ]KIND[:ARG]``."""
     name = ""
     head, space, rest = spec.partition(" ")
@@ -181,7 +181,7 @@ def parse(spec: str, syslog_socket: str = "/dev/log") -> Target:
     if kind == "file":
         if arg is None:
             raise TargetError("file: needs a path")
-        target: Target = FileTarget(arg)
+        target: Target = FileTarget(arg, maxsize)
     elif kind == "stdio":
         target = StdioTarget()
     elif kind == "fd":
