@@ -57,8 +57,15 @@ def status(master) -> dict:
 
 # ---- the status socket: a name any local process finds from the master's pid -----------------
 def address(pid: int) -> str:
-    """An abstract unix socket name: nothing to clean up, the same across exec reloads."""
-    return f"\0uwsgi-py/{pid}/status"
+    """An abstract unix socket name: nothing to clean up, the same across exec reloads.
+
+    Containers of one pod share a network namespace (so its abstract names) but not their
+    pid namespace: the name carries the pid namespace too, in which the pid means something."""
+    try:
+        ns = os.readlink("/proc/self/ns/pid").strip("pid:[]")
+    except OSError:
+        ns = "0"
+    return f"\0uwsgi-py/{ns}/{pid}/status"
 
 
 def encode(doc: dict) -> bytes:

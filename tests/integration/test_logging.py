@@ -294,3 +294,18 @@ def test_request_lines_survive_an_exec_reload(server, tmp_path):
     inst.signal(signal.SIGINT)
     assert inst.wait_exit() == 0
     assert os.environ.get("UWSGI_PY_LOG_PIPES") is None
+
+
+def test_touch_logrotate_rotates_a_request_logger_without_logto(server, tmp_path):
+    req_log, touch = tmp_path / "req.log", tmp_path / "rotate.touch"
+    inst = start(server, tmp_path, "--logger", "stdio", "--req-logger", f"file:{req_log}",
+                 "--touch-logrotate", str(touch))
+    _get(inst, "/before")
+    wait_lines(req_log, "GET /before ")
+    touch.write_text("x")     # a missing file appearing fires (TOUCH-3)
+    inst.wait_log("has been touched... log rotate !!!")
+    rotated = wait_until(lambda: [p for p in tmp_path.glob("req.log.*")], 10, what="the rotated file")
+    assert lines_of(rotated[0], "GET /before ")
+    _get(inst, "/after")
+    wait_lines(req_log, "GET /after ")
+    assert not lines_of(req_log, "GET /before ")
