@@ -20,11 +20,7 @@ EXIT_KILL_FAILED = 255
 RELOAD_WAIT = 300.0          # the reload check may take --worker-reload-mercy (60 s by default)
 POLL = 0.1
 
-RELOAD_DONE = "reload done: generation {generation}, {replaced} worker(s) replaced in {ms} ms"
 RELOAD_REFUSED = "reload refused: {error}; generation {generation} keeps serving"
-RELOAD_NO_STATUS = ("signal sent; the instance has no status socket (no master, or the health "
-                    "plugin is disabled): the outcome is in its log")
-RELOAD_NOT_WAITABLE = "signal sent; --lazy/--exit-on-reload reloads report no outcome"
 RELOAD_GONE = "the instance exited during the reload"
 RELOAD_STOPPING = "the instance is stopping: a reload would be ignored"
 RELOAD_TIMED_OUT = "no reload outcome after {secs:.0f} s; see the instance's log"
@@ -79,12 +75,11 @@ def looks_like_master(pid: int) -> bool | None:
         return None
     if b"uwsgi_py" in cmdline or b"uwsgi-py" in cmdline or b"uWSGI" in cmdline:
         return True
-    # a title set by --procname-master replaces the command line: a Python interpreter passes
-    try:
-        exe = os.path.basename(os.readlink(f"/proc/{pid}/exe"))
-    except OSError:
-        return None
-    return exe.startswith("python")
+    # a title set by --procname-master replaced the command line: a master answers on its
+    # status socket (the health plugin) with its own pid
+    from . import health
+    doc = health.query(pid, timeout=1.0)
+    return doc is not None and doc.get("pid") == pid
 
 
 def master_in(path: str, out=sys.stderr) -> int | None:
@@ -123,9 +118,9 @@ def send(path: str, sig: int, out=sys.stderr) -> int:
 def reload_and_wait(path: str, out=sys.stderr, wait: float = RELOAD_WAIT) -> int:
     """``--reload PIDFILE``: SIGHUP, then wait for the outcome on the status socket.
 
-    0: the new generation serves; 2: the reload was refused (the old code keeps
-    serving); 3: no outcome in time; 1/255 as ``send``. Without a status socket
-    the signal is sent and 0 returned, as uWSGI does.
+    0: the new generation serves (nothing printed); 2: the reload was refused (the
+    old code keeps serving); 3: no outcome in time; 1/255 as ``send``. Without a
+    status socket the signal is sent and 0 returned, as uWSGI does.
     """
     import time
 
@@ -135,10 +130,7 @@ def reload_and_wait(path: str, out=sys.stderr, wait: float = RELOAD_WAIT) -> int
         return EXIT_UNREADABLE
     before = health.query(pid)
     if before is None or not before.get("reload_waitable", True):
-        code = kill(pid, signal.SIGHUP, out)
-        if code == EXIT_SENT:
-            print(RELOAD_NO_STATUS if before is None else RELOAD_NOT_WAITABLE, file=out)
-        return code
+        return kill(pid, signal.SIGHUP, out)    # as uWSGI: sent is all it can tell
     if before["state"] == "stopping":
         print(RELOAD_STOPPING, file=out)
         return EXIT_UNREADABLE
@@ -162,10 +154,7 @@ def reload_and_wait(path: str, out=sys.stderr, wait: float = RELOAD_WAIT) -> int
             print(RELOAD_REFUSED.format(error=outcome.get("error", "?"),
                                         generation=now["generation"]), file=out)
             return EXIT_RELOAD_REFUSED
-        print(RELOAD_DONE.format(generation=outcome.get("generation"),
-                                 replaced=outcome.get("workers_replaced"),
-                                 ms=outcome.get("duration_ms")), file=out)
-        return EXIT_SENT
+        return EXIT_SENT          # quiet, as uWSGI's --reload: the exit status tells
     print(RELOAD_TIMED_OUT.format(secs=wait), file=out)
     return EXIT_RELOAD_TIMEOUT
 

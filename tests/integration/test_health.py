@@ -68,8 +68,7 @@ def test_ready_follows_pause_refused_reload_good_reload_and_stop(server, tmp_pat
     # a good reload: exit 0 once the new workers serve, healthy again
     (inst.cwd / "app.py").write_text(good)
     proc = run_cli("--reload", str(pidfile), timeout=90)
-    assert proc.returncode == 0, (proc.returncode, proc.stderr)
-    assert re.search(r"reload done: generation 1, \d+ worker\(s\) replaced in \d+ ms", proc.stderr)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "", "")   # quiet, as uWSGI's
     port = stats_port(inst)   # the same auto-assigned port, bound again by the new image
     code, doc = ready(port)
     assert (code, doc["state"], doc["generation"]) == (200, "ready", 1)
@@ -97,8 +96,7 @@ def test_reload_without_status_socket_still_signals(server, tmp_path):
     pidfile = tmp_path / "m.pid"
     inst = server("--master", "--pidfile", str(pidfile), env={"UWSGI_PY_DISABLE_PLUGINS": "health"})
     proc = run_cli("--reload", str(pidfile), env={"UWSGI_PY_DISABLE_PLUGINS": "health"})
-    assert proc.returncode == 0
-    assert "no status socket" in proc.stderr
+    assert (proc.returncode, proc.stderr) == (0, "")   # sent; the outcome is only in the log
     inst.wait_log("reload outcome:")
 
 

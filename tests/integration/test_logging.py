@@ -15,6 +15,7 @@ import re
 import shutil
 import signal
 import socket
+import stat
 from pathlib import Path
 
 import pytest
@@ -269,6 +270,7 @@ def test_logto_backupname(server, tmp_path):
            str(tmp_path / "app.log.1"), "--master-fifo", str(fifo), app=False, wait=False)
     wait_until(lambda: logfile.exists() and "spawned uWSGI worker" in logfile.read_text(),
                20, what="the server to start (logto)")
+    wait_until(lambda: fifo.exists() and stat.S_ISFIFO(fifo.stat().st_mode), 10, what="the FIFO")
     with open(fifo, "w") as f:
         f.write("L")
     wait_until(lambda: (tmp_path / "app.log.1").exists(), 10, what="the rotated log")
