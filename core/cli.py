@@ -17,7 +17,7 @@ from .scoreboard import Scoreboard
 from .server import EXIT_APP_LOAD, VERSION_COMPAT, Server
 
 META = ("help", "version", "plugins_list", "ini", "toml", "config_files")
-COMPLETE_VAR = "_UWSGI_PY_COMPLETE"    # click's shell completion: bash_source, zsh_source...
+COMPLETE_VAR = "_UWSGI_PY_COMPLETE"    # click's shell completion (core/completion.py)
 PATH_METAVARS = ("FILE", "PATH", "PIDFILE", "DIR")
 
 
@@ -284,23 +284,9 @@ def load_settings(registry: Registry, parsed: CommandLine, environ) -> config.Se
     return settings
 
 
-def complete() -> int:
-    """``_UWSGI_PY_COMPLETE=bash_source uwsgi-py``: click's completion script or answers,
-    for every option of the loaded plugins; never starts a server."""
-    try:
-        pm = plugins.build(plugins.disabled_from(sys.argv[1:]))
-        command = build_command(list(build_registry(pm)))
-    except OptionError:
-        return 1
-    try:
-        command.main(args=[], prog_name="uwsgi-py", complete_var=COMPLETE_VAR)
-    except SystemExit as e:
-        return e.code if isinstance(e.code, int) else 0
-    return 0
-
-
 def main(argv: list[str] | None = None) -> int:
     if argv is None and os.environ.get(COMPLETE_VAR):
+        from .completion import complete
         return complete()
     argv = sys.argv[1:] if argv is None else argv
     try:
