@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -48,9 +49,13 @@ def test_completes_file_names_for_path_options(tmp_path):
 
 
 def test_sdist_ships_the_man_page(tmp_path):
+    # build from a copy: the build writes *.egg-info into the tree it builds
+    tree = tmp_path / "tree"
+    shutil.copytree(ROOT, tree, ignore=shutil.ignore_patterns(
+        ".git", "*.egg-info", "build", "dist", "__pycache__", ".ci", "bench"))
     code = ("import sys; from setuptools import build_meta as b; "
             "print(b.build_sdist(sys.argv[1]))")
-    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path)], cwd=ROOT,
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path)], cwd=tree,
                           capture_output=True, text=True, timeout=110)
     assert proc.returncode == 0, proc.stderr[-2000:]
     name = proc.stdout.strip().splitlines()[-1]

@@ -311,3 +311,15 @@ def test_touch_logrotate_rotates_a_request_logger_without_logto(server, tmp_path
     _get(inst, "/after")
     wait_lines(req_log, "GET /after ")
     assert not lines_of(req_log, "GET /before ")
+
+
+def test_log_route_to_a_named_logger(server, tmp_path):
+    errors = tmp_path / "errors.log"
+    shutil.copy(APPS / "app.py", tmp_path / "app.py")
+    inst = server("--logger", "stdio", "--logger", f"errs file:{errors}",
+                  "--log-route", "errs Traceback|RuntimeError", "--master")
+    inst.request("/boom")
+    wait_lines(errors, "RuntimeError: boom from the test app")
+    # routed lines go to the named logger only; the rest to the unnamed ones
+    assert "boom from the test app" not in inst.log()
+    assert not lines_of(errors, "spawned uWSGI worker")
