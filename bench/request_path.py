@@ -60,6 +60,7 @@ def build_worker():
     w.born = time.monotonic()
     w.min_bytes = settings.socket_min_bytes
     w.logging = False
+    w.request_logger = server.hook.uwsgi_request_logger(worker=w)   # None: no --log-format etc.
     w.apps = {app.modifier1: app for app in server.apps}
     w.default_app = w.http_app = server.apps[0]
     w.ep = select.epoll()

@@ -17,6 +17,8 @@ from .scoreboard import Scoreboard
 from .server import EXIT_APP_LOAD, VERSION_COMPAT, Server
 
 META = ("help", "version", "plugins_list", "ini", "toml", "config_files")
+COMPLETE_VAR = "_UWSGI_PY_COMPLETE"    # click's shell completion (core/completion.py)
+PATH_METAVARS = ("FILE", "PATH", "PIDFILE", "DIR")
 
 
 def build_registry(pm) -> Registry:
@@ -53,18 +55,22 @@ def build_command(options):
         if opt.short:
             decls.append(f"-{opt.short}")
         decls.append(opt.attr)
+        kind = click.Path() if opt.metavar in PATH_METAVARS else None   # completes file names
         if opt.flag:
             params.append(click.Option(decls, is_flag=True, default=False, help=opt.help))
+        elif opt.flag_value is not None:    # a value is optional: --log-date or --log-date=FMT
+            params.append(click.Option(decls, is_flag=False, flag_value=opt.flag_value,
+                                       default=None, help=opt.help, metavar=opt.metavar or "VALUE"))
         else:
             params.append(click.Option(decls, multiple=opt.multiple, default=None, help=opt.help,
-                                       metavar=opt.metavar or "VALUE"))
+                                       metavar=opt.metavar or "VALUE", type=kind))
     params += [
         click.Option(["--help", "-h", "help"], is_flag=True, default=False),
         click.Option(["--version", "version"], is_flag=True, default=False),
         click.Option(["--plugins-list", "plugins_list"], is_flag=True, default=False),
         click.Option(["--ini", "ini"], multiple=True, metavar="FILE"),
         click.Option(["--toml", "toml"], multiple=True, metavar="FILE"),
-        click.Argument(["config_files"], nargs=-1),
+        click.Argument(["config_files"], nargs=-1, type=click.Path()),
     ]
     return click.Command("uwsgi-py", params=params, add_help_option=False)
 
@@ -81,18 +87,20 @@ class CommandLine:
 class _Spec:
     """What click needs of an Option, rebuilt from plain values in the parser child."""
 
-    __slots__ = ("name", "aliases", "short", "flag", "multiple", "help", "metavar", "attr")
+    __slots__ = ("name", "aliases", "short", "flag", "multiple", "help", "metavar", "attr",
+                 "flag_value")
 
-    def __init__(self, name, aliases, short, flag, multiple, help, metavar):
+    def __init__(self, name, aliases, short, flag, multiple, help, metavar, flag_value=None):
         self.name, self.aliases, self.short, self.flag = name, tuple(aliases), short, flag
         self.multiple, self.help, self.metavar = multiple, help, metavar
+        self.flag_value = flag_value
         self.attr = name.replace("-", "_")
 
 
 def _table(registry: Registry) -> tuple[list, list]:
     """The registry as plain values (marshal): each option's click fields, every name."""
-    return ([(o.name, list(o.aliases), o.short, o.flag, o.multiple, o.help, o.metavar)
-             for o in registry], list(registry.names))
+    return ([(o.name, list(o.aliases), o.short, o.flag, o.multiple, o.help, o.metavar,
+              o.flag_value) for o in registry], list(registry.names))
 
 
 def parse_here(registry: Registry, argv: list[str]) -> CommandLine:
@@ -278,6 +286,9 @@ def load_settings(registry: Registry, parsed: CommandLine, environ, *,
 
 
 def main(argv: list[str] | None = None) -> int:
+    if argv is None and os.environ.get(COMPLETE_VAR):
+        from .completion import complete
+        return complete()
     argv = sys.argv[1:] if argv is None else argv
     try:
         return run(argv)
@@ -312,6 +323,7 @@ def run(argv: list[str]) -> int:
             return opt.immediate(parsed.given[opt.name])
     settings = load_settings(registry, parsed, os.environ, plugins=frozenset(plugins.loaded(pm)),
                              reload=bool(taken.generation))
+    log.configure(settings.log_date)
     for line in settings.notes:
         log.log(line)
     config.refuse_unimplemented(settings)

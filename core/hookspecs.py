@@ -145,6 +145,24 @@ def uwsgi_app_api(server: "Server") -> "dict[str, Any] | None":
     """
 
 
+@hookspec(firstresult=True)
+def uwsgi_request_logger(worker: "Worker") -> "Callable[..., None] | None":
+    """The function that logs this worker's requests in place of the core's line.
+
+    Called in each worker once, after ``uwsgi_post_fork`` (and lazy app
+    loading), before it accepts. Return a callable
+    ``log_request(worker, request, uri, started, micros)``, or None to keep the
+    core's default line (and ``--disable-logging``); the first non-None result
+    wins. The callable runs in the worker after every request, once the
+    response is sent: ``started`` is the request's start (``time.time()``),
+    ``micros`` its duration, ``request`` the core ``Request`` (``vars``,
+    ``status``, ``sent``, ``hsize``, ``nheaders``); it decides whether the
+    request is logged at all. It must never raise, block or write more than
+    one line per request; it costs every request, so precompute what you can
+    here.
+    """
+
+
 # ---- master ------------------------------------------------------------------
 
 @hookspec

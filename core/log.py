@@ -1,12 +1,18 @@
 """Logging: every line is one ``write(2, ...)`` (LOG-2), formats are constants.
 
 Operators and tests grep these lines; their text follows uWSGI 2.0 (LOG-T1).
-Lines marked verbose in the SPEC get uWSGI's ctime prefix through ``vlog``.
+Lines marked verbose in the SPEC get uWSGI's ctime prefix through ``vlog``;
+``--log-date`` prefixes every server line (``log``), never a request line
+(``raw``), as uWSGI's ``uwsgi_log`` does. The master rotates and reopens the
+log files it writes (``FILES``: ``--logto`` and the logging plugin's
+``file:`` loggers) by path (LOG-3).
 """
 from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass
+from typing import Callable
 
 # ---- start-up --------------------------------------------------------------
 BANNER = "*** Starting uwsgi-py {version} (uWSGI {compat} compatible) on [{date}] ***"
@@ -120,62 +126,145 @@ VACUUM = "VACUUM: {what} removed."
 VACUUM_SOCKET = "VACUUM: unix socket {path} removed."
 # ---- signals / requests ----------------------------------------------------
 SEGV = "!!! uWSGI process {pid} got Segmentation Fault !!!"
-REQUEST = ("[pid: {pid}|app: 0|req: {wreq}/{treq}] {addr} () {{{nvars} vars in {vsize} bytes}} "
-           "[{date}] {method} {uri} => generated {size} bytes in {ms} msecs ({proto} {status}) "
+REQUEST = ("[pid: {pid}|app: 0|req: {wreq}/{treq}] {addr} ({user}) {{{nvars} vars in {vsize} bytes}} "
+           "[{date}] {method} {uri} => generated {size} bytes in {time} {unit}{via}({proto} {status}) "
            "{nheaders} headers in {hsize} bytes (1 switches on core 0)")
 INVALID_BLOCK = "invalid request block size: {size} (max {max})...skip"
 UNAVAILABLE_MODIFIER = "-- unavailable modifier requested: {modifier} --"
 BAD_REQUEST = "bad request from {addr}: {why}"
 
 
+LOG_ROTATING = "logsize: {size}, triggering rotation to {target}..."
+LOG_REOPENING = "[{epoch}] logsize: {size}, triggering log-reopen..."
+LOG_REOPENED = "[{epoch}] {path} reopened."
+ROTATE_FAILED = "unable to rotate log {path}: {error}"
+
+# ---- how lines are written (set once per process) ---------------------------------
+_date: str | None = None       # --log-date: None (off), "" (ctime) or a strftime format
+_writer: Callable[[bytes], None] | None = None   # None: fd 2
+_captured = False              # this worker's fds 1/2 go to the master (--log-master)
+
+
+def configure(date: str | None) -> None:
+    """``--log-date``: prefix every server line with ctime ("") or a strftime format."""
+    global _date
+    _date = date
+
+
+def set_writer(writer: Callable[[bytes], None] | None) -> None:
+    """Send every line to ``writer`` (one call per line) instead of fd 2; None restores fd 2.
+
+    The logging plugin sets it in the master when loggers own the output."""
+    global _writer
+    _writer = writer
+
+
+def capture() -> None:
+    """This process's fds 1 and 2 are a pipe to the master (--log-master): never re-point them."""
+    global _captured
+    _captured = True
+
+
 def now() -> str:
     return time.ctime()
 
 
-def log(line: str) -> None:
-    """Write one line to the log (fd 2) with a single write()."""
-    data = (line + "\n").encode("utf-8", "backslashreplace")
+def _stamp() -> str:
+    return (time.strftime(_date) if _date else time.ctime()) + " - "
+
+
+def _write(data: bytes) -> None:
+    if _writer is not None:
+        _writer(data)
+        return
     try:
         os.write(2, data)
     except (BlockingIOError, BrokenPipeError, OSError):
         pass
 
 
+def log(line: str) -> None:
+    """Write one line to the log (fd 2) with a single write()."""
+    if _date is not None:
+        line = _stamp() + line
+    _write((line + "\n").encode("utf-8", "backslashreplace"))
+
+
+def raw(line: str) -> None:
+    """A request line: never dated (uWSGI writes request lines without ``--log-date``)."""
+    _write((line + "\n").encode("utf-8", "backslashreplace"))
+
+
 def vlog(line: str) -> None:
-    """A verbose line: ``ctime - `` prefix, as uWSGI's uwsgi_log_verbose."""
-    log(f"{time.ctime()} - {line}")
+    """A verbose line: ``ctime - `` prefix (or ``--log-date``'s format), as uWSGI's uwsgi_log_verbose."""
+    _write((_stamp() + line + "\n").encode("utf-8", "backslashreplace"))
+
+
+# ---- log files ----------------------------------------------------------------------
+@dataclass
+class LogFile:
+    """A log file written through ``fd``; rotation renames it and re-points ``fd``."""
+
+    path: str
+    fd: int
+    maxsize: int = 0
+    backupname: str | None = None
+
+    def size(self) -> int:
+        try:
+            return os.fstat(self.fd).st_size
+        except OSError:
+            return 0
+
+
+FILES: list[LogFile] = []   # the master's log files beside --logto (the logging plugin's)
+
+
+def _open(path: str) -> int:
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
 
 
 def open_logfile(path: str) -> int:
     """Open ``path`` for append (LOG-1) and point fds 1 and 2 at it."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
+    fd = _open(path)
     os.dup2(fd, 1)
     os.dup2(fd, 2)
     os.close(fd)
     return 2
 
 
-def reopen(path: str) -> None:
-    """Re-point fds 1 and 2 at ``path`` (after logrotate moved it)."""
-    try:
-        size = os.fstat(2).st_size
-    except OSError:
-        size = 0
-    log(f"[{int(time.time())}] logsize: {size}, triggering log-reopen...")
-    open_logfile(path)
-    log(f"[{int(time.time())}] {path} reopened.")
+def follow(path: str) -> None:
+    """A worker re-points fds 1 and 2 at the reopened ``--logto`` file, unless they go to
+    the master (--log-master), which writes the file itself."""
+    if not _captured:
+        open_logfile(path)
 
 
-def rotate(path: str, backup: str | None = None) -> None:
-    """Rename ``path`` to ``path.EPOCH`` and reopen a fresh file (LOG-3)."""
+def _reattach(path: str, fd: int) -> None:
+    if fd == 2:
+        open_logfile(path)
+        return
+    new = _open(path)
     try:
-        size = os.fstat(2).st_size
-    except OSError:
-        size = 0
+        os.dup2(new, fd)
+    finally:
+        os.close(new)
+
+
+def reopen(path: str, fd: int = 2) -> None:
+    """Re-point ``fd`` (fds 1 and 2 for --logto) at ``path`` (after logrotate moved it)."""
+    size = LogFile(path, fd).size()
+    raw(LOG_REOPENING.format(epoch=int(time.time()), size=size))
+    _reattach(path, fd)
+    raw(LOG_REOPENED.format(epoch=int(time.time()), path=path))
+
+
+def rotate(path: str, backup: str | None = None, fd: int = 2) -> None:
+    """Rename ``path`` to ``backup`` (default ``path.EPOCH``) and reopen a fresh file (LOG-3)."""
     target = backup or f"{path}.{int(time.time())}"
-    vlog(f"logsize: {size}, triggering rotation to {target}...")
+    raw(f"{time.ctime()} - " + LOG_ROTATING.format(size=LogFile(path, fd).size(), target=target))
     try:
         os.rename(path, target)
     except OSError as e:
-        log(f"unable to rotate log {path}: {e.strerror}")
-    open_logfile(path)
+        log(ROTATE_FAILED.format(path=path, error=e.strerror))
+    _reattach(path, fd)

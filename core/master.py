@@ -221,6 +221,7 @@ class Master(Spawner, Upkeep):
             self.next_tick = now + 1.0
             self.check_harakiri()
             self.limits.tick(now)
+            self.check_log_size()
             self.hook.uwsgi_master_tick(master=self)
 
     def check_mercy(self, now: float) -> None:

@@ -165,6 +165,19 @@ def key_value(raw: Any) -> str:
     return text
 
 
+def date_format(raw: Any) -> str | None:
+    """``--log-date``: true/1/on/yes (or no value) is uWSGI's ctime (""), false/0/off/no is
+    off (None), anything else a strftime format."""
+    if isinstance(raw, bool):
+        return "" if raw else None
+    text = _text(raw)
+    if text.strip().lower() in _TRUE | {""}:
+        return ""
+    if text.strip().lower() in _FALSE:
+        return None
+    return text
+
+
 def choice(*choices: str) -> Callable[[Any], str]:
     def convert(raw: Any) -> str:
         text = _text(raw).strip()
@@ -193,7 +206,9 @@ class Option:
     ``flag`` options take no value on the command line; elsewhere any value but
     false/off/no/0 is true, as in uWSGI. ``multiple`` options accumulate every value, in source
     order. ``immediate`` options act and exit while parsing (``--stop``).
-    ``master`` options imply ``--master`` (MASTER-1).
+    ``master`` options imply ``--master`` (MASTER-1). A ``flag_value`` option takes an
+    optional value on the command line (``--log-date`` or ``--log-date=%Y``): alone, it
+    means ``flag_value``.
     """
 
     name: str
@@ -208,6 +223,7 @@ class Option:
     master: bool = False
     metavar: str | None = None
     group: str = "core"
+    flag_value: str | None = None
 
     @property
     def attr(self) -> str:
@@ -393,8 +409,11 @@ def core_options() -> list[Option]:
         O("safe-pidfile", "write the master pid to FILE once the workers are up", metavar="FILE"),
         O("safe-pidfile2", "like --safe-pidfile", metavar="FILE"),
         O("vacuum", "remove pidfiles and unix sockets at exit", flag=True),
-        O("reload", "gracefully reload the instance whose pid is in PIDFILE", metavar="PIDFILE",
-          immediate=pidfile.signal_command("reload")),
+        O("reload", "gracefully reload the instance whose pid is in PIDFILE and wait for the "
+          "outcome: exit 0 when the new code serves, 2 when the reload was refused",
+          metavar="PIDFILE", immediate=pidfile.signal_command("reload")),
+        O("status", "print the readiness of the instance whose pid is in PIDFILE (one JSON "
+          "line); exit 0 when it takes traffic", metavar="PIDFILE", immediate=pidfile.print_status),
         O("stop", "stop the instance whose pid is in PIDFILE", metavar="PIDFILE",
           immediate=pidfile.signal_command("stop")),
         O("pause", "pause/resume the instance whose pid is in PIDFILE", metavar="PIDFILE",
@@ -406,6 +425,14 @@ def core_options() -> list[Option]:
         # logging
         O("logto", "log to FILE", metavar="FILE", aliases=("logto2",)),
         O("log-reopen", "reopen the log after a reload", flag=True),
+        O("log-date", "prefix server log lines with the date (ctime), or with the strftime "
+          "FORMAT given (--log-date=FORMAT); request lines are never prefixed",
+          aliases=("logdate",), convert=date_format, flag_value="1", metavar="[FORMAT]"),
+        O("log-maxsize", "rotate the --logto file (and file: loggers) when it grows beyond BYTES "
+          "(0 = never); checked once a second", convert=non_negative_int, default=0,
+          metavar="BYTES"),
+        O("log-backupname", "name of the rotated --logto file (default: PATH.EPOCH)",
+          metavar="PATH"),
         O("disable-logging", "disable request logging", short="L", flag=True),
         O("plugin", "check that plugin NAME is loaded (repeatable, comma separated)",
           aliases=("plugins",), multiple=True, metavar="NAME"),

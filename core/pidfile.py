@@ -13,7 +13,17 @@ from typing import Callable
 
 EXIT_SENT = 0
 EXIT_UNREADABLE = 1
+EXIT_RELOAD_REFUSED = 2      # --reload: the reload check refused the new code
+EXIT_RELOAD_TIMEOUT = 3      # --reload: no outcome within RELOAD_WAIT seconds
+EXIT_NOT_READY = 1           # --status: the instance does not take traffic (or does not answer)
 EXIT_KILL_FAILED = 255
+RELOAD_WAIT = 300.0          # the reload check may take --worker-reload-mercy (60 s by default)
+POLL = 0.1
+
+RELOAD_REFUSED = "reload refused: {error}; generation {generation} keeps serving"
+RELOAD_GONE = "the instance exited during the reload"
+RELOAD_STOPPING = "the instance is stopping: a reload would be ignored"
+RELOAD_TIMED_OUT = "no reload outcome after {secs:.0f} s; see the instance's log"
 
 COMMAND_SIGNALS = {
     "reload": signal.SIGHUP,
@@ -63,22 +73,32 @@ def looks_like_master(pid: int) -> bool | None:
         return None
     except OSError:
         return None
-    return b"uwsgi_py" in cmdline or b"uwsgi-py" in cmdline
+    if b"uwsgi_py" in cmdline or b"uwsgi-py" in cmdline or b"uWSGI" in cmdline:
+        return True
+    # a title set by --procname-master replaced the command line: a master answers on its
+    # status socket (the health plugin) with its own pid
+    from . import health
+    doc = health.query(pid, timeout=1.0)
+    return doc is not None and doc.get("pid") == pid
 
 
-def send(path: str, sig: int, out=sys.stderr) -> int:
-    """Signal the instance in ``path``; returns the process exit code."""
+def master_in(path: str, out=sys.stderr) -> int | None:
+    """The master pid in ``path``, or None after saying why not (CLI-2/3)."""
     try:
         pid = read_pid(path)
     except OSError as e:
         print(f'open("{path}"): {e.strerror}', file=out)
-        return EXIT_UNREADABLE
+        return None
     except ValueError:
         print(f"error: invalid pidfile {path}", file=out)
-        return EXIT_UNREADABLE
+        return None
     if looks_like_master(pid) is False:
         print(f"error: pid {pid} in {path} is not a uwsgi-py master; not signalling it", file=out)
-        return EXIT_UNREADABLE
+        return None
+    return pid
+
+
+def kill(pid: int, sig: int, out=sys.stderr) -> int:
     try:
         os.kill(pid, sig)
     except OSError as e:
@@ -87,10 +107,78 @@ def send(path: str, sig: int, out=sys.stderr) -> int:
     return EXIT_SENT
 
 
+def send(path: str, sig: int, out=sys.stderr) -> int:
+    """Signal the instance in ``path``; returns the process exit code."""
+    pid = master_in(path, out)
+    if pid is None:
+        return EXIT_UNREADABLE
+    return kill(pid, sig, out)
+
+
+def reload_and_wait(path: str, out=sys.stderr, wait: float = RELOAD_WAIT) -> int:
+    """``--reload PIDFILE``: SIGHUP, then wait for the outcome on the status socket.
+
+    0: the new generation serves (nothing printed); 2: the reload was refused (the
+    old code keeps serving); 3: no outcome in time; 1/255 as ``send``. Without a
+    status socket the signal is sent and 0 returned, as uWSGI does.
+    """
+    import time
+
+    from . import health
+    pid = master_in(path, out)
+    if pid is None:
+        return EXIT_UNREADABLE
+    before = health.query(pid)
+    if before is None or not before.get("reload_waitable", True):
+        return kill(pid, signal.SIGHUP, out)    # as uWSGI: sent is all it can tell
+    if before["state"] == "stopping":
+        print(RELOAD_STOPPING, file=out)
+        return EXIT_UNREADABLE
+    mark = (before["reloads"], before["last_reload"])
+    code = kill(pid, signal.SIGHUP, out)
+    if code != EXIT_SENT:
+        return code
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        time.sleep(POLL)
+        now = health.query(pid)
+        if now is None:
+            if not os.path.exists(f"/proc/{pid}"):
+                print(RELOAD_GONE, file=out)
+                return EXIT_UNREADABLE
+            continue       # between the exec and the new image's loop
+        if (now["reloads"], now["last_reload"]) == mark:
+            continue
+        outcome = now["last_reload"] or {}
+        if outcome.get("refused"):
+            print(RELOAD_REFUSED.format(error=outcome.get("error", "?"),
+                                        generation=now["generation"]), file=out)
+            return EXIT_RELOAD_REFUSED
+        return EXIT_SENT          # quiet, as uWSGI's --reload: the exit status tells
+    print(RELOAD_TIMED_OUT.format(secs=wait), file=out)
+    return EXIT_RELOAD_TIMEOUT
+
+
+def print_status(path: str, out=sys.stdout) -> int:
+    """``--status PIDFILE``: the instance's readiness as one JSON line; 0 when ready."""
+    from . import health
+    pid = master_in(path, sys.stderr)
+    if pid is None:
+        return EXIT_UNREADABLE
+    doc = health.query(pid)
+    if doc is None:
+        print(f"pid {pid} does not answer on its status socket", file=sys.stderr)
+        return EXIT_NOT_READY
+    out.write(health.encode(doc).decode())
+    return EXIT_SENT if doc.get("ready") else EXIT_NOT_READY
+
+
 def signal_command(command: str) -> Callable[[str], int]:
     sig = COMMAND_SIGNALS[command]
 
     def run(path: str) -> int:
+        if command == "reload":
+            return reload_and_wait(path)
         return send(path, sig)
 
     run.__name__ = f"{command}_pidfile"

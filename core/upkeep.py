@@ -42,21 +42,37 @@ class Upkeep:
         for child in self.all_children():
             self.kill(child, signal.SIGUSR2)
 
-    def reopen_logs(self, rotate: bool) -> None:
-        path = self.settings.logto
-        if not path:
+    def log_files(self) -> list:
+        """The files this master writes logs to: --logto (fds 1 and 2), then plugins' (LOG-3)."""
+        s = self.settings
+        files = list(log.FILES)
+        if s.logto:
+            files.insert(0, log.LogFile(s.logto, 2, s.log_maxsize, s.log_backupname))
+        return files
+
+    def reopen_logs(self, rotate: bool, only=None) -> None:
+        files = self.log_files() if only is None else [only]
+        if not files:
             log.log("no log file configured (--logto): nothing to reopen")
             return
-        try:
-            if rotate:
-                log.rotate(path)
-            else:
-                log.reopen(path)
-        except OSError as e:
-            log.log(f"unable to reopen log {path}: {e.strerror}; reloading")
-            self.request("graceful_reload")
-            return
-        self.tell_workers(b"l")
+        for f in files:
+            try:
+                if rotate:
+                    log.rotate(f.path, f.backupname, f.fd)
+                else:
+                    log.reopen(f.path, f.fd)
+            except OSError as e:
+                log.log(f"unable to reopen log {f.path}: {e.strerror}; reloading")
+                self.request("graceful_reload")
+                return
+            if f.fd == 2:
+                self.tell_workers(b"l")
+
+    def check_log_size(self) -> None:
+        """--log-maxsize (and a file logger's maxsize=): rotate what grew too big (LOG-3)."""
+        for f in self.log_files():
+            if f.maxsize and f.size() > f.maxsize:
+                self.reopen_logs(rotate=True, only=f)
 
     def write_pidfiles(self, safe: bool = False, every: bool = False) -> None:
         s = self.settings

@@ -202,6 +202,8 @@ class Worker:
         self.born = time.monotonic()
         self.min_bytes = self.settings.socket_min_bytes
         self.logging = not self.settings.disable_logging
+        # a plugin's request logger (--log-format, --req-logger...) replaces the line below
+        self.request_logger = self.server.hook.uwsgi_request_logger(worker=self)
         self.apps = {}
         for app in self.server.apps:
             self.apps.setdefault(app.modifier1, app)
@@ -366,7 +368,7 @@ class Worker:
             elif cmd == CTL_RESUME:
                 self.resume()
             elif cmd == CTL_REOPEN_LOG and self.settings.logto:
-                log.open_logfile(self.settings.logto)
+                log.follow(self.settings.logto)
             elif cmd == CTL_STATS:
                 self._on_usr1(None, None)
             elif cmd == CTL_RECYCLE and not self.stopping:
@@ -663,13 +665,10 @@ class Worker:
         us = int(elapsed * 1_000_000) if elapsed > 0 else 0
         self.req = None
         slot.done(req.sent + req.hsize, us)
-        if self.logging:
-            log.log(log.REQUEST.format(
-                pid=self.pid, wreq=slot.requests, treq=slot.requests, addr=conn.remote or "-",
-                nvars=len(env), vsize=sum(len(k) + len(v) for k, v in env.items() if isinstance(v, str)),
-                date=time.ctime(started), method=env.get("REQUEST_METHOD", "-"), uri=uri,
-                size=req.sent, ms=us // 1000, proto=env.get("SERVER_PROTOCOL", "-"),
-                status=req.status, nheaders=req.nheaders, hsize=req.hsize))
+        if self.request_logger is not None:
+            self.request_logger(self, req, uri, started, us)
+        elif self.logging:
+            log.raw(self.request_line(req, uri, started, us))
         conn.served += 1
         if self.max_requests and slot.delta >= self.max_requests:
             self.max_requests_reached()
@@ -678,6 +677,19 @@ class Worker:
         if not req.input.done:
             conn.unread = True
         return False
+
+    def request_line(self, req: Request, uri: str, started: float, us: int, addr: str = "",
+                     micros: bool = False) -> str:
+        """uWSGI's default request line (LOG-2); ``micros``: the time in microseconds."""
+        env = req.vars
+        return log.REQUEST.format(
+            pid=self.pid, wreq=self.slot.requests, treq=self.slot.requests,
+            addr=addr or req.conn.remote or "-", user=env.get("REMOTE_USER", ""),
+            nvars=len(env), vsize=sum(len(k) + len(v) for k, v in env.items() if isinstance(v, str)),
+            date=time.ctime(started), method=env.get("REQUEST_METHOD", "-"), uri=uri,
+            size=req.sent, time=us if micros else us // 1000, unit="micros" if micros else "msecs",
+            via=" ", proto=env.get("SERVER_PROTOCOL", "-"), status=req.status,
+            nheaders=req.nheaders, hsize=req.hsize)
 
 
 def _noop(signum, frame) -> None:

@@ -3,14 +3,12 @@
 ``echo r > /run/app.fifo`` gracefully reloads the instance. The byte table is
 ``table.COMMANDS`` plus whatever other plugins return from
 ``uwsgi_fifo_commands`` (FIFO-8); every byte becomes a named master action,
-the same ones the signal table uses (STYLE §4). Also ``--log-maxsize``
-(rotation checked once a second), which drives the same action as ``L``.
+the same ones the signal table uses (STYLE §4). ``--log-maxsize`` is the
+core's (the master checks it once a second).
 """
 from __future__ import annotations
 
-import os
-
-from uwsgi_py import Option, hookimpl, non_negative_int
+from uwsgi_py import Option, hookimpl
 
 from .channel import ACTIVE, RECREATE_ACTION, UNKNOWN, UNKNOWN_ACTION, Channel, FifoError, \
     describe, slot_actions
@@ -40,8 +38,6 @@ def uwsgi_add_options(registry):
     registry.add(
         Option("master-fifo", "path of a master FIFO; repeat for slots 0-9 (write 0-9 to switch)",
                multiple=True, master=True, metavar="PATH"),
-        Option("log-maxsize", "rotate the --logto file when it grows beyond BYTES (0 = never)",
-               convert=non_negative_int, default=0, metavar="BYTES"),
     )
 
 
@@ -138,21 +134,3 @@ def uwsgi_master_watch(master):
         return None
     master.fifo_channel = channel
     return [watch]
-
-
-# ---- --log-maxsize -------------------------------------------------------------------------
-def log_too_big(logto: str | None, maxsize: int) -> bool:
-    if not (logto and maxsize):
-        return False
-    try:
-        return os.fstat(2).st_size > maxsize
-    except OSError:
-        return False
-
-
-@hookimpl
-def uwsgi_master_tick(master):
-    """LOG-3: ``--log-maxsize`` rotates through the same action as ``L``."""
-    s = master.settings
-    if log_too_big(s.logto, s.log_maxsize):
-        master.request("rotate_logs")

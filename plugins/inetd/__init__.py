@@ -8,13 +8,15 @@ them to the core's hooks. Which process runs what:
 - ``uwsgi_adopt_sockets`` (first start only, before the configured sockets are bound):
   activated fds, then fd 0 unless activation supplied sockets or ``--skip-zero``;
 - ``uwsgi_post_apps`` (every image): ``--daemonize2`` on a first start;
-- ``uwsgi_master_event`` (master): sd_notify READY/RELOADING/STOPPING and STATUS lines.
+- ``uwsgi_master_event`` (master): sd_notify READY/RELOADING/STOPPING and STATUS lines;
+- ``uwsgi_master_cycle`` (master): ``WATCHDOG=1`` when systemd set WATCHDOG_USEC.
 """
 from __future__ import annotations
 
 import os
+import time
 
-from uwsgi_py import Option, OptionError, hookimpl
+from uwsgi_py import Option, OptionError, hookimpl, non_negative_int
 from uwsgi_py import log, pidfile
 
 from . import daemon, inetd, systemd
@@ -44,6 +46,9 @@ def uwsgi_add_options(registry):
                convert=umask_mode, metavar="MODE"),
         Option("honour-stdin", "keep stdin as it is when it is not an inherited socket "
                "(default: replace it with /dev/null)", flag=True),
+        Option("systemd-extend-timeout", "under systemd (Type=notify), ask for SECS more "
+               "start-up time (EXTEND_TIMEOUT_USEC) before loading a slow app",
+               convert=non_negative_int, default=0, metavar="SECS"),
     )
 
 
@@ -64,6 +69,8 @@ def uwsgi_launch(server):
     if s.daemonize:
         daemon.detach()
     systemd.notify(systemd.STARTING)
+    if s.systemd_extend_timeout:
+        systemd.notify(systemd.extend_timeout(s.systemd_extend_timeout))
 
 
 @hookimpl
@@ -99,6 +106,19 @@ def _daemonize2(server) -> None:
         if path:
             log.log(log.PIDFILE.format(path=path))
             pidfile.write(path)
+
+
+@hookimpl
+def uwsgi_master_start(master):
+    interval = systemd.watchdog_interval()
+    master.sd_watchdog = systemd.Watchdog(interval) if interval else None
+
+
+@hookimpl
+def uwsgi_master_cycle(master):
+    watchdog = getattr(master, "sd_watchdog", None)
+    if watchdog is not None:
+        watchdog.cycle(time.monotonic())
 
 
 @hookimpl

@@ -131,3 +131,37 @@ def notify(lines: list[str], environ=os.environ) -> bool:
         log.log(NOTIFY_FAILED.format(address=environ.get(NOTIFY_SOCKET), error=e.strerror or e))
         return False
     return True
+
+
+# ---- the watchdog (WatchdogSec=) and start-up extensions ------------------------------------
+
+def watchdog_interval(environ=os.environ, pid: int | None = None) -> float:
+    """Seconds between two ``WATCHDOG=1`` (half of WATCHDOG_USEC, as sd_watchdog_enabled()
+    advises), or 0 when systemd set no watchdog for this process."""
+    usec = environ.get("WATCHDOG_USEC", "")
+    owner = environ.get("WATCHDOG_PID", "")
+    if not usec.isdigit() or int(usec) == 0:
+        return 0.0
+    if owner and owner != str(os.getpid() if pid is None else pid):
+        return 0.0
+    return int(usec) / 2e6
+
+
+class Watchdog:
+    """Pings from the master's loop (every pass, every state: a long reload check too)."""
+
+    def __init__(self, interval: float):
+        self.interval = interval
+        self.next = 0.0
+
+    def cycle(self, now: float) -> None:
+        if now >= self.next:
+            self.next = now + self.interval
+            notify(["WATCHDOG=1"])
+
+
+def extend_timeout(seconds: int) -> list[str]:
+    """Ask systemd for ``seconds`` more before READY=1 (a slow app is about to load)."""
+    return [f"EXTEND_TIMEOUT_USEC={seconds * 1_000_000}",
+            _status(f"loading the app (start-up timeout extended by {seconds} s)")]
+

@@ -14,9 +14,10 @@ to the new image so the address stays the same.
 from __future__ import annotations
 
 import os
+import time
 from typing import TYPE_CHECKING
 
-from uwsgi_py import Option, OptionError, Watch, hookimpl
+from uwsgi_py import Option, OptionError, Watch, hookimpl, positive_int
 
 if TYPE_CHECKING:
     from .endpoint import StatsServer
@@ -35,19 +36,40 @@ def uwsgi_add_options(registry):
     registry.add(
         Option("stats", "enable the stats server on ADDR (host:port, unix path or @abstract)",
                aliases=("stats-server",), master=True, metavar="ADDR"),
-        Option("stats-http", "prefix the stats document with HTTP response headers", flag=True),
+        Option("stats-http", "answer HTTP: the JSON document, /metrics in Prometheus' text "
+               "format, /ready (200 or 503) for load balancers and probes", flag=True),
         Option("stats-minified", "send the stats document without whitespace", flag=True,
                aliases=("stats-min",)),
         Option("stats-no-cores", "leave cores (and current request vars) out of the stats",
                flag=True),
         Option("memory-report", "report workers' rss/vsz in stats and uwsgi.workers()", flag=True),
+        Option("stats-push", "push uWSGI's metrics to statsd:HOST:PORT[,PREFIX] (UDP)",
+               multiple=True, master=True, metavar="statsd:HOST:PORT[,PREFIX]"),
+        Option("stats-pusher-default-freq", "seconds between two stats pushes",
+               aliases=("stats-pushers-default-freq",), convert=positive_int, default=3,
+               metavar="SECS"),
     )
 
 
 @hookimpl
 def uwsgi_configure(settings):
     if settings.stats:
-        from . import endpoint, requestvars  # noqa: F401 - see above
+        from . import endpoint, metrics, requestvars  # noqa: F401 - see above
+    if settings.stats_push:
+        from . import push
+        for spec in settings.stats_push:
+            try:
+                push.StatsdPusher(spec).close()
+            except push.PushError as e:
+                raise OptionError(f"--stats-push: {e}") from None
+
+
+@hookimpl
+def uwsgi_master_start(master):
+    s = master.settings
+    if s.stats_push:
+        from .push import Pushers
+        master.stats_pushers = Pushers(s.stats_push, s.stats_pusher_default_freq, s.memory_report)
 
 
 def _state(server) -> StatsServer | None:
@@ -102,7 +124,7 @@ def uwsgi_master_watch(master):
 @hookimpl
 def uwsgi_master_cycle(master):
     state = _state(master.server)
-    if state is not None and state.pending:
+    if state is not None and (state.pending or state.heads):
         state.sweep()
 
 
@@ -111,10 +133,17 @@ def uwsgi_master_tick(master):
     state = _state(master.server)
     if state is not None:
         state.check_listen_queue(master.server.listeners)
+    pushers = getattr(master, "stats_pushers", None)
+    if pushers is not None:
+        pushers.tick(master, time.monotonic(), state)
 
 
 @hookimpl
 def uwsgi_master_cleanup(master, reason):
+    pushers = getattr(master, "stats_pushers", None)
+    if pushers is not None:
+        pushers.close()
+        master.stats_pushers = None
     state = _state(master.server)
     if state is None:
         return

@@ -7,6 +7,12 @@ the master's selector, and a client that stops reading is dropped after
 ``SEND_TIMEOUT``. The request is never parsed; whatever the client sent is
 read and discarded so that closing does not reset the connection (an HTTP
 client would otherwise lose the response).
+
+With ``--stats-http`` the request line is read first (from the master's
+selector, never blocking) and picks the answer: ``/metrics`` is the same
+numbers in Prometheus' text format, ``/ready`` the instance's readiness (200 or
+503, ``uwsgi_py.health``), anything else the JSON document. A client that sends
+nothing within ``SEND_TIMEOUT`` gets the JSON document, as before.
 """
 from __future__ import annotations
 
@@ -17,15 +23,18 @@ import stat
 import time
 from dataclasses import dataclass
 
-from uwsgi_py import log
+from uwsgi_py import health, log
 from uwsgi_py.sockets import address_text, parse_address, queue
 
-from . import document, render
+from . import document, metrics, render
 
 ENABLED = "*** Stats server enabled on {address} fd: {fd} ***"
 QUEUE_FULL = '*** uWSGI listen queue of socket "{name}" (fd: {fd}) full !!! ({queue}/{max}) ***'
 HTTP_HEAD = (b"HTTP/1.0 200 OK\r\nConnection: close\r\nAccess-Control-Allow-Origin: *\r\n"
              b"Content-Type: application/json\r\n\r\n")
+HTTP_RESPONSE = "HTTP/1.0 {status}\r\nConnection: close\r\nContent-Type: {type}\r\n\r\n"
+PROMETHEUS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+HEAD_LIMIT = 8192        # a request head longer than this is answered as it stands
 UNIX_MODE = 0o600        # without --chmod-socket: only the instance's user may read stats
 BACKLOG = 100
 ACCEPT_BATCH = 16        # connections served per wake-up; the rest wait for the next pass
@@ -90,6 +99,7 @@ class StatsServer:
         self.request_vars = request_vars
         self.listen_queue_errors = 0
         self.pending: dict[int, Pending] = {}
+        self.heads: dict[int, tuple] = {}     # --stats-http clients still sending their request
         self.master = None
         self.unix_path = None
         name = sock.getsockname()
@@ -112,6 +122,20 @@ class StatsServer:
         data = text.encode("utf-8", "replace")
         return HTTP_HEAD + data if self.http else data
 
+    def answer(self, path: str) -> bytes:
+        """--stats-http: the response for a request of ``path``."""
+        path = path.split("?", 1)[0]
+        if path == "/metrics":
+            doc = document.build(self.master, self)
+            body = metrics.render(doc, health.status(self.master))
+            return HTTP_RESPONSE.format(status="200 OK", type=PROMETHEUS_TYPE).encode() + body.encode()
+        if path in ("/ready", "/health"):
+            status = health.status(self.master)
+            code = "200 OK" if status["ready"] else "503 Service Unavailable"
+            return (HTTP_RESPONSE.format(status=code, type="application/json").encode()
+                    + health.encode(status))
+        return self.document()
+
     def on_readable(self) -> None:
         """Watch callback: serve every waiting client (up to a batch), never block."""
         data = None
@@ -123,6 +147,9 @@ class StatsServer:
             except OSError as e:
                 log.log(f"stats server accept(): {e.strerror}")
                 return
+            if self.http:
+                self.read_request(client)
+                continue
             if data is None:
                 try:
                     data = self.document()
@@ -131,6 +158,47 @@ class StatsServer:
                     client.close()
                     return
             self.send(client, data)
+
+    # ---- --stats-http: read the request line first ------------------------------------
+    def read_request(self, client: socket.socket) -> None:
+        client.setblocking(False)
+        fd = client.fileno()
+        self.heads[fd] = (client, bytearray(), time.monotonic() + SEND_TIMEOUT)
+        self.master.private_fds.add(fd)
+        self.master.selector.register(fd, selectors.EVENT_READ, lambda: self.on_request(fd))
+        self.on_request(fd)
+
+    def on_request(self, fd: int, timed_out: bool = False) -> None:
+        entry = self.heads.get(fd)
+        if entry is None:
+            return
+        client, buf, _ = entry
+        eof = timed_out
+        while not eof:
+            try:
+                chunk = client.recv(DRAIN)
+            except BlockingIOError:
+                break
+            except OSError:
+                chunk = b""
+            if not chunk:
+                eof = True
+                break
+            buf += chunk
+        head_done = b"\r\n\r\n" in buf or b"\n\n" in buf or len(buf) >= HEAD_LIMIT
+        if not (head_done or eof):
+            return
+        del self.heads[fd]
+        self.master.unwatch(fd)
+        words = bytes(buf).split(b"\r\n", 1)[0].split()
+        path = words[1].decode("latin-1") if len(words) >= 2 else "/"
+        try:
+            data = self.answer(path)
+        except Exception as e:  # noqa: BLE001 - a stats bug must not take the master down
+            log.log(f"stats server: cannot answer {path!r}: {e!r}")
+            client.close()
+            return
+        self.send(client, data)
 
     def send(self, client: socket.socket, data: bytes) -> None:
         client.setblocking(False)
@@ -184,9 +252,12 @@ class StatsServer:
 
     def sweep(self) -> None:
         """Drop clients that stopped reading (runs on every master loop pass; cheap)."""
+        now = time.monotonic()
+        for fd, (_, _, deadline) in list(self.heads.items()):
+            if deadline < now:
+                self.on_request(fd, timed_out=True)
         if not self.pending:
             return
-        now = time.monotonic()
         for fd, pending in list(self.pending.items()):
             if pending.deadline < now:
                 self.drop(fd, finish=False)
@@ -203,6 +274,10 @@ class StatsServer:
         """Master cleanup (exit or exec reload): close everything, remove the unix path."""
         for fd in list(self.pending):
             self.drop(fd, finish=False)
+        for fd, (client, _, _) in list(self.heads.items()):
+            self.master.unwatch(fd)
+            client.close()
+        self.heads.clear()
         self.sock.close()
         if self.unix_path:
             try:
@@ -222,6 +297,9 @@ class StatsServer:
         for pending in self.pending.values():
             pending.sock.detach()  # the spawner closed these (master private fds)
         self.pending.clear()
+        for client, _, _ in self.heads.values():
+            client.detach()
+        self.heads.clear()
 
 
 def _identity(fd: int):

@@ -77,8 +77,8 @@ def uwsgi_master_tick(master):
         paths = getattr(s, name.replace("-", "_"))
         if not paths:
             continue
-        if name in ("touch-logreopen", "touch-logrotate") and not s.logto:
-            continue  # TOUCH-5
+        if name in ("touch-logreopen", "touch-logrotate") and not master.log_files():
+            continue  # TOUCH-5: no --logto and no file logger
         path = check(state, name, paths)
         if path is None:
             continue

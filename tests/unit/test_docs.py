@@ -149,3 +149,15 @@ def test_every_builtin_option_is_in_the_reference():
         assert f"| `--{opt.name}`" in text, f"--{opt.name} is missing from docs/options.md"
         for alias in opt.aliases:
             assert f"`--{alias}`" in text, f"alias --{alias} is missing from docs/options.md"
+
+
+def test_man_page_is_the_generated_one():
+    spec = importlib.util.spec_from_file_location("gen_man", ROOT / "scripts" / "gen_man.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    page = ROOT / "docs" / "uwsgi-py.1"
+    assert page.read_text() == module.render(), \
+        "docs/uwsgi-py.1 is stale: run python scripts/gen_man.py and commit it"
+    for opt in cli.build_registry(plugins.build(set())):
+        if opt.group == "core":
+            assert f"\\fB\\-\\-{opt.name.replace('-', chr(92) + '-')}\\fR" in page.read_text()

@@ -1,0 +1,165 @@
+"""The master's side of logging: loggers, encoders, routes, and the pipes workers write to.
+
+With ``--log-master`` (implied by ``--logger``, ``--log-encoder``...), every
+worker's fds 1 and 2 are one end of a ``SOCK_SEQPACKET`` socketpair: each
+``write()`` (a log line, an app's ``print``) is one message, which the master
+reads from its loop and hands to the loggers. With ``--req-logger``, request
+lines go through a second pair to the request loggers. The master writes its own
+lines to the loggers directly (``log.set_writer``), never into a pipe it must
+drain itself. Worker ends are blocking: a worker waits for the master rather
+than lose lines; the master never blocks on them.
+
+The pipes survive exec reloads (their fds are handed to the next image in
+``HANDOFF_ENV``), so the previous generation's workers keep logging while they
+drain.
+"""
+from __future__ import annotations
+
+import os
+import re
+import socket
+import stat
+
+from .encoders import Chain
+from .targets import Target, parse
+
+HANDOFF_ENV = "UWSGI_PY_LOG_PIPES"   # "log_r,log_w,req_r,req_w" (-1: none)
+PIPE_BUFFER = 4 << 20     # asked for; the kernel caps it (net.core.wmem_max)
+READ_SIZE = 65536         # a message longer than this is cut (uWSGI: --log-master-bufsize)
+READ_BATCH = 256          # messages handled per wake-up; the rest wait for the next pass
+ENCODER_REGISTERED = "[{kind}] registered {spec}"
+
+
+class Route:
+    def __init__(self, spec: str, option: str):
+        name, _, pattern = spec.partition(" ")
+        if not name or not pattern:
+            raise ValueError(f"--{option}: {spec!r} is not 'LOGGER REGEXP'")
+        try:
+            self.regex = re.compile(pattern.encode())
+        except re.error as e:
+            raise ValueError(f"--{option}: {pattern!r} is not a regular expression: {e}") from None
+        self.name = name
+        self.target: Target | None = None
+
+
+class Stream:
+    """One kind of lines (server log, request log): its loggers, encoders, routes and pipe."""
+
+    def __init__(self, loggers: list[Target], encoders: Chain, routes: list[Route],
+                 route_option: str):
+        self.loggers = loggers
+        self.encoders = encoders
+        self.routes = routes
+        named = {t.name: t for t in loggers if t.name}
+        for route in routes:
+            route.target = named.get(route.name)
+            if route.target is None:
+                raise ValueError(f"--{route_option}: no logger named {route.name!r}")
+        self.r = self.w = -1
+
+    def emit(self, target: Target | None, msg: bytes) -> None:
+        if self.encoders:
+            msg = self.encoders.encode(msg, target.name if target is not None else "")
+        if target is None:
+            try:
+                os.write(2, msg)
+            except OSError:
+                pass
+        else:
+            target.write(msg)
+
+    def dispatch(self, msg: bytes) -> None:
+        """uWSGI's uwsgi_master_log: routes first; else every unnamed logger; else fd 2."""
+        routed = False
+        for route in self.routes:
+            if route.regex.search(msg):
+                self.emit(route.target, msg)
+                routed = True
+        if routed:
+            return
+        sent = False
+        for target in self.loggers:
+            if not target.name:
+                self.emit(target, msg)
+                sent = True
+        if not sent:
+            self.emit(None, msg)
+
+    # ---- the pipe -------------------------------------------------------------------
+    def open_pipe(self, inherited: tuple[int, int] | None) -> None:
+        if inherited is not None and all(_is_socket(fd) for fd in inherited):
+            self.r, self.w = inherited
+        else:
+            a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            try:
+                b.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, PIPE_BUFFER)
+                a.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, PIPE_BUFFER)
+            except OSError:
+                pass
+            self.r, self.w = a.detach(), b.detach()
+        os.set_blocking(self.r, False)
+        for fd in (self.r, self.w):
+            os.set_inheritable(fd, False)
+
+    def drain(self, limit: int = READ_BATCH) -> None:
+        """Master: hand every waiting message (up to ``limit``) to the loggers."""
+        for _ in range(limit):
+            try:
+                msg = os.read(self.r, READ_SIZE)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return
+            if not msg:
+                return
+            self.dispatch(msg)
+
+    def close(self) -> None:
+        for fd in (self.r, self.w):
+            if fd >= 0:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        self.r = self.w = -1
+        for target in self.loggers:
+            target.close()
+
+
+def _is_socket(fd: int) -> bool:
+    try:
+        return stat.S_ISSOCK(os.fstat(fd).st_mode)
+    except OSError:
+        return False
+
+
+def build_stream(specs: list[str], encoders: list[str], routes: list[str], syslog_socket: str,
+                 route_option: str, maxsize: int = 0) -> Stream:
+    return Stream([parse(spec, syslog_socket, maxsize) for spec in specs], Chain(encoders),
+                  [Route(spec, route_option) for spec in routes], route_option)
+
+
+def take_handoff(environ=os.environ) -> tuple[tuple[int, int] | None, tuple[int, int] | None]:
+    """The previous image's pipes, if it handed any over (popped)."""
+    text = environ.pop(HANDOFF_ENV, "")
+    try:
+        log_r, log_w, req_r, req_w = (int(x) for x in text.split(","))
+    except ValueError:
+        return None, None
+    return ((log_r, log_w) if log_r >= 0 else None), ((req_r, req_w) if req_r >= 0 else None)
+
+
+def give_handoff(server_stream: Stream | None, req_stream: Stream | None) -> list[int]:
+    """Before exec: make the pipes inheritable and name them for the next image."""
+    fds = []
+    values = []
+    for stream in (server_stream, req_stream):
+        pair = (stream.r, stream.w) if stream is not None and stream.r >= 0 else (-1, -1)
+        values.extend(pair)
+        for fd in pair:
+            if fd >= 0:
+                os.set_inheritable(fd, True)
+                fds.append(fd)
+    os.environ[HANDOFF_ENV] = ",".join(str(v) for v in values)
+    return fds
