@@ -52,6 +52,7 @@ class Server:
     started_on: int = field(default_factory=lambda: int(time.time()))
     app_error: str | None = None
     ready: bool = False
+    guard: Any = None          # plugins.HookGuard: calls plugin code, names a plugin that raises
 
     @property
     def is_reload(self) -> bool:
@@ -80,7 +81,8 @@ class Server:
         inherited = {entry["key"]: entry for entry in self.handoff.fds}
         used = set()
         supplied = [] if self.is_reload else [
-            lst for group in self.hook.uwsgi_adopt_sockets(server=self) for lst in group or ()]
+            lst for group in self.guard.startup(self.hook.uwsgi_adopt_sockets, server=self)
+            for lst in group or ()]
         for option, i, name, proto in wanted:
             key = f"{option}#{i}"
             entry = inherited.get(key)
