@@ -120,19 +120,16 @@ def test_relative_logto(server, start_dir):
 
 def test_relative_touch_reload(server, start_dir):
     touch = start_dir / "sub" / "reload.touch"
-    touch.write_text("")
     inst = server("--master", "--chdir", "sub", "--wsgi-file", "app.py", "--touch-reload", "reload.touch",
                   app=False, cwd=start_dir, wait=False)
     serving(inst)
-
-    def touched(stamp: float):
-        return lambda: os.utime(touch, (stamp, stamp))
-
-    now = os.stat(touch).st_mtime
-    reloaded(inst, 1, touched(now + 10))
+    # the master looked for it (from sub/): creating it now is a change it sees
+    inst.wait_log("unable to stat() reload.touch, events will be triggered as soon as the file is created")
+    reloaded(inst, 1, lambda: touch.write_text(""))
     inst.wait_log("*** reload.touch has been touched... grace them all !!! ***")
-    # the new image watches the same file: it recorded the mtime before the outcome line
-    reloaded(inst, 2, touched(now + 20))
+    # the new image recorded the file's mtime before its outcome line: a newer one fires
+    stamp = os.stat(touch).st_mtime + 10
+    reloaded(inst, 2, lambda: os.utime(touch, (stamp, stamp)))
 
 
 def test_relative_unix_socket(server, start_dir):
