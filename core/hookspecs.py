@@ -115,7 +115,7 @@ def uwsgi_load_apps(server: "Server") -> "list[App] | None":
 
 
 # ---- master ------------------------------------------------------------------
-# An exception raised by an implementation of a master hook (init, watch, start,
+# An exception raised by an implementation of a master hook (actions, init, watch, start,
 # cycle, tick, event, cleanup) is logged with the plugin's name; the other
 # implementations still run and the master carries on (plugins.HookGuard).
 

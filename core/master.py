@@ -56,7 +56,7 @@ class Master(Spawner, Upkeep):
         self.exit_code = 0
         self.pending: collections.deque[str] = collections.deque()
         self.selector = selectors.DefaultSelector()
-        self.actions = actions.registry(self.hook)
+        self.actions = actions.registry(self.guard.master(self.hook.uwsgi_master_actions))
         self.table = signals.master_table(self.settings.die_on_term)
         self.reload_kind = ""
         self.reload_started = 0.0

@@ -23,8 +23,8 @@ from test_external_plugin import make_venv
 pytestmark = pytest.mark.timeout(120)
 
 FAULTY_PROJECT = ROOT / "tests" / "external_plugin_faulty"
-MASTER_HOOKS = ("master_init", "master_start", "master_cycle", "master_tick", "master_event",
-                "master_cleanup")
+MASTER_HOOKS = ("master_actions", "master_init", "master_start", "master_cycle", "master_tick",
+                "master_event", "master_cleanup")
 PORT = re.compile(r"bound to TCP address 127\.0\.0\.1:(\d+)")
 WHERE = r"\(at \S+/uwsgi_py_faulty/__init__\.py:\d+\)"
 
@@ -88,7 +88,7 @@ def test_master_hooks_that_raise_are_logged_and_the_master_carries_on(faulty_ser
         args += ["--faulty-fail", hook]
     inst = faulty_server(*args)
     before = inst.wait_workers(2)
-    for hook in ("master_init", "master_start", "master_event"):
+    for hook in ("master_actions", "master_init", "master_start", "master_event"):
         wait_match(inst, failed(f"uwsgi_{hook}"))
     # a hook failing on every pass is logged at its 1st, 2nd, 4th... failure, not each time
     wait_match(inst, failed("uwsgi_master_cycle", 4))

@@ -1,7 +1,7 @@
 """A plugin that raises in every hook named by ``--faulty-fail HOOK`` (repeatable).
 
 HOOK is a hook name without ``uwsgi_`` (``configure``, ``launch``, ``adopt_sockets``,
-``post_apps``, ``master_init``, ``master_start``, ``master_cycle``, ``master_tick``,
+``post_apps``, ``master_actions``, ``master_init``, ``master_start``, ``master_cycle``, ``master_tick``,
 ``master_event``, ``master_cleanup``) or ``watch``: with ``--faulty-fifo PATH``
 the master watches that FIFO and the callback raises on the first byte read.
 Every hook it did run logs ``faulty-plugin: ran HOOK`` once per image.
@@ -14,13 +14,14 @@ from uwsgi_py import Option, Watch, hookimpl
 
 
 SEEN: set[str] = set()   # hooks already logged by this image
+FAIL: set[str] = set()   # --faulty-fail, kept at configure: uwsgi_master_actions gets no settings
 
 
-def _run(settings, hook: str) -> None:
+def _run(hook: str) -> None:
     if hook not in SEEN:
         SEEN.add(hook)
         os.write(2, f"faulty-plugin: ran {hook}\n".encode())
-    if hook in settings.faulty_fail:
+    if hook in FAIL:
         raise RuntimeError(f"faulty plugin fails in {hook} on purpose")
 
 
@@ -34,27 +35,34 @@ def uwsgi_add_options(registry):
 
 @hookimpl
 def uwsgi_configure(settings):
-    _run(settings, "configure")
+    FAIL.update(settings.faulty_fail)
+    _run("configure")
 
 
 @hookimpl
 def uwsgi_launch(server):
-    _run(server.settings, "launch")
+    _run("launch")
 
 
 @hookimpl
 def uwsgi_adopt_sockets(server):
-    _run(server.settings, "adopt_sockets")
+    _run("adopt_sockets")
 
 
 @hookimpl
 def uwsgi_post_apps(server):
-    _run(server.settings, "post_apps")
+    _run("post_apps")
+
+
+@hookimpl
+def uwsgi_master_actions():
+    _run("master_actions")
+    return None
 
 
 @hookimpl
 def uwsgi_master_init(master):
-    _run(master.settings, "master_init")
+    _run("master_init")
 
 
 @hookimpl
@@ -68,7 +76,7 @@ def uwsgi_master_watch(master):
 
     def readable():
         data = os.read(fd, 4096)
-        _run(master.settings, "watch")
+        _run("watch")
         os.write(2, f"faulty-plugin: read {data!r}\n".encode())
 
     return [Watch(fd, readable)]
@@ -76,24 +84,24 @@ def uwsgi_master_watch(master):
 
 @hookimpl
 def uwsgi_master_start(master):
-    _run(master.settings, "master_start")
+    _run("master_start")
 
 
 @hookimpl
 def uwsgi_master_cycle(master):
-    _run(master.settings, "master_cycle")
+    _run("master_cycle")
 
 
 @hookimpl
 def uwsgi_master_tick(master):
-    _run(master.settings, "master_tick")
+    _run("master_tick")
 
 
 @hookimpl
 def uwsgi_master_event(master, event, info):
-    _run(master.settings, "master_event")
+    _run("master_event")
 
 
 @hookimpl
 def uwsgi_master_cleanup(master, reason):
-    _run(master.settings, "master_cleanup")
+    _run("master_cleanup")
