@@ -409,7 +409,8 @@ def open_log(s) -> None:
     except OSError as e:
         given = {opt.name for opt, value in s.written.values() if value == s.logto}
         option = "daemonize" if "daemonize" in given else "logto"
-        raise OptionError(log.LOGFILE_FAILED.format(option=option, path=s.logto, error=e.strerror)) from None
+        raise OptionError(log.LOGFILE_FAILED.format(option=option, path=s.logto,
+                                                    error=e.strerror)) from None
 
 
 def write_pidfile(option: str, path: str | None) -> None:

@@ -171,6 +171,7 @@ class HookGuard:
     def __init__(self, pm: pluggy.PluginManager):
         self.pm = pm
         self.failures: dict[tuple[str, str], int] = {}
+        self.callers: dict[tuple[str, str], object] = {}
 
     def startup(self, caller, **kwargs):
         """``caller(**kwargs)`` through pluggy; a plugin's exception is a PluginLoadError.
@@ -198,15 +199,19 @@ class HookGuard:
         results = []
         for impl in reversed(impls):
             try:
-                result = impl.function(*(kwargs[name] for name in impl.argnames),
-                                       **{name: kwargs[name] for name in getattr(impl, "kwargnames", ())
-                                          if name in kwargs})
+                results += self._only(caller, impl)(**kwargs)
             except Exception as e:  # noqa: BLE001 - the master carries on
                 self._failed(impl.plugin_name, caller.name, e)
-                continue
-            if result is not None:
-                results.append(result)
         return results
+
+    def _only(self, caller, impl):
+        """``caller`` reduced to ``impl`` (pluggy's subset caller, so that hook tracing
+        and monitoring still see the call); made once per hook and plugin."""
+        key = (caller.name, impl.plugin_name)
+        if key not in self.callers:
+            others = {other.plugin for other in caller.get_hookimpls() if other.plugin is not impl.plugin}
+            self.callers[key] = self.pm.subset_hook_caller(caller.name, others)
+        return self.callers[key]
 
     def callback(self, function, fd: int) -> bool:
         """Run a watched-fd callback; False when a plugin's callback raised (the
