@@ -92,9 +92,9 @@ BUILTIN: dict[str, Callable[["Master"], None]] = {
 }
 
 
-def registry(hook) -> dict[str, Callable[["Master"], None]]:
-    """Built-in actions plus those plugins add or override."""
+def registry(extras: list[dict | None]) -> dict[str, Callable[["Master"], None]]:
+    """Built-in actions plus those plugins add or override (``uwsgi_master_actions``' results)."""
     table = dict(BUILTIN)
-    for extra in hook.uwsgi_master_actions():
+    for extra in extras:
         table.update(extra or {})
     return table

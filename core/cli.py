@@ -293,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return run(argv)
     except OptionError as e:
-        log.log(f"uwsgi-py: error: {e}")
+        log.log(log.ERROR.format(message=e))
         return 1
     except KeyboardInterrupt:
         return 130
@@ -329,13 +329,14 @@ def run(argv: list[str]) -> int:
     config.refuse_unimplemented(settings)
     plugins.check_required(pm, settings.plugin)
     plugins.check_disabled(pm, settings.disable_plugin)
-    pm.hook.uwsgi_configure(settings=settings)
-    signals.check_hooks(settings, actions.registry(pm.hook))
+    guard = plugins.HookGuard(pm)
+    guard.startup(pm.hook.uwsgi_configure, settings=settings)
+    signals.check_hooks(settings, actions.registry(guard.startup(pm.hook.uwsgi_master_actions)))
     start_dir = taken.start_dir or os.getcwd()
     for item in settings.env:
         key, _, value = item.partition("=")
         os.environ[key] = value
-    server = Server(settings, pm.hook, taken, start_dir)
+    server = Server(settings, pm.hook, taken, start_dir, guard=guard)
     if taken.preflight:
         return preflight(server)
     return start(server)
@@ -359,20 +360,22 @@ def preflight(server: Server) -> int:
 def start(server: Server) -> int:
     s = server.settings
     if s.logto and (not server.is_reload or s.log_reopen):
-        log.open_logfile(s.logto)
+        open_log(s)
     if not server.is_reload:
-        server.hook.uwsgi_launch(server=server)
+        server.guard.startup(server.hook.uwsgi_launch, server=server)
     if s.show_config:
         for line in s.show_config_lines():
             log.log(line)
     log.log(log.BANNER.format(version=__version__, compat=VERSION_COMPAT, date=log.now()))
     if not server.is_reload:
-        write_pidfile(s.pidfile)                        # PID-1: before the privilege drop
+        write_pidfile("pidfile", s.pidfile)             # PID-1: before the privilege drop
     keep_root = s.master_as_root and s.master           # only the workers drop (spawner)
     if not keep_root and not s.chown_socket:
         privileges.drop(s)                              # MASTER-2 step 4: before binding
     if not server.is_reload and not (s.chown_socket and not keep_root):
-        write_pidfile(s.pidfile2)                       # PID-2: right after the drop
+        write_pidfile("pidfile2", s.pidfile2)           # PID-2: right after the drop
+    # relative to the start directory, and used again from --chdir's (vacuum, log reopen)
+    s.logto, s.pidfile, s.pidfile2 = _anchored(s.logto), _anchored(s.pidfile), _anchored(s.pidfile2)
     if s.chdir:
         try:
             os.chdir(s.chdir)
@@ -382,7 +385,7 @@ def start(server: Server) -> int:
     if s.chown_socket and not keep_root:
         privileges.drop(s)                              # --chown-socket needed root to bind
         if not server.is_reload:
-            write_pidfile(s.pidfile2)
+            write_pidfile("pidfile2", s.pidfile2)
     if s.master:   # from here on (apps load) the master's signals wait for its loop
         server.wakeup = signals.catch_early(signals.master_table(s.die_on_term, s.hook_master_start),
                                             first_start=not server.is_reload)
@@ -394,7 +397,7 @@ def start(server: Server) -> int:
                 log.log(log.NO_APP_FATAL)
                 return EXIT_APP_LOAD
             log.log(log.NO_APP)
-    server.hook.uwsgi_post_apps(server=server)
+    server.guard.startup(server.hook.uwsgi_post_apps, server=server)
     if not s.master:
         return run_without_master(server)
     from .master import Master
@@ -406,14 +409,25 @@ def start(server: Server) -> int:
     return Master(server).run()
 
 
-def write_pidfile(path: str | None) -> None:
-    if not path:
-        return
-    log.log(log.PIDFILE.format(path=path))
+def _anchored(path: str | None) -> str | None:
+    return os.path.abspath(path) if path else path
+
+
+def open_log(s) -> None:
+    """Point fds 1 and 2 at the log file (``--daemonize``'s, which the inetd plugin
+    puts in ``logto``, or ``--logto``'s); one line naming the option if it cannot."""
     try:
-        pidfile.write(path)
+        log.open_logfile(s.logto)
     except OSError as e:
-        raise OptionError(f"cannot write pidfile {path}: {e.strerror}") from None
+        given = {opt.name for opt, value in s.written.values() if value == s.logto}
+        option = "daemonize" if "daemonize" in given else "logto"
+        raise OptionError(log.LOGFILE_FAILED.format(option=option, path=s.logto,
+                                                    error=e.strerror)) from None
+
+
+def write_pidfile(option: str, path: str | None) -> None:
+    if path:
+        pidfile.write_for(option, path)
 
 
 def run_without_master(server: Server) -> int:

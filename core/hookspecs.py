@@ -164,6 +164,9 @@ def uwsgi_request_logger(worker: "Worker") -> "Callable[..., None] | None":
 
 
 # ---- master ------------------------------------------------------------------
+# An exception raised by an implementation of a master hook (actions, init, watch, start,
+# cycle, tick, event, cleanup) is logged with the plugin's name; the other
+# implementations still run and the master carries on (plugins.HookGuard).
 
 @hookspec
 def uwsgi_master_actions() -> "dict[str, Callable[[Master], Any]] | None":
@@ -220,7 +223,8 @@ def uwsgi_master_watch(master: "Master") -> "list[Watch] | None":
     forked later). Open the fd inside this hook. Callbacks run on the
     master's only thread when the fd is readable: read what is there
     (non-blocking), call ``master.request(action_name)``, return. Never
-    block, never act directly.
+    block, never act directly. A callback that raises is logged with the
+    plugin's name and its fd is no longer watched.
     """
 
 

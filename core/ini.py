@@ -152,6 +152,8 @@ class Reader:
             table = dict(self.last_table, o=spec, x=section)
         else:
             if not os.path.isfile(path):
+                if os.path.exists(path):
+                    raise OptionError(f"cannot read config file {path!r}: Is a directory ({origin})")
                 raise OptionError(f"config file {path!r} not found ({origin})")
             table = file_magic(spec, path, section if colon else "")
         if self.first is None:
@@ -208,6 +210,8 @@ class Reader:
                 doc = tomllib.load(f)
         except FileNotFoundError:
             raise OptionError(f"config file {path!r} not found") from None
+        except OSError as e:
+            raise OptionError(f"cannot read config file {path!r}: {e.strerror}") from None
         except tomllib.TOMLDecodeError as e:
             raise OptionError(f"{path}: invalid TOML: {e}") from None
         table = doc.get("uwsgi")

@@ -45,6 +45,9 @@ NOT_IMPLEMENTED = ("not implemented in uwsgi-py yet, and it would change how the
                    "{options}; remove it or run uWSGI")
 SHOW_CONFIG_BEGIN = ";uWSGI instance configuration"
 SHOW_CONFIG_END = ";end of configuration"
+ERROR = "uwsgi-py: error: {message}"    # a start-up error: the process exits 1
+PIDFILE_FAILED = "--{option}: cannot write pidfile {path!r}: {error}"
+LOGFILE_FAILED = "--{option}: cannot open log file {path!r}: {error}"
 # ---- workers ---------------------------------------------------------------
 DAMN_SIGNAL = "DAMN ! worker {id} (pid: {pid}) died, killed by signal {sig} :( trying respawn ..."
 DAMN = "DAMN ! worker {id} (pid: {pid}) died :( trying respawn ..."
@@ -124,6 +127,10 @@ CHAIN_WAITING = "chain is still waiting for worker {id}..."
 CHAIN_DONE = "chain reloading complete"
 VACUUM = "VACUUM: {what} removed."
 VACUUM_SOCKET = "VACUUM: unix socket {path} removed."
+# ---- plugins ---------------------------------------------------------------
+PLUGIN_FAILED = ("*** plugin {name!r} (distribution {dist}) failed in {where}: {error}; "
+                 "the master carries on (failure {count}) ***")
+WATCH_DROPPED = "*** fd {fd} of plugin {name!r} is no longer watched: its callback raised ***"
 # ---- signals / requests ----------------------------------------------------
 SEGV = "!!! uWSGI process {pid} got Segmentation Fault !!!"
 REQUEST = ("[pid: {pid}|app: 0|req: {wreq}/{treq}] {addr} ({user}) {{{nvars} vars in {vsize} bytes}} "
@@ -220,13 +227,18 @@ class LogFile:
 FILES: list[LogFile] = []   # the master's log files beside --logto (the logging plugin's)
 
 
-def _open(path: str) -> int:
+def open_logfile(path: str) -> int:
+    """Open ``path`` for append (LOG-1) and point fds 1 and 2 at it; OSError if it cannot
+    be opened (fds 1 and 2 are then untouched)."""
+    return use_logfile(open_append(path))
+
+
+def open_append(path: str) -> int:
     return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
 
 
-def open_logfile(path: str) -> int:
-    """Open ``path`` for append (LOG-1) and point fds 1 and 2 at it."""
-    fd = _open(path)
+def use_logfile(fd: int) -> int:
+    """Point fds 1 and 2 at ``fd`` (from ``open_append``) and close it."""
     os.dup2(fd, 1)
     os.dup2(fd, 2)
     os.close(fd)
@@ -244,7 +256,7 @@ def _reattach(path: str, fd: int) -> None:
     if fd == 2:
         open_logfile(path)
         return
-    new = _open(path)
+    new = open_append(path)
     try:
         os.dup2(new, fd)
     finally:

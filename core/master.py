@@ -21,7 +21,7 @@ from . import actions, log, signals
 from .handoff import PREFLIGHT, exec_image
 from .limits import Limits
 from .server import Watch
-from .spawner import ALL_SIGNALS, Spawner, trim_heap
+from .spawner import ALL_SIGNALS, Spawner, spawn_from, trim_heap
 from .upkeep import Upkeep
 from .workers import CTL_CLOSE_LISTENERS
 
@@ -57,7 +57,7 @@ class Master(Spawner, Upkeep):
         self.exit_code = 0
         self.pending: collections.deque[str] = collections.deque()
         self.selector = selectors.DefaultSelector()
-        self.actions = actions.registry(self.hook)
+        self.actions = actions.registry(self.guard.master(self.hook.uwsgi_master_actions))
         self.table = signals.master_table(self.settings.die_on_term,
                                           self.settings.hook_master_start)
         self.reload_kind = ""
@@ -117,25 +117,26 @@ class Master(Spawner, Upkeep):
         self.open_notify()
         self.selector.register(self.notify_r, selectors.EVENT_READ, self.read_notes)
         self.adopt_old_workers()
-        self.hook.uwsgi_master_init(master=self)
+        self.guard.master(self.hook.uwsgi_master_init, master=self)
         trim_heap()
         for wid in self.active_slots():
             self.spawn(wid)
-        if not self.server.is_reload:
-            self.write_pidfiles(safe=True)
-        for group in self.hook.uwsgi_master_watch(master=self):
+        if not self.server.is_reload and not self.write_pidfiles(safe=True):
+            self.fail(1)                  # PID-3: uWSGI exits when it cannot write one
+        for group in self.guard.master(self.hook.uwsgi_master_watch, master=self):
             for watch in group or ():
                 self.watch(watch)
-        self.hook.uwsgi_master_start(master=self)
+        self.guard.master(self.hook.uwsgi_master_start, master=self)
         while self.state is not State.EXITED:
             timeout = self.timeout()
             for key, _ in self.selector.select(timeout):
-                key.data()
+                if not self.guard.callback(key.data, key.fd):
+                    self.unwatch(key.fd)
             while self.pending and self.state is not State.EXITED:
                 self.perform(self.pending.popleft())
             self.reap()
             self.advance()
-            self.hook.uwsgi_master_cycle(master=self)
+            self.guard.master(self.hook.uwsgi_master_cycle, master=self)
         return self.exit_code
 
     # ---- triggers ------------------------------------------------------------
@@ -165,7 +166,8 @@ class Master(Spawner, Upkeep):
 
     def timeout(self) -> float:
         now = time.monotonic()
-        deadlines = [self.next_tick]
+        # the tick runs only while RUNNING: in other states its past deadline would spin the loop
+        deadlines = [self.next_tick if self.state is State.RUNNING else now + 1.0]
         for child in self.stopping_children():
             deadlines.append(child.cursed_at + self.mercy)
         if self.respawn_at:
@@ -222,7 +224,7 @@ class Master(Spawner, Upkeep):
             self.check_harakiri()
             self.limits.tick(now)
             self.check_log_size()
-            self.hook.uwsgi_master_tick(master=self)
+            self.guard.master(self.hook.uwsgi_master_tick, master=self)
 
     def check_mercy(self, now: float) -> None:
         for child in self.stopping_children():
@@ -261,7 +263,8 @@ class Master(Spawner, Upkeep):
             return
         self.reload_kind = kind
         self.reload_started = time.time()
-        self.hook.uwsgi_master_event(master=self, event="reloading", info={"kind": kind})
+        self.guard.master(self.hook.uwsgi_master_event, master=self, event="reloading",
+                          info={"kind": kind})
         if kind == "brutal":
             log.log(log.BRUTAL_RELOAD)
             self.state = State.RELOADING
@@ -296,9 +299,10 @@ class Master(Spawner, Upkeep):
         env[PREFLIGHT] = "1"
         args = [sys.executable, *sys.orig_argv[1:]]
         try:
-            # its own mask, whatever the master's is: the check is a separate process
-            self.preflight_pid = os.posix_spawn(
-                sys.executable, args, env, setsigmask=(),
+            # the start directory, as the exec would; its own signal mask, whatever the
+            # master's is: the check is a separate process
+            self.preflight_pid = spawn_from(
+                self.server.start_dir, sys.executable, args, env, setsigmask=(),
                 file_actions=[(os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0)])
         except OSError as e:
             self.refuse_reload(f"cannot start the reload check: {e.strerror}")
@@ -330,7 +334,8 @@ class Master(Spawner, Upkeep):
         self.state = State.RUNNING
         self.reload_deadline = 0.0
         outcome = self.outcome(refused=True, error=why)
-        self.hook.uwsgi_master_event(master=self, event="reload-refused", info=outcome)
+        self.guard.master(self.hook.uwsgi_master_event, master=self, event="reload-refused",
+                          info=outcome)
 
     def outcome(self, refused: bool, error: str = "", replaced: int = 0) -> dict:
         started = self.server.handoff.reload.get("started", self.reload_started) or time.time()
@@ -353,7 +358,7 @@ class Master(Spawner, Upkeep):
 
     def exec_reload(self) -> None:
         """RELOAD-5: clean up, return to the start directory, exec the original argv."""
-        self.hook.uwsgi_master_cleanup(master=self, reason="reload")
+        self.guard.master(self.hook.uwsgi_master_cleanup, master=self, reason="reload")
         if self.settings.exit_on_reload:
             log.log(log.GAME_OVER)
             self.vacuum()
@@ -411,7 +416,8 @@ class Master(Spawner, Upkeep):
             self.cancel_preflight()
         self.state = State.SHUTTING_DOWN
         self.shutdown_graceful = graceful
-        self.hook.uwsgi_master_event(master=self, event="stopping", info={"graceful": graceful})
+        self.guard.master(self.hook.uwsgi_master_event, master=self, event="stopping",
+                          info={"graceful": graceful})
         if graceful:
             log.vlog(log.GRACEFUL_SHUTDOWN)
         else:
@@ -427,7 +433,7 @@ class Master(Spawner, Upkeep):
 
     def finish_shutdown(self) -> None:
         log.log(log.GOODBYE)
-        self.hook.uwsgi_master_cleanup(master=self, reason="exit")
+        self.guard.master(self.hook.uwsgi_master_cleanup, master=self, reason="exit")
         self.vacuum()
         self.state = State.EXITED
 

@@ -11,6 +11,9 @@ import signal
 import sys
 from typing import Callable
 
+from . import log
+from .options import OptionError
+
 EXIT_SENT = 0
 EXIT_UNREADABLE = 1
 EXIT_RELOAD_REFUSED = 2      # --reload: the reload check refused the new code
@@ -52,6 +55,16 @@ def write(path: str, pid: int | None = None) -> None:
     finally:
         os.close(fd)
     os.rename(tmp, path)
+
+
+def write_for(option: str, path: str) -> None:
+    """Log ``writing pidfile to PATH`` and write it; an OptionError naming ``--option``
+    and the path if it cannot be written."""
+    log.log(log.PIDFILE.format(path=path))
+    try:
+        write(path)
+    except OSError as e:
+        raise OptionError(log.PIDFILE_FAILED.format(option=option, path=path, error=e.strerror)) from None
 
 
 def read_pid(path: str) -> int:

@@ -4,10 +4,11 @@ from __future__ import annotations
 import os
 import sys
 import traceback
+import types
 
 import pluggy
 
-from . import entrypoints, hookspecs
+from . import entrypoints, hookspecs, log
 from .options import OptionError
 
 GROUP = "uwsgi_py"
@@ -164,3 +165,108 @@ def check_disabled(pm: pluggy.PluginManager, names: list[str]) -> None:
             if name in present:
                 raise OptionError(f"--disable-plugin: {raw.strip()!r} is already loaded; disable "
                                   f"plugins on the command line or with {DISABLE_ENV}")
+
+
+class HookGuard:
+    """Calls plugin code so that one plugin's exception names that plugin.
+
+    Configure and launch hooks (``startup``): the exception becomes a one-line
+    start-up error. Master hooks (``master``) and watched-fd callbacks
+    (``callback``) run on the master's only thread: the exception is logged on
+    one line and the master carries on. A plugin failing the same way every
+    pass is logged at its 1st, 2nd, 4th, 8th... failure, so that the log
+    cannot fill up.
+    """
+
+    def __init__(self, pm: pluggy.PluginManager):
+        self.pm = pm
+        self.failures: dict[tuple[str, str], int] = {}
+        self.callers: dict[tuple[str, str], object] = {}
+
+    def startup(self, caller, **kwargs):
+        """``caller(**kwargs)`` through pluggy; a plugin's exception is a PluginLoadError.
+        OptionError passes through: plugins raise it for a bad value, on purpose."""
+        try:
+            return caller(**kwargs)
+        except OptionError:
+            raise
+        except Exception as e:  # noqa: BLE001 - one line naming the plugin, not a traceback
+            name = _impl_in(caller, e)
+            if name is None:
+                raise
+            raise plugin_error(self.pm, name, caller.name, e) from None
+
+    def master(self, caller, **kwargs) -> list:
+        """Every implementation of the master hook ``caller``, in pluggy's order; the
+        non-None results. One that raises is logged and the others still run."""
+        impls = caller.get_hookimpls()
+        if any(impl.wrapper or impl.hookwrapper for impl in impls):
+            try:
+                return caller(**kwargs)       # wrappers need pluggy's own call
+            except Exception as e:  # noqa: BLE001 - the master carries on
+                self._failed(_impl_in(caller, e) or "?", caller.name, e)
+                return []
+        results = []
+        for impl in reversed(impls):
+            try:
+                results += self._only(caller, impl)(**kwargs)
+            except Exception as e:  # noqa: BLE001 - the master carries on
+                self._failed(impl.plugin_name, caller.name, e)
+        return results
+
+    def _only(self, caller, impl):
+        """``caller`` reduced to ``impl`` (pluggy's subset caller, so that hook tracing
+        and monitoring still see the call); made once per hook and plugin."""
+        key = (caller.name, impl.plugin_name)
+        if key not in self.callers:
+            others = {other.plugin for other in caller.get_hookimpls() if other.plugin is not impl.plugin}
+            self.callers[key] = self.pm.subset_hook_caller(caller.name, others)
+        return self.callers[key]
+
+    def callback(self, function, fd: int) -> bool:
+        """Run a watched-fd callback; False when a plugin's callback raised (the
+        caller stops watching ``fd``: it would be readable, and fail, at once
+        again). An exception from the core's own callbacks propagates."""
+        try:
+            function()
+        except Exception as e:  # noqa: BLE001 - the master carries on
+            name = self._owner(e)
+            if name is None:
+                raise
+            self._failed(name, f"a watched-fd callback (fd {fd})", e)
+            log.log(log.WATCH_DROPPED.format(fd=fd, name=name))
+            return False
+        return True
+
+    def _owner(self, e: BaseException) -> str | None:
+        """The plugin whose module the outermost plugin frame of ``e`` belongs to."""
+        modules = {}
+        for name, plugin in loaded(self.pm).items():
+            module = plugin.__name__ if isinstance(plugin, types.ModuleType) else type(plugin).__module__
+            modules[module] = name
+        tb = e.__traceback__
+        while tb is not None:
+            module = tb.tb_frame.f_globals.get("__name__", "")
+            for prefix, name in modules.items():
+                if module == prefix or module.startswith(prefix + "."):
+                    return name
+            tb = tb.tb_next
+        return None
+
+    def _failed(self, name: str, where: str, e: Exception) -> None:
+        key = (name, where)
+        count = self.failures[key] = self.failures.get(key, 0) + 1
+        if count & (count - 1) == 0:
+            log.log(log.PLUGIN_FAILED.format(name=name, dist=_dist_label(self.pm, name), where=where,
+                                             error=_one_line(e), count=count))
+
+
+def _impl_in(caller, e: BaseException) -> str | None:
+    """The plugin whose implementation of ``caller`` is on ``e``'s traceback."""
+    codes = {impl.function.__code__: impl.plugin_name for impl in caller.get_hookimpls()}
+    tb = e.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code in codes:
+            return codes[tb.tb_frame.f_code]
+        tb = tb.tb_next
+    return None

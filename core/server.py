@@ -53,6 +53,7 @@ class Server:
     app_error: str | None = None
     ready: bool = False
     wakeup: tuple[int, int] = (-1, -1)   # the master's signal pipe (signals.catch_early)
+    guard: Any = None          # plugins.HookGuard: calls plugin code, names a plugin that raises
 
     @property
     def is_reload(self) -> bool:
@@ -82,7 +83,8 @@ class Server:
         inherited = {entry["key"]: entry for entry in self.handoff.fds}
         used = set()
         supplied = [] if self.is_reload else [
-            lst for group in self.hook.uwsgi_adopt_sockets(server=self) for lst in group or ()]
+            lst for group in self.guard.startup(self.hook.uwsgi_adopt_sockets, server=self)
+            for lst in group or ()]
         for listener in supplied:
             listener.owned = False
         for option, i, name, proto in wanted:

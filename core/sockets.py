@@ -130,7 +130,7 @@ def bind(key: str, name: str, proto: str, backlog: int, chmod: int | None,
         sock.listen(backlog)
     except OSError as e:
         sock.close()
-        raise OptionError(f"bind(): {e.strerror} ({name})") from None
+        raise OptionError(f"--{key.partition('#')[0]}: bind(): {e.strerror} ({name})") from None
     sock.setblocking(False)
     listener = Listener(key, name, proto, sock, unix_path, inode, listen=backlog)
     return listener

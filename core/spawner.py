@@ -33,12 +33,25 @@ def trim_heap() -> None:
         pass
 
 
+def spawn_from(directory: str, path: str, args: list[str], env: dict, **kw) -> int:
+    """``os.posix_spawn`` with ``directory`` as the child's working directory; the
+    master's own (``--chdir``'s) is restored at once."""
+    here = os.open(".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.chdir(directory)
+        return os.posix_spawn(path, args, env, **kw)
+    finally:
+        os.fchdir(here)
+        os.close(here)
+
+
 class Spawner:
     def __init__(self, server):
         from .master import Child  # noqa: F401 - the record type
         self.server = server
         self.settings = server.settings
         self.hook = server.hook
+        self.guard = server.guard      # master hooks: a plugin that raises is logged, not fatal
         self.scoreboard = server.scoreboard
         self.numproc = server.settings.processes
         self.mercy = server.settings.worker_reload_mercy
@@ -210,7 +223,7 @@ class Spawner:
             return
         child = next((c for c in self.workers.values() if c.pid == pid), None)
         if child is None:
-            self.hook.uwsgi_master_reaped(master=self, pid=pid, status=status)
+            self.guard.master(self.hook.uwsgi_master_reaped, master=self, pid=pid, status=status)
             return
         # its last notes (accepting, recycled) may still be in the pipe: read them while
         # the slot is still its own, never let them reach the replacement
@@ -275,8 +288,8 @@ class Spawner:
                 del self.respawn_at[wid]
                 if wid not in self.workers and wid not in self.cheaped:
                     self.spawn(wid, respawn=True)
-                    self.hook.uwsgi_master_event(master=self, event="worker-respawned",
-                                                 info={"id": wid})
+                    self.guard.master(self.hook.uwsgi_master_event, master=self,
+                                      event="worker-respawned", info={"id": wid})
 
     # ---- generations -------------------------------------------------------------
     def all_accepting(self) -> bool:
@@ -287,7 +300,7 @@ class Spawner:
         if ready and not self.ready_sent:
             self.ready_sent = True
             self.server.ready = True
-            self.hook.uwsgi_master_event(master=self, event="ready", info={})
+            self.guard.master(self.hook.uwsgi_master_event, master=self, event="ready", info={})
             if self.server.is_reload and not self.retiring:
                 self.reloaded()
         waiting = [c for c in self.retiring.values() if c.retire_when_ready and not c.cursed_at]
@@ -305,7 +318,7 @@ class Spawner:
             return
         self.reload_reported = True
         outcome = self.outcome(refused=False, replaced=len(self.server.handoff.old_workers))
-        self.hook.uwsgi_master_event(master=self, event="reloaded", info=outcome)
+        self.guard.master(self.hook.uwsgi_master_event, master=self, event="reloaded", info=outcome)
 
     # ---- cheaped slots (cheaper mode, FIFO C) ----------------------------------------------
     def active_slots(self) -> list[int]:

@@ -9,6 +9,7 @@ import signal
 import time
 
 from . import log, pidfile
+from .options import OptionError
 from .scoreboard import DEAD
 
 
@@ -22,8 +23,8 @@ class Upkeep:
         else:
             log.vlog(log.RESUME)
         self.tell_workers(b"p" if self.paused else b"u")
-        self.hook.uwsgi_master_event(master=self, event="paused" if self.paused else "resumed",
-                                     info={})
+        self.guard.master(self.hook.uwsgi_master_event, master=self,
+                          event="paused" if self.paused else "resumed", info={})
 
     def log_stats(self) -> None:
         lines = ["", ";uWSGI instance configuration", "[uwsgi]", *self.settings.ini_lines(),
@@ -74,15 +75,24 @@ class Upkeep:
             if f.maxsize and f.size() > f.maxsize:
                 self.reopen_logs(rotate=True, only=f)
 
-    def write_pidfiles(self, safe: bool = False, every: bool = False) -> None:
+    def write_pidfiles(self, safe: bool = False, every: bool = False) -> bool:
+        """Write the safe pidfiles (PID-3), or ``every`` pidfile (FIFO ``P``); False if
+        one could not be written (logged, naming the option)."""
         s = self.settings
-        names = [s.safe_pidfile, s.safe_pidfile2] if safe else []
+        names = [("safe-pidfile", s.safe_pidfile), ("safe-pidfile2", s.safe_pidfile2)]
         if every:
-            names = [s.pidfile, s.pidfile2, s.safe_pidfile, s.safe_pidfile2]
-        for path in names:
+            names = [("pidfile", s.pidfile), ("pidfile2", s.pidfile2), *names]
+        elif not safe:
+            names = []
+        ok = True
+        for option, path in names:
             if path:
-                log.log(log.PIDFILE.format(path=path))
-                pidfile.write(path)
+                try:
+                    pidfile.write_for(option, path)
+                except OptionError as e:
+                    log.log(log.ERROR.format(message=e) if safe else str(e))
+                    ok = False
+        return ok
 
     def vacuum(self) -> None:
         if not self.settings.vacuum:

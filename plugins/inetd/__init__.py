@@ -89,7 +89,7 @@ def uwsgi_post_apps(server):
         if not server.is_reload:
             _daemonize2(server)
         elif s.log_reopen:
-            log.open_logfile(s.daemonize2)
+            _log_to(s.daemonize2, log.open_logfile)
     if server.is_reload:
         systemd.notify(systemd.RESTARTING)
     if not s.master:
@@ -99,13 +99,22 @@ def uwsgi_post_apps(server):
 def _daemonize2(server) -> None:
     """DAEMON-3: detach, then the pidfiles name the daemon."""
     log.log(daemon.DAEMONIZING)
-    daemon.detach(server.settings.daemonize2)
+    _log_to(server.settings.daemonize2, daemon.detach)   # opened in the launcher, before forking
     if server.master_pid:
         server.master_pid = os.getpid()
     for path in (server.settings.pidfile, server.settings.pidfile2):
         if path:
             log.log(log.PIDFILE.format(path=path))
             pidfile.write(path)
+
+
+def _log_to(path: str, open_log) -> None:
+    """``open_log(path)``; a file that cannot be opened is a one-line start-up error."""
+    try:
+        open_log(path)
+    except OSError as e:
+        raise OptionError(log.LOGFILE_FAILED.format(option="daemonize2", path=path,
+                                                    error=e.strerror)) from None
 
 
 @hookimpl

@@ -20,8 +20,11 @@ def detach(logfile: str | None = None) -> None:
     """Fork twice around ``setsid()``; only the grandchild returns.
 
     ``logfile``: point fds 1 and 2 at it (``--daemonize`` had ``--logto``
-    open it already, before any line was written).
+    open it already, before any line was written). It is opened before the
+    first fork, so that a file that cannot be opened is an OSError in the
+    launcher, which reports it and exits 1.
     """
+    fd = log.open_append(logfile) if logfile else -1
     _flush()
     if os.fork() != 0:
         os._exit(0)  # the launcher: the command returns at once (DAEMON-1)
@@ -31,8 +34,8 @@ def detach(logfile: str | None = None) -> None:
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.close(null)
-    if logfile:
-        log.open_logfile(logfile)
+    if fd >= 0:
+        log.use_logfile(fd)
 
 
 def _flush() -> None:

@@ -7,7 +7,7 @@ import os
 import sys
 import time
 
-from uwsgi_py import Option, OptionError, hookimpl, non_negative_int, positive_int, string
+from uwsgi_py import Option, OptionError, hookimpl, non_negative_int, string
 
 from . import api, autoreload, venv
 from .mounts import MOUNTING, SKIP, Mounts, is_file_target, parse_mount

@@ -90,6 +90,17 @@ def listening_inode(port: int) -> int | None:
     return None
 
 
+def unix_listening(path: str) -> bool:
+    """A socket bound at PATH is listening (/proc/net/unix: __SO_ACCEPTCON in its flags).
+    The path exists from bind(); a connect() before listen() is refused."""
+    with open("/proc/net/unix") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            if len(fields) >= 8 and fields[7] == path and int(fields[3], 16) & 0x10000:
+                return True
+    return False
+
+
 def owns_socket(pid: int, inode: int | None) -> bool:
     if inode is None:
         return False

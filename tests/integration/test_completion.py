@@ -63,3 +63,7 @@ def test_sdist_ships_the_man_page(tmp_path):
         names = tar.getnames()
     assert any(n.endswith("/docs/uwsgi-py.1") for n in names), names
     assert any(n.endswith("/docs/logging.md") for n in names)
+    # the packaging promise (tests/unit/test_packaging.py): license, tests, docs and examples
+    for part in ("/LICENSE", "/tests/conftest.py", "/examples/systemd/uwsgi-py.service",
+                 "/core/py.typed", "/README.md"):
+        assert any(n.endswith(part) for n in names), part

@@ -2,10 +2,10 @@
 
 tests/external_plugin/ is its own project (distribution ``uwsgi-py-hello-plugin``,
 entry point ``hello`` in the ``uwsgi_py`` group). Each test copies it out of the
-tree, creates ``python -m venv --system-site-packages`` (the venv sees the
-installed uwsgi-py, pip and setuptools, so nothing is downloaded), pip-installs
-the copy there and runs that venv's ``python -m uwsgi_py``. Nothing in uwsgi-py
-names the plugin: it takes part through the entry point alone.
+tree, creates a venv that sees the site-packages of the interpreter running the
+tests (so the uwsgi-py under test, pip and setuptools: nothing is downloaded),
+pip-installs the copy there and runs that venv's ``python -m uwsgi_py``. Nothing
+in uwsgi-py names the plugin: it takes part through the entry point alone.
 """
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import signal
+import site
 import socket
 import subprocess
 import sys
@@ -59,8 +60,12 @@ def make_venv(base: Path, project: Path) -> Path:
     """A venv under ``base`` with ``project`` pip-installed; returns its python."""
     _require_build_tools()
     venv = base / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)],
-                   check=True, timeout=60)
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=60)
+    # not --system-site-packages: from a venv, that is the base interpreter's site-packages,
+    # where another checkout of uwsgi-py may be installed; the running one's are under test
+    outer = site.getsitepackages() + ([site.getusersitepackages()] if site.ENABLE_USER_SITE else [])
+    purelib = venv / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}" / "site-packages"
+    (purelib / "outer_site.pth").write_text("".join(f"import site; site.addsitedir({d!r})\n" for d in outer))
     src = base / project.name          # build a copy: pip writes build/ and *.egg-info in place
     shutil.copytree(project, src, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
     python = venv / "bin" / "python"

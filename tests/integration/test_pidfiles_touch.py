@@ -121,16 +121,16 @@ def test_touch_reload_missing_create_backdate_delete(server, tmp_path):
 def test_touch_workers_reload_and_chain_reload(server, tmp_path):
     wr = tmp_path / "workers.touch"
     cr = tmp_path / "chain.touch"
-    wr.write_text("")
-    cr.write_text("")
     inst = server("-p", "2", "--touch-workers-reload", str(wr), "--touch-chain-reload", str(cr))
     before = inst.wait_workers(2)
-    time.sleep(1.1)
-    os.utime(wr, (time.time() + 5, time.time() + 5))
+    # the master has looked for both (TOUCH-2): creating one now is a change it sees
+    for path in (wr, cr):
+        inst.wait_log(f"unable to stat() {path}, events will be triggered as soon as the file is created")
+    wr.write_text("")
     inst.wait_log(f"*** {wr} has been touched... workers reload !!! ***")
     middle = inst.wait_workers(2, exclude=before)
     assert "binary reloading" not in inst.log()
-    os.utime(cr, (time.time() + 10, time.time() + 10))
+    cr.write_text("")
     inst.wait_log(f"*** {cr} has been touched... chain reload !!! ***")
     log = inst.wait_log("chain reloading complete")
     assert log.index("chain next victim is worker 1") < log.index("chain next victim is worker 2")
@@ -143,24 +143,23 @@ def test_touch_logreopen_and_logrotate(server, tmp_path):
     logfile = tmp_path / "app.log"
     reopen = tmp_path / "reopen.touch"
     rotate = tmp_path / "rotate.touch"
-    reopen.write_text("")
-    rotate.write_text("")
     inst = server("-p", "2", "--logto", str(logfile), "--touch-logreopen", str(reopen),
                   "--touch-logrotate", str(rotate), wait=False)
     import re
-    wait_until(lambda: logfile.exists() and "spawned uWSGI worker 2" in logfile.read_text(), 10,
-               what="the log file")
+    # the master has looked for both (TOUCH-2): creating one now is a change it sees
+    wait_until(lambda: logfile.exists() and "spawned uWSGI worker 2" in logfile.read_text()
+               and f"unable to stat() {rotate}" in logfile.read_text(), 10, what="the log file")
     inst.port = int(re.search(r"127\.0\.0\.1:(\d+) \(port", logfile.read_text()).group(1))
     inst.wait_serving()
     moved = tmp_path / "app.log.1"
     logfile.rename(moved)
-    os.utime(reopen, (time.time() + 5, time.time() + 5))
+    reopen.write_text("")
     wait_until(lambda: logfile.exists() and "reopened." in logfile.read_text(), 10, what="reopen")
     for _ in range(4):
         inst.get("/pid")
     wait_until(lambda: logfile.read_text().count("GET /pid") == 4, 10, what="worker lines in new file")
     assert "triggering log-reopen..." in moved.read_text()
-    os.utime(rotate, (time.time() + 10, time.time() + 10))
+    rotate.write_text("")
     wait_until(lambda: any(p.name.startswith("app.log.") and p.name != "app.log.1"
                            for p in tmp_path.iterdir()), 10, what="a rotated log")
     inst.get("/pid")

@@ -14,7 +14,7 @@ import socket
 import pytest
 
 from conftest import Instance, require_tool, wait_until
-from launch_helpers import app_dir, get_unix, reaper, spawn, uwsgi_py  # noqa: F401
+from launch_helpers import app_dir, get_unix, reaper, spawn, unix_listening, uwsgi_py  # noqa: F401
 from uwsgi_py import log
 from uwsgi_py_inetd import systemd
 
@@ -81,7 +81,7 @@ def activate(tmp_path, reaper, notify, *args, sock="app.sock") -> tuple[Instance
     proc = spawn([tool, "-l", path, "-E", f"NOTIFY_SOCKET={notify.address}",
                   *uwsgi_py("--master", "-p", "2", "--wsgi-file", "app.py", *args)], log_path, cwd=cwd)
     inst = reaper.instance(Instance(proc, log_path, cwd))
-    wait_until(lambda: os.path.exists(path), 10, what="systemd-socket-activate to listen")
+    wait_until(lambda: unix_listening(path), 10, what="systemd-socket-activate to listen")
     return inst, path
 
 
