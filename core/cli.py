@@ -331,7 +331,7 @@ def run(argv: list[str]) -> int:
     plugins.check_disabled(pm, settings.disable_plugin)
     guard = plugins.HookGuard(pm)
     guard.startup(pm.hook.uwsgi_configure, settings=settings)
-    signals.check_hooks(settings, actions.registry(guard.startup(pm.hook.uwsgi_master_actions)))
+    signals.check_hooks(settings, actions.registry(guard.master(pm.hook.uwsgi_master_actions)))
     start_dir = taken.start_dir or os.getcwd()
     for item in settings.env:
         key, _, value = item.partition("=")
