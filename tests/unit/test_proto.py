@@ -44,7 +44,8 @@ def test_http_incomplete_returns_none():
     (b"GET / HTTP/1.1\r\nContent-Length: x\r\n\r\n", 400),
     (b"GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", 400),
     (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 2\r\n\r\n", 400),
-    (b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", 501),
+    (b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", 400),   # chunked not last: RFC 9112 6.3
+    (b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501),
     (b"GET / HTTP/1.1\r\nX: " + b"a" * 5000 + b"\r\n\r\n", 431),
     (b"GET / HTTP/1.1\r\nHost\n: x\r\n\r\n", 400),          # a bare LF is not a token
     (b"GE\nT / HTTP/1.1\r\n\r\n", 400),
