@@ -60,8 +60,11 @@ _FIELD_VALUE = re.compile(rf"[{FIELD_CHARS}]*")
 _TARGET = re.compile(r"[\x21-\x7e\x80-\xff]+")
 _HTTP_VERSION = re.compile(r"HTTP/[0-9]\.[0-9]")
 _METHODS: dict[str, str] = {}
-# absolute-form (RFC 9112 3.2.2): scheme "://" authority, then the origin-form part
-_ABSOLUTE = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://([^/?#]+)(.*)", re.S)
+# absolute-form (RFC 9112 3.2.2): scheme "://" [userinfo "@"] host [":" port] (RFC 3986),
+# then the origin-form part the app gets
+_SUB = r"A-Za-z0-9\-._~!$&'()*+,;=%"
+_ABSOLUTE = re.compile(rf"[A-Za-z][A-Za-z0-9+.\-]*://(?:[{_SUB}:]*@)?"
+                       rf"(?:\[[{_SUB}:]+\]|[{_SUB}]+)(?::[0-9]*)?([/?#].*)?", re.S)
 _VERSION = {"HTTP/1.1": _V11, "HTTP/1.0": (1, 0)}
 MAX_LENGTH_DIGITS = 19   # Content-Length below 10**19 (fits in 63 bits)
 
@@ -226,7 +229,7 @@ def _target_path(method: str, uri: str) -> str:
     m = _ABSOLUTE.fullmatch(uri)
     if m is None or method == "CONNECT":   # authority-form: CONNECT, which is not served
         raise BadRequest("invalid request target")
-    rest = m.group(2)
+    rest = m.group(1) or ""
     return rest if rest[:1] == "/" else "/" + rest
 
 
