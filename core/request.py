@@ -205,6 +205,9 @@ class Conn:
                 pass
 
     def close(self) -> None:
+        """Close the connection, once (a rejected request may be dropped twice)."""
+        if self.fd < 0:
+            return
         if self.corked and (self.buf or self.unread):
             # a close() with unread request bytes would reset the connection and drop the
             # held response: shutdown(SHUT_WR) sends it with the FIN first. With nothing
@@ -217,6 +220,7 @@ class Conn:
                 os.close(self.fd)
         except OSError:
             pass
+        self.fd = -1
 
 
 class Input:
@@ -337,18 +341,22 @@ class Input:
             yield line
 
     def drain(self, limit: int = 1 << 16) -> bool:
-        """Discard the rest of the body; False if more than ``limit`` was left."""
+        """Discard the rest of the body; False if more than ``limit`` was left or the
+        client went away. BadRequest (a malformed chunked body) propagates."""
         if self.done:
             return True
         if not self.chunked and self.remaining > limit:
             return False
+        drained = 0
         try:
-            while True:
+            while drained <= limit:
                 data = self.read(limit)
                 if not data:
                     return True
-        except (ClientGone, BadRequest):
-            return False
+                drained += len(data)
+        except ClientGone:
+            pass
+        return False
 
 
 NO_BODY = Input(None, 0, False, False)   # the body of every request that has none
