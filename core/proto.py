@@ -282,9 +282,9 @@ def _too_large(buf: bytes | bytearray, limit: int, rules: HttpRules) -> BadReque
 
 def _diagnose(head: str) -> BadRequest:
     """Why a head was refused: the slow path, for the log line."""
-    unframed = head.replace("\r\n", "")
-    if "\r" in unframed or "\n" in unframed:
-        return BadRequest("bare CR or LF in the request head")
+    bad = _PARTIAL_BAD.search(head.encode("latin-1"))
+    if bad is not None and bad.group()[:1] in _BYTE_ERRORS:
+        return BadRequest(_BYTE_ERRORS[bad.group()[:1]])
     lines = head.split("\r\n")
     parts = lines[0].split(" ")
     if len(parts) != 3:
