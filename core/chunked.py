@@ -70,9 +70,9 @@ class ChunkedBody:
                             self.state = DATA_END
                         continue
                 elif state == DATA_END:
+                    if not buf.startswith(b"\r\n"[:len(buf) - pos], pos):
+                        raise BadRequest("chunk data not followed by CRLF")
                     if len(buf) - pos >= 2:
-                        if not buf.startswith(b"\r\n", pos):
-                            raise BadRequest("chunk data not followed by CRLF")
                         pos += 2
                         self.state = SIZE
                         continue
@@ -101,7 +101,7 @@ class ChunkedBody:
     def _size_line(self, buf: bytearray, pos: int, eol: int) -> int:
         m = SIZE_LINE.fullmatch(buf, pos, eol)
         if m is None:
-            raise BadRequest(f"invalid chunk size line {bytes(buf[pos:eol][:40])!r}")
+            raise BadRequest(f"invalid chunk size line {bytes(buf[pos:min(eol, pos + 40)])!r}")
         size = int(m.group(1), 16)
         if size:
             self.remaining = size

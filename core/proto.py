@@ -55,6 +55,7 @@ FIELD_CHARS = r"\t\x20-\x7e\x80-\xff"          # HTAB, SP, VCHAR, obs-text
 _CTLS = bytes(range(0x09)) + bytes(range(0x0a, 0x20)) + b"\x7f"
 # in a head still arriving: bytes no valid head contains, rejected before it is complete
 _PARTIAL_BAD = re.compile(rb"(?<!\r)\n|\r[^\n]|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_PARTIAL_START = re.compile(rf"(?:\r\n)*+(?:[{TCHAR}]|\r?\Z)".encode())   # a method starts it
 _TOKEN = re.compile(rf"[{TCHAR}]+")
 _FIELD_VALUE = re.compile(rf"[{FIELD_CHARS}]*")
 _TARGET = re.compile(r"[\x21-\x7e\x80-\xff]+")
@@ -141,6 +142,8 @@ def parse_http(buf: bytes | bytearray, limit: int, server_port: str, remote: str
         if _HTTP_VERSION.fullmatch(proto):
             raise BadRequest(f"unsupported protocol version {proto}", 505)
         raise BadRequest(f"malformed HTTP version {proto!r}")
+    if "\t" in uri:      # the one CTL the byte check lets through (for field values)
+        raise BadRequest("control character in the request target")
     if uri[:1] != "/":
         uri = _target_path(method, uri)
     elif method == "CONNECT":
@@ -255,6 +258,8 @@ def _check_partial(buf: bytes | bytearray, limit: int, rules: HttpRules) -> None
     bad = _PARTIAL_BAD.search(buf)
     if bad is not None:
         raise BadRequest(_BYTE_ERRORS.get(bad.group()[:1], "control character in the request head"))
+    if not _PARTIAL_START.match(buf):
+        raise BadRequest("malformed request line")
     if len(buf) > limit or _request_line_length(buf) > (rules.max_line or limit):
         raise _too_large(buf, limit, rules)
 

@@ -22,7 +22,7 @@ from uwsgi_py.request import ClientGone, Conn, Input
 pytestmark = pytest.mark.timeout(120)
 
 LIMIT = 4096
-HTTP_STATUSES = {400, 431, 501, 505}
+HTTP_STATUSES = {400, 414, 431, 501, 505}
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 SEEDS = [
