@@ -87,9 +87,8 @@ RULES = HttpRules()
 # header name (as sent) -> (CGI key, kind); filled as names are seen
 _NAMES: dict[str, tuple[str, int]] = {}
 _NAMES_MAX = 1024
-_PLAIN, _HOST, _CONN, _CL, _CT, _TE, _EXPECT, _UNDERSCORE = range(8)
-_KINDS = {"host": _HOST, "connection": _CONN, "content-length": _CL, "content-type": _CT,
-          "transfer-encoding": _TE, "expect": _EXPECT}
+_PLAIN, _CL, _CT, _TE, _EXPECT, _UNDERSCORE = range(6)
+_KINDS = {"content-length": _CL, "content-type": _CT, "transfer-encoding": _TE, "expect": _EXPECT}
 
 
 def _header_name(name: str) -> tuple[str, int]:
@@ -146,8 +145,6 @@ def parse_http(buf: bytes | bytearray, limit: int, server_port: str, remote: str
         raise BadRequest("control character in the request target")
     if uri[:1] != "/":
         uri = _target_path(method, uri)
-    elif method == "CONNECT":
-        raise BadRequest("CONNECT needs an authority-form target (tunnels are not served)")
     path, _, query = uri.partition("?")
     if "%" in path:
         path = unquote_to_bytes(path.encode("latin-1")).decode("latin-1")
@@ -163,52 +160,50 @@ def parse_http(buf: bytes | bytearray, limit: int, server_port: str, remote: str
         "REMOTE_ADDR": remote,
     }
     length = te = None
-    connection = ""
     expect = False
     names = _NAMES
     del lines[0]
-    for line in lines:
-        name, colon, value = line.partition(":")
-        try:
-            key, kind = names[name]
-        except KeyError:
-            key, kind = _header_name(name)
-        if not colon:
-            raise BadRequest("header line without a colon")
-        value = value.strip(" \t")
-        if kind:
-            if kind == _HOST:
-                if key in env:
+    try:
+        for line in lines:
+            name, value = line.split(":", 1)
+            try:
+                key, kind = names[name]
+            except KeyError:
+                key, kind = _header_name(name)
+            value = value.strip(" \t")
+            if kind:
+                if kind == _CL:
+                    if length is not None:
+                        raise BadRequest("more than one Content-Length header")
+                    if not (value.isascii() and value.isdigit()) or len(value) > MAX_LENGTH_DIGITS:
+                        raise BadRequest(f"invalid Content-Length {value!r}")
+                    length = int(value)
+                    env["CONTENT_LENGTH"] = value
+                    continue
+                elif kind == _CT:
+                    if "CONTENT_TYPE" in env:
+                        raise BadRequest("more than one Content-Type header")
+                    env["CONTENT_TYPE"] = value
+                    continue
+                elif kind == _TE:
+                    te = value if te is None else te + "," + value
+                elif kind == _EXPECT:
+                    if value.lower() == "100-continue":
+                        expect = version is _V11
+                elif not rules.underscores:   # _UNDERSCORE: dropped, as nginx does by default
+                    continue
+            if key in env:
+                if key == "HTTP_HOST":
                     raise BadRequest("more than one Host header")
-            elif kind == _CONN:
-                connection = connection + "," + value.lower() if connection else value.lower()
-            elif kind == _CL:
-                if length is not None:
-                    raise BadRequest("more than one Content-Length header")
-                if not (value.isascii() and value.isdigit()) or len(value) > MAX_LENGTH_DIGITS:
-                    raise BadRequest(f"invalid Content-Length {value!r}")
-                length = int(value)
-                env["CONTENT_LENGTH"] = value
-                continue
-            elif kind == _CT:
-                if "CONTENT_TYPE" in env:
-                    raise BadRequest("more than one Content-Type header")
-                env["CONTENT_TYPE"] = value
-                continue
-            elif kind == _TE:
-                te = value if te is None else te + "," + value
-            elif kind == _EXPECT:
-                if value.lower() == "100-continue":
-                    expect = version is _V11
-            elif not rules.underscores:   # _UNDERSCORE: dropped, as nginx does by default
-                continue
-        if key in env:
-            env[key] += "," + value
-        else:
-            env[key] = value
+                env[key] += "," + value
+            else:
+                env[key] = value
+    except ValueError:   # a line with no colon
+        raise BadRequest("header line without a colon") from None
     chunked = False
     if te is not None:
         chunked = _transfer_encoding(te, version, length)
+    connection = env.get("HTTP_CONNECTION", "").lower()
     if version is _V11:
         keepalive = "close" not in connection
     else:
@@ -217,8 +212,11 @@ def parse_http(buf: bytes | bytearray, limit: int, server_port: str, remote: str
 
 
 def _method(method: str) -> None:
+    """Check a method once per spelling; CONNECT is never cached, so always refused."""
     if not _TOKEN.fullmatch(method):
         raise BadRequest(f"invalid method {method!r}")
+    if method == "CONNECT":
+        raise BadRequest("CONNECT is refused (an application server makes no tunnels)")
     if len(_METHODS) < 64:
         _METHODS[method] = method
 
@@ -230,7 +228,7 @@ def _target_path(method: str, uri: str) -> str:
             raise BadRequest(f"request target '*' with {method} (only OPTIONS takes it)")
         return uri
     m = _ABSOLUTE.fullmatch(uri)
-    if m is None or method == "CONNECT":   # authority-form: CONNECT, which is not served
+    if m is None:
         raise BadRequest("invalid request target")
     rest = m.group(1) or ""
     return rest if rest[:1] == "/" else "/" + rest
