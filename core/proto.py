@@ -198,8 +198,8 @@ def parse_http(buf: bytes | bytearray, limit: int, server_port: str, remote: str
                 env[key] += "," + value
             else:
                 env[key] = value
-    except ValueError:   # a line with no colon
-        raise BadRequest("header line without a colon") from None
+    except ValueError:   # a line with no colon (obs-fold, often)
+        raise _diagnose(head) from None
     chunked = False
     if te is not None:
         chunked = _transfer_encoding(te, version, length)
