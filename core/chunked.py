@@ -54,6 +54,7 @@ class ChunkedBody:
         (413) for a body over ``limit``; ClientGone from the reads."""
         buf = conn.buf
         pos = 0
+        size_line = SIZE_LINE.fullmatch
         try:
             while self.state != DONE and (want < 0 or len(out) < want):
                 state = self.state
@@ -67,7 +68,11 @@ class ChunkedBody:
                         if self.limit and self.decoded > self.limit:
                             raise BadRequest(f"request body exceeds limit-post ({self.limit})", 413)
                         if not self.remaining:
-                            self.state = DATA_END
+                            if buf.startswith(b"\r\n", pos):   # the usual case, one step
+                                pos += 2
+                                self.state = SIZE
+                            else:
+                                self.state = DATA_END
                         continue
                 elif state == DATA_END:
                     if not buf.startswith(b"\r\n"[:len(buf) - pos], pos):
@@ -80,7 +85,13 @@ class ChunkedBody:
                     eol = buf.find(b"\r\n", pos, pos + MAX_LINE + 2)
                     if eol >= 0:
                         if state == SIZE:
-                            pos = self._size_line(buf, pos, eol)
+                            m = size_line(buf, pos, eol)
+                            if m is None:
+                                raise BadRequest("invalid chunk size line "
+                                                 f"{bytes(buf[pos:min(eol, pos + 40)])!r}")
+                            self.remaining = int(m.group(1), 16)
+                            self.state = DATA if self.remaining else TRAILER
+                            pos = eol + 2
                         elif eol == pos:
                             pos += 2
                             self.state = DONE
@@ -97,18 +108,6 @@ class ChunkedBody:
         finally:
             if pos:
                 del buf[:pos]
-
-    def _size_line(self, buf: bytearray, pos: int, eol: int) -> int:
-        m = SIZE_LINE.fullmatch(buf, pos, eol)
-        if m is None:
-            raise BadRequest(f"invalid chunk size line {bytes(buf[pos:min(eol, pos + 40)])!r}")
-        size = int(m.group(1), 16)
-        if size:
-            self.remaining = size
-            self.state = DATA
-        else:
-            self.state = TRAILER
-        return eol + 2
 
     def _trailer_line(self, buf: bytearray, pos: int, eol: int) -> int:
         self.trailers += eol - pos + 2
