@@ -71,7 +71,7 @@ MAX_LENGTH_DIGITS = 19   # Content-Length below 10**19 (fits in 63 bits)
 
 
 class HttpRules:
-    """The limits and choices an HTTP socket applies to request heads (HTTP-3)."""
+    """The limits and choices an HTTP socket applies to request heads."""
 
     __slots__ = ("max_fields", "max_lines", "max_line", "underscores")
 
@@ -106,7 +106,7 @@ def _header_name(name: str) -> tuple[str, int]:
 
 def parse_http(buf: bytes | bytearray, limit: int, server_port: str, remote: str,
                rules: HttpRules = RULES) -> Head | None:
-    """Parse one HTTP/1.x head from ``buf`` (HTTP-1, HTTP-3).
+    """Parse one HTTP/1.x head from ``buf`` (HTTP-1).
 
     The head is decoded once (latin-1: one character per byte, so every check below
     sees exactly the bytes that were sent). One C pass checks every byte: without its
