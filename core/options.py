@@ -333,6 +333,12 @@ def core_options() -> list[Option]:
           metavar="N"),
         O("buffer-size", "maximum size of request headers / uwsgi packet", convert=positive_int,
           default=4096, short="b", metavar="BYTES"),
+        O("limit-request-fields", "refuse (431) an HTTP request with more than N header lines "
+          "(0 = no limit but --buffer-size)", convert=non_negative_int, default=100, metavar="N"),
+        O("limit-request-line", "refuse (414) an HTTP request line longer than BYTES "
+          "(0 = --buffer-size)", convert=non_negative_int, default=0, metavar="BYTES"),
+        O("http-allow-underscore-headers", "pass HTTP header names containing '_' to the app "
+          "(dropped by default: 'X_Forwarded_For' would pose as X-Forwarded-For)", flag=True),
         O("socket-timeout", "seconds a client may stall while sending or receiving; a request "
           "head must arrive within it", convert=positive_int, default=4, short="z", metavar="SECS"),
         O("socket-min-bytes", "bytes a client sending a body or reading a response must move in "

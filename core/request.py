@@ -10,6 +10,7 @@ import select
 import socket
 import time
 
+from .chunked import ChunkedBody
 from .proto import BadRequest
 
 READ_SIZE = 65536   # bytes per read(); a read that fills it may have left more in the kernel
@@ -204,6 +205,9 @@ class Conn:
                 pass
 
     def close(self) -> None:
+        """Close the connection, once (a rejected request may be dropped twice)."""
+        if self.fd < 0:
+            return
         if self.corked and (self.buf or self.unread):
             # a close() with unread request bytes would reset the connection and drop the
             # held response: shutdown(SHUT_WR) sends it with the FIN first. With nothing
@@ -216,6 +220,7 @@ class Conn:
                 os.close(self.fd)
         except OSError:
             pass
+        self.fd = -1
 
 
 class Input:
@@ -226,6 +231,7 @@ class Input:
         self.conn = conn
         self.remaining = length
         self.chunked = chunked
+        self.chunks = ChunkedBody(limit) if chunked else None
         self.expect = expect_continue
         self.limit = limit
         self.done = not chunked and length == 0
@@ -252,51 +258,9 @@ class Input:
 
     def _read_chunked(self, want: int) -> None:
         """Decode chunks into ``pending`` until it holds ``want`` bytes or the body ends."""
-        conn = self.conn
-        while not self.done and (want < 0 or len(self.pending) < want):
-            if self.remaining == 0:
-                # expect a chunk-size line
-                while b"\r\n" not in conn.buf:
-                    if len(conn.buf) > 4096:
-                        raise BadRequest("chunk size line too long")
-                    self._continue()
-                    conn.fill_wait()
-                line, _, rest = bytes(conn.buf).partition(b"\r\n")
-                conn.buf[:] = rest
-                size_text = line.split(b";", 1)[0].strip()
-                # 1*HEXDIG only: int() would also take "-5" (a negative size looped
-                # forever here), "+5", "0x5" and "5_0"
-                if not size_text or size_text.strip(b"0123456789abcdefABCDEF"):
-                    raise BadRequest("invalid chunk size")
-                size = int(size_text, 16)
-                if size == 0:
-                    # trailers until an empty line, bounded like the chunk-size lines
-                    trailers = 0
-                    while True:
-                        while b"\r\n" not in conn.buf:
-                            if len(conn.buf) > 4096:
-                                raise BadRequest("chunked trailer line too long")
-                            conn.fill_wait()
-                        line, _, rest = bytes(conn.buf).partition(b"\r\n")
-                        conn.buf[:] = rest
-                        if not line:
-                            break
-                        trailers += len(line)
-                        if trailers > 65536:
-                            raise BadRequest("chunked trailers too large")
-                    self.done = True
-                    break
-                self.remaining = size + 2  # data plus CRLF
-            data = self._raw(self.remaining)
-            self.remaining -= len(data)
-            if self.remaining < 2:
-                # strip the CRLF that ends the chunk
-                keep = len(data) - (2 - self.remaining)
-                self.pending += data[:max(0, keep)]
-            else:
-                self.pending += data
-            if self.limit and self.total + len(self.pending) > self.limit:
-                raise BadRequest(f"request body exceeds limit-post ({self.limit})", 413)
+        if not self.done:
+            self.chunks.decode(self.conn, self.pending, want, self._continue)
+            self.done = self.chunks.done
 
     def read(self, size: int | None = -1) -> bytes:
         if size is None:
@@ -377,18 +341,22 @@ class Input:
             yield line
 
     def drain(self, limit: int = 1 << 16) -> bool:
-        """Discard the rest of the body; False if more than ``limit`` was left."""
+        """Discard the rest of the body; False if more than ``limit`` was left or the
+        client went away. BadRequest (a malformed chunked body) propagates."""
         if self.done:
             return True
         if not self.chunked and self.remaining > limit:
             return False
+        drained = 0
         try:
-            while True:
+            while drained <= limit:
                 data = self.read(limit)
                 if not data:
                     return True
-        except (ClientGone, BadRequest):
-            return False
+                drained += len(data)
+        except ClientGone:
+            pass
+        return False
 
 
 NO_BODY = Input(None, 0, False, False)   # the body of every request that has none

@@ -20,7 +20,7 @@ import traceback
 
 from . import log
 from .postbuffer import spool_body
-from .proto import BadRequest, parse_http, parse_uwsgi, simple_response
+from .proto import BadRequest, HttpRules, parse_http, parse_uwsgi, simple_response
 from .request import ClientGone, ClientTimeout, Conn, Request
 from .scoreboard import IDLE, PAUSE, WorkerSlot
 from .server import EXIT_APP_LOAD, EXIT_GRACEFUL_IDLE, EXIT_WORKER_DONE
@@ -62,7 +62,9 @@ def set_pdeathsig(sig: int) -> None:
 class Worker:
     def __init__(self, server, wid: int, ctl_r: int, notify_w: int):
         self.server = server
-        self.settings = server.settings
+        self.settings = settings = server.settings
+        self.http_rules = HttpRules(settings.limit_request_fields, settings.limit_request_line,
+                                    settings.http_allow_underscore_headers)
         self.id = wid
         self.ctl_r = ctl_r
         self.notify_w = notify_w
@@ -583,7 +585,8 @@ class Worker:
         while conn.buf and not self.paused:
             try:
                 if http:
-                    head = parse_http(conn.buf, self.limit, lst.server_port, conn.remote)
+                    head = parse_http(conn.buf, self.limit, lst.server_port, conn.remote,
+                                      self.http_rules)
                 else:
                     head = parse_uwsgi(conn.buf, self.limit)
             except BadRequest as e:
@@ -646,9 +649,11 @@ class Worker:
         except ClientGone as e:
             req.keepalive = False
             self.client_gone(conn, req, e)
-        except BadRequest as e:
+        except BadRequest as e:          # a malformed body (chunked), or one over --limit-post
             req.keepalive = False
-            if not req.committed:
+            if req.committed:
+                log.log(log.BAD_REQUEST.format(addr=conn.remote or "-", why=e))
+            else:
                 self.reject(conn, e)
                 req.status = e.status
         except Exception:  # noqa: BLE001 - a broken handler must not kill the worker
@@ -673,7 +678,11 @@ class Worker:
         if self.max_requests and slot.delta >= self.max_requests:
             self.max_requests_reached()
         if req.keepalive:
-            return req.input.drain()
+            try:
+                return req.input.drain()
+            except BadRequest as e:     # the unread rest of the body was malformed
+                log.log(log.BAD_REQUEST.format(addr=conn.remote or "-", why=e))
+                return False
         if not req.input.done:
             conn.unread = True
         return False
