@@ -11,7 +11,7 @@ import os
 import signal
 import sys
 
-from . import __version__, actions, config, handoff, log, pidfile, plugins, privileges, signals
+from . import __version__, config, handoff, log, pidfile, plugins, privileges, signals
 from .options import Option, OptionError, Registry, core_options, suggest
 from .scoreboard import Scoreboard
 from .server import EXIT_APP_LOAD, VERSION_COMPAT, Server
@@ -331,6 +331,7 @@ def run(argv: list[str]) -> int:
     plugins.check_disabled(pm, settings.disable_plugin)
     guard = plugins.HookGuard(pm)
     guard.startup(pm.hook.uwsgi_configure, settings=settings)
+    from . import actions   # the master's modules: not needed by immediate options
     signals.check_hooks(settings, actions.registry(guard.master(pm.hook.uwsgi_master_actions)))
     start_dir = taken.start_dir or os.getcwd()
     for item in settings.env:
@@ -400,13 +401,14 @@ def start(server: Server) -> int:
     server.guard.startup(server.hook.uwsgi_post_apps, server=server)
     if not s.master:
         return run_without_master(server)
+    from . import actions
     from .master import Master
     log.log(log.MERCY.format(mercy=s.worker_reload_mercy))
     if server.is_reload:
         log.log(log.MASTER_RESPAWNED.format(pid=os.getpid()))
     else:
         log.log(log.MASTER_SPAWNED.format(pid=os.getpid()))
-    return Master(server).run()
+    return Master(server, actions.registry).run()
 
 
 def _anchored(path: str | None) -> str | None:
