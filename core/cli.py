@@ -11,13 +11,14 @@ import os
 import signal
 import sys
 
-from . import __version__, config, handoff, log, pidfile, plugins, privileges, signals
+from . import config, handoff, log, pidfile, plugins, privileges, signals
+from .completion import COMPLETE_VAR
 from .options import Option, OptionError, Registry, core_options, suggest
 from .scoreboard import Scoreboard
-from .server import EXIT_APP_LOAD, VERSION_COMPAT, Server
+from .server import EXIT_APP_LOAD, Server
+from .version import UWSGI_VERSION, __version__
 
 META = ("help", "version", "plugins_list", "ini", "toml", "config_files")
-COMPLETE_VAR = "_UWSGI_PY_COMPLETE"    # click's shell completion (core/completion.py)
 PATH_METAVARS = ("FILE", "PATH", "PIDFILE", "DIR")
 
 
@@ -285,10 +286,16 @@ def load_settings(registry: Registry, parsed: CommandLine, environ, *,
     return settings
 
 
+def completion_command():
+    """The click command shell completion runs: every option of the loaded plugins."""
+    pm = plugins.build(plugins.disabled_from(sys.argv[1:]))
+    return build_command(list(build_registry(pm)))
+
+
 def main(argv: list[str] | None = None) -> int:
     if argv is None and os.environ.get(COMPLETE_VAR):
         from .completion import complete
-        return complete()
+        return complete(completion_command)
     argv = sys.argv[1:] if argv is None else argv
     try:
         return run(argv)
@@ -367,7 +374,7 @@ def start(server: Server) -> int:
     if s.show_config:
         for line in s.show_config_lines():
             log.log(line)
-    log.log(log.BANNER.format(version=__version__, compat=VERSION_COMPAT, date=log.now()))
+    log.log(log.BANNER.format(version=__version__, compat=UWSGI_VERSION, date=log.now()))
     if not server.is_reload:
         write_pidfile("pidfile", s.pidfile)             # PID-1: before the privilege drop
     keep_root = s.master_as_root and s.master           # only the workers drop (spawner)

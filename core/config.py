@@ -22,6 +22,7 @@ from . import compat, log
 from .dialect import Context, Exported, Item, expand
 from .ini import Reader
 from .options import Option, OptionError, ReadAs, Registry, python_value
+from .version import UWSGI_VERSION as VERSION   # %V: the uWSGI version uwsgi-py follows
 
 Entry = tuple[str, Any, str]
 
@@ -138,9 +139,6 @@ def env_entries(registry: Registry | None, environ: dict[str, str]) -> Iterator[
             continue
         name = var[len("UWSGI_"):].lower().replace("_", "-")
         yield name, value, f"environment {var}"
-
-
-from . import UWSGI_VERSION as VERSION  # noqa: E402 - %V: the uWSGI version uwsgi-py follows
 
 
 def gather(files: list[str], environ: dict[str, str], cli: Iterable[Entry] = (), *,

@@ -10,9 +10,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
-
-class OptionError(Exception):
-    """A bad option or value; the message is the one line the user sees."""
+from .errors import OptionError
 
 
 # ---- converters: raw text (or TOML value) -> python value -----------------

@@ -12,7 +12,7 @@ import sys
 from typing import Callable
 
 from . import log
-from .options import OptionError
+from .errors import OptionError
 
 EXIT_SENT = 0
 EXIT_UNREADABLE = 1
