@@ -22,9 +22,24 @@ META = ("help", "version", "plugins_list", "ini", "toml", "config_files")
 PATH_METAVARS = ("FILE", "PATH", "PIDFILE", "DIR")
 
 
+def cli_options() -> list[Option]:
+    """The command line's own options (``cli_only``): ``run`` acts on them."""
+    return [
+        Option("help", "list the options of the loaded plugins, and exit", short="h", flag=True,
+               cli_only=True),
+        Option("version", "print the version, and exit", flag=True, cli_only=True),
+        Option("plugins-list", "list the loaded plugins and their hooks, and exit", flag=True,
+               cli_only=True),
+        Option("ini", "load an ini file's [uwsgi] section (FILE:SECTION for another one)",
+               multiple=True, metavar="FILE", cli_only=True),
+        Option("toml", "load the [uwsgi] table of a TOML file", multiple=True, metavar="FILE",
+               cli_only=True),
+    ]
+
+
 def build_registry(pm) -> Registry:
     registry = Registry()
-    registry.add(*core_options(), *config.config_options(), group="core")
+    registry.add(*cli_options(), *core_options(), *config.config_options(), group="core")
     for impl in reversed(pm.hook.uwsgi_add_options.get_hookimpls()):
         scoped = _ScopedRegistry(registry, impl.plugin_name)
         try:
@@ -65,14 +80,7 @@ def build_command(options):
         else:
             params.append(click.Option(decls, multiple=opt.multiple, default=None, help=opt.help,
                                        metavar=opt.metavar or "VALUE", type=kind))
-    params += [
-        click.Option(["--help", "-h", "help"], is_flag=True, default=False),
-        click.Option(["--version", "version"], is_flag=True, default=False),
-        click.Option(["--plugins-list", "plugins_list"], is_flag=True, default=False),
-        click.Option(["--ini", "ini"], multiple=True, metavar="FILE"),
-        click.Option(["--toml", "toml"], multiple=True, metavar="FILE"),
-        click.Argument(["config_files"], nargs=-1, type=click.Path()),
-    ]
+    params.append(click.Argument(["config_files"], nargs=-1, type=click.Path()))
     return click.Command("uwsgi-py", params=params, add_help_option=False)
 
 
@@ -241,7 +249,7 @@ def parse_cli(registry: Registry, argv: list[str]) -> CommandLine:
 def cli_entries(parsed: CommandLine, registry: Registry) -> list[config.Entry]:
     entries = []
     for opt in registry:
-        if opt.name not in parsed.given:
+        if opt.name not in parsed.given or opt.cli_only:
             continue
         value = parsed.given[opt.name]
         if opt.multiple:
@@ -252,11 +260,10 @@ def cli_entries(parsed: CommandLine, registry: Registry) -> list[config.Entry]:
 
 
 def render_help(registry: Registry) -> str:
+    own = ", ".join(f"--{opt.name}" for opt in registry if opt.cli_only)
     lines = ["Usage: uwsgi-py [OPTIONS] [CONFIG.toml|CONFIG.ini]", "",
-             "Options are uWSGI's; every option is also a TOML/ini key and a UWSGI_<NAME> variable.",
-             "  --ini FILE / --toml FILE   load a config file ([uwsgi] section)",
-             "  --plugins-list             list the loaded plugins and their hooks",
-             "  --version                  print the version", ""]
+             "Options are uWSGI's; each is also a TOML/ini key and a UWSGI_<NAME> variable,",
+             f"except the command line's own ({own}).", ""]
     for group, options in registry.groups().items():
         lines.append(f"{group}:")
         for opt in options:

@@ -55,7 +55,8 @@ class Settings:
         self.notes: list[str] = []
         self.unimplemented: list[tuple[str, str]] = []
         for opt in registry:
-            setattr(self, opt.attr, opt.initial())
+            if not opt.cli_only:
+                setattr(self, opt.attr, opt.initial())
 
     @property
     def registry(self) -> Registry:
@@ -187,7 +188,7 @@ def settle(registry: Registry, items: list[Item], referenced: set[str] = frozens
         if item.dialect:
             continue
         opt = registry.get(item.key)
-        if opt is not None:
+        if opt is not None and not opt.cli_only:
             options.append((item, opt))
             continue
         kind = compat.classify(item.key)

@@ -34,10 +34,6 @@ COMMAND_SIGNALS = {
     "pause": signal.SIGTSTP,
 }
 
-# The master sets this marker in its /proc/PID/environ so that a client can
-# tell a uwsgi-py master from whatever process recycled its pid.
-MASTER_MARKER = "UWSGI_PY_MASTER_MARK"
-
 
 def write(path: str, pid: int | None = None) -> None:
     """``"%d\\n"`` through a temp file and rename() (PID-4), never following a

@@ -17,7 +17,6 @@ from .version import UWSGI_VERSION as VERSION_COMPAT  # noqa: F401 - the stats p
 EXIT_GRACEFUL_IDLE = 17
 EXIT_APP_LOAD = 22
 EXIT_WORKER_DONE = 30
-EXIT_CONFIG = 1
 
 
 class App(Protocol):
