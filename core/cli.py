@@ -384,7 +384,7 @@ def start(server: Server) -> int:
     log.log(log.BANNER.format(version=__version__, compat=UWSGI_VERSION, date=log.now()))
     if not server.is_reload:
         write_pidfile("pidfile", s.pidfile)             # PID-1: before the privilege drop
-    keep_root = s.master_as_root and s.master           # only the workers drop (spawner)
+    keep_root = s.master_as_root and s.master           # only the workers drop (children.spawn)
     if not keep_root and not s.chown_socket:
         privileges.drop(s)                              # MASTER-2 step 4: before binding
     if not server.is_reload and not (s.chown_socket and not keep_root):
