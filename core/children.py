@@ -149,7 +149,7 @@ class Children:
         """The previous image's workers (``handoff``): they serve until ours accept,
         or were already told to stop."""
         for entry in entries:
-            child = Child(entry["id"], entry["pid"], entry.get("ctl", -1), time.time(),
+            child = Child(entry["id"], entry["pid"], entry.get("ctl", -1), time.monotonic(),
                           life=Life.OLD_GENERATION)
             if entry.get("cursed"):
                 child.life, child.cursed_at = Life.STOPPING, time.monotonic()
