@@ -6,15 +6,13 @@ from __future__ import annotations
 
 import pluggy
 
-__version__ = "0.1.0"
-UWSGI_VERSION = "2.0.31"   # the uWSGI release whose behaviour and APIs are mirrored
+from .options import Option, OptionError
+from .options import boolean, choice, integer, key_value, non_negative_int, positive_int, string
+from .request import ClientGone
+from .server import App, Server, Watch
+from .version import UWSGI_VERSION, __version__
 
 hookimpl = pluggy.HookimplMarker("uwsgi_py")
-
-from .options import Option, OptionError  # noqa: E402
-from .options import boolean, choice, integer, key_value, non_negative_int, positive_int, string  # noqa: E402
-from .request import ClientGone  # noqa: E402
-from .server import App, Server, Watch  # noqa: E402
 
 __all__ = [
     "__version__", "UWSGI_VERSION", "hookimpl", "Option", "OptionError", "App", "Server", "Watch",

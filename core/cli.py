@@ -11,19 +11,35 @@ import os
 import signal
 import sys
 
-from . import __version__, actions, config, handoff, log, pidfile, plugins, privileges, signals
+from . import config, handoff, log, pidfile, plugins, privileges, signals
+from .completion import COMPLETE_VAR
 from .options import Option, OptionError, Registry, core_options, suggest
 from .scoreboard import Scoreboard
-from .server import EXIT_APP_LOAD, VERSION_COMPAT, Server
+from .server import EXIT_APP_LOAD, Server
+from .version import UWSGI_VERSION, __version__
 
 META = ("help", "version", "plugins_list", "ini", "toml", "config_files")
-COMPLETE_VAR = "_UWSGI_PY_COMPLETE"    # click's shell completion (core/completion.py)
 PATH_METAVARS = ("FILE", "PATH", "PIDFILE", "DIR")
+
+
+def cli_options() -> list[Option]:
+    """The command line's own options (``cli_only``): ``run`` acts on them."""
+    return [
+        Option("help", "list the options of the loaded plugins, and exit", short="h", flag=True,
+               cli_only=True),
+        Option("version", "print the version, and exit", flag=True, cli_only=True),
+        Option("plugins-list", "list the loaded plugins and their hooks, and exit", flag=True,
+               cli_only=True),
+        Option("ini", "load an ini file's [uwsgi] section (FILE:SECTION for another one)",
+               multiple=True, metavar="FILE", cli_only=True),
+        Option("toml", "load the [uwsgi] table of a TOML file", multiple=True, metavar="FILE",
+               cli_only=True),
+    ]
 
 
 def build_registry(pm) -> Registry:
     registry = Registry()
-    registry.add(*core_options(), *config.config_options(), group="core")
+    registry.add(*cli_options(), *core_options(), *config.config_options(), group="core")
     for impl in reversed(pm.hook.uwsgi_add_options.get_hookimpls()):
         scoped = _ScopedRegistry(registry, impl.plugin_name)
         try:
@@ -64,14 +80,7 @@ def build_command(options):
         else:
             params.append(click.Option(decls, multiple=opt.multiple, default=None, help=opt.help,
                                        metavar=opt.metavar or "VALUE", type=kind))
-    params += [
-        click.Option(["--help", "-h", "help"], is_flag=True, default=False),
-        click.Option(["--version", "version"], is_flag=True, default=False),
-        click.Option(["--plugins-list", "plugins_list"], is_flag=True, default=False),
-        click.Option(["--ini", "ini"], multiple=True, metavar="FILE"),
-        click.Option(["--toml", "toml"], multiple=True, metavar="FILE"),
-        click.Argument(["config_files"], nargs=-1, type=click.Path()),
-    ]
+    params.append(click.Argument(["config_files"], nargs=-1, type=click.Path()))
     return click.Command("uwsgi-py", params=params, add_help_option=False)
 
 
@@ -240,7 +249,7 @@ def parse_cli(registry: Registry, argv: list[str]) -> CommandLine:
 def cli_entries(parsed: CommandLine, registry: Registry) -> list[config.Entry]:
     entries = []
     for opt in registry:
-        if opt.name not in parsed.given:
+        if opt.name not in parsed.given or opt.cli_only:
             continue
         value = parsed.given[opt.name]
         if opt.multiple:
@@ -251,11 +260,10 @@ def cli_entries(parsed: CommandLine, registry: Registry) -> list[config.Entry]:
 
 
 def render_help(registry: Registry) -> str:
+    own = ", ".join(f"--{opt.name}" for opt in registry if opt.cli_only)
     lines = ["Usage: uwsgi-py [OPTIONS] [CONFIG.toml|CONFIG.ini]", "",
-             "Options are uWSGI's; every option is also a TOML/ini key and a UWSGI_<NAME> variable.",
-             "  --ini FILE / --toml FILE   load a config file ([uwsgi] section)",
-             "  --plugins-list             list the loaded plugins and their hooks",
-             "  --version                  print the version", ""]
+             "Options are uWSGI's; each is also a TOML/ini key and a UWSGI_<NAME> variable,",
+             f"except the command line's own ({own}).", ""]
     for group, options in registry.groups().items():
         lines.append(f"{group}:")
         for opt in options:
@@ -285,10 +293,16 @@ def load_settings(registry: Registry, parsed: CommandLine, environ, *,
     return settings
 
 
+def completion_command():
+    """The click command shell completion runs: every option of the loaded plugins."""
+    pm = plugins.build(plugins.disabled_from(sys.argv[1:]))
+    return build_command(list(build_registry(pm)))
+
+
 def main(argv: list[str] | None = None) -> int:
     if argv is None and os.environ.get(COMPLETE_VAR):
         from .completion import complete
-        return complete()
+        return complete(completion_command)
     argv = sys.argv[1:] if argv is None else argv
     try:
         return run(argv)
@@ -331,6 +345,7 @@ def run(argv: list[str]) -> int:
     plugins.check_disabled(pm, settings.disable_plugin)
     guard = plugins.HookGuard(pm)
     guard.startup(pm.hook.uwsgi_configure, settings=settings)
+    from . import actions   # the master's modules: not needed by immediate options
     signals.check_hooks(settings, actions.registry(guard.master(pm.hook.uwsgi_master_actions)))
     start_dir = taken.start_dir or os.getcwd()
     for item in settings.env:
@@ -366,10 +381,10 @@ def start(server: Server) -> int:
     if s.show_config:
         for line in s.show_config_lines():
             log.log(line)
-    log.log(log.BANNER.format(version=__version__, compat=VERSION_COMPAT, date=log.now()))
+    log.log(log.BANNER.format(version=__version__, compat=UWSGI_VERSION, date=log.now()))
     if not server.is_reload:
         write_pidfile("pidfile", s.pidfile)             # PID-1: before the privilege drop
-    keep_root = s.master_as_root and s.master           # only the workers drop (spawner)
+    keep_root = s.master_as_root and s.master           # only the workers drop (children.spawn)
     if not keep_root and not s.chown_socket:
         privileges.drop(s)                              # MASTER-2 step 4: before binding
     if not server.is_reload and not (s.chown_socket and not keep_root):
@@ -400,13 +415,14 @@ def start(server: Server) -> int:
     server.guard.startup(server.hook.uwsgi_post_apps, server=server)
     if not s.master:
         return run_without_master(server)
+    from . import actions
     from .master import Master
     log.log(log.MERCY.format(mercy=s.worker_reload_mercy))
     if server.is_reload:
         log.log(log.MASTER_RESPAWNED.format(pid=os.getpid()))
     else:
         log.log(log.MASTER_SPAWNED.format(pid=os.getpid()))
-    return Master(server).run()
+    return Master(server, actions.registry).run()
 
 
 def _anchored(path: str | None) -> str | None:

@@ -8,17 +8,17 @@ started: ``cli.main`` hands over to ``complete()`` before parsing.
 """
 from __future__ import annotations
 
-import sys
+from typing import Any, Callable
 
-from . import plugins
-from .cli import COMPLETE_VAR, build_command, build_registry
-from .options import OptionError
+from .errors import OptionError
+
+COMPLETE_VAR = "_UWSGI_PY_COMPLETE"    # click's shell completion variable
 
 
-def complete() -> int:
+def complete(build_command: Callable[[], Any]) -> int:
+    """``build_command()``: the click command of every loaded option (``cli``)."""
     try:
-        pm = plugins.build(plugins.disabled_from(sys.argv[1:]))
-        command = build_command(list(build_registry(pm)))
+        command = build_command()
     except OptionError:
         return 1
     try:

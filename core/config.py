@@ -22,6 +22,7 @@ from . import compat, log
 from .dialect import Context, Exported, Item, expand
 from .ini import Reader
 from .options import Option, OptionError, ReadAs, Registry, python_value
+from .version import UWSGI_VERSION as VERSION   # %V: the uWSGI version uwsgi-py follows
 
 Entry = tuple[str, Any, str]
 
@@ -54,7 +55,8 @@ class Settings:
         self.notes: list[str] = []
         self.unimplemented: list[tuple[str, str]] = []
         for opt in registry:
-            setattr(self, opt.attr, opt.initial())
+            if not opt.cli_only:
+                setattr(self, opt.attr, opt.initial())
 
     @property
     def registry(self) -> Registry:
@@ -140,9 +142,6 @@ def env_entries(registry: Registry | None, environ: dict[str, str]) -> Iterator[
         yield name, value, f"environment {var}"
 
 
-from . import UWSGI_VERSION as VERSION  # noqa: E402 - %V: the uWSGI version uwsgi-py follows
-
-
 def gather(files: list[str], environ: dict[str, str], cli: Iterable[Entry] = (), *,
            plugins: frozenset[str] = frozenset(), reload: bool = False,
            strict: bool = False) -> tuple[list[Item], set[str], list[str]]:
@@ -189,7 +188,7 @@ def settle(registry: Registry, items: list[Item], referenced: set[str] = frozens
         if item.dialect:
             continue
         opt = registry.get(item.key)
-        if opt is not None:
+        if opt is not None and not opt.cli_only:
             options.append((item, opt))
             continue
         kind = compat.classify(item.key)

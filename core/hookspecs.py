@@ -177,7 +177,8 @@ def uwsgi_master_actions() -> "dict[str, Callable[[Master], Any]] | None":
     Every implementation runs; the dicts are merged over the built-in actions
     (``core/actions.py``), so a plugin may override one; when two plugins
     define one name, which wins is unspecified. Actions run on the master's
-    only thread from its loop: change state, signal workers, log, return.
+    only thread from its loop: change state, signal workers, log, return
+    (the built-in ones return a dict saying what they did; None is fine).
     Never block, sleep or wait for a child in an action; a long operation is
     a state that ``uwsgi_master_cycle`` completes.
     """

@@ -9,15 +9,16 @@
 - ``--evil-reload-on-rss``: a worker above that RSS is SIGKILLed at once.
 - Listen queues: a TCP listener whose accept queue is full is logged once when
   it fills and once when it drains (one pair per burst, not one line per tick).
-
-``--harakiri`` stays in ``Master.check_harakiri``; both run on the same tick.
+- ``--harakiri``: a worker busy with one request for longer is SIGKILLed
+  (``HARAKIRI ON WORKER ...``; ``--harakiri-verbose`` adds what it is blocked in).
 """
 from __future__ import annotations
 
 import signal
+import time
 
 from . import log, sockets
-from .scoreboard import memory
+from .scoreboard import BUSY, DEAD, memory
 
 MB = 1024 * 1024
 
@@ -25,7 +26,10 @@ MB = 1024 * 1024
 class Limits:
     def __init__(self, master):
         self.master = master
+        self.children = master.children
         s = master.settings
+        self.harakiri = s.harakiri
+        self.harakiri_verbose = s.harakiri_verbose
         self.lifetime = s.max_worker_lifetime
         self.min_lifetime = s.min_worker_lifetime
         self.rss = s.reload_on_rss * MB
@@ -33,16 +37,32 @@ class Limits:
         self.full: dict[int, list] = {}   # listener fd -> [since (monotonic), peak]
 
     def tick(self, now: float) -> None:
+        if self.harakiri:
+            self.check_harakiri()
         if self.lifetime or self.rss or self.evil_rss:
-            for child in list(self.master.workers.values()):
+            for child in list(self.children.workers.values()):
                 if not child.cursed_at:
                     self.check_worker(child, now)
         self.check_listen_queues(now)
 
+    def check_harakiri(self) -> None:
+        now = time.time()
+        scoreboard = self.master.scoreboard
+        for child in list(self.children.workers.values()):
+            slot = scoreboard.read(child.id)
+            if slot["status"] == BUSY and slot["busy_since"] and now - slot["busy_since"] > self.harakiri:
+                log.log(log.HARAKIRI.format(id=child.id, pid=child.pid))
+                log.log(log.HARAKIRI_REQUEST.format(id=child.id, pid=child.pid, uri=slot["uri"],
+                                                    since=time.ctime(slot["busy_since"])))
+                if self.harakiri_verbose:
+                    log_stuck_worker(child.pid)
+                scoreboard.write(child.id, harakiri_count=slot["harakiri_count"] + 1, status=DEAD)
+                self.children.kill(child, signal.SIGKILL)
+
     def check_worker(self, child, now: float) -> None:
         age = now - child.spawned
         if self.lifetime and age > self.lifetime:
-            self.master.recycle(child, log.LIFETIME.format(id=child.id, secs=int(age)))
+            self.children.recycle(child, log.LIFETIME.format(id=child.id, secs=int(age)))
             return
         if not (self.rss or self.evil_rss):
             return
@@ -50,11 +70,11 @@ class Limits:
         if self.evil_rss and rss > self.evil_rss:
             log.log(log.EVIL_RSS.format(id=child.id, pid=child.pid, rss=rss // MB,
                                         limit=self.evil_rss // MB))
-            child.cursed_at = now   # once; mercy re-kills if it somehow survives
-            self.master.kill(child, signal.SIGKILL)
+            # once: mercy kills it again if it somehow survives
+            self.children.stop(child, signal.SIGKILL, on_purpose=False)
             return
         if self.rss and rss > self.rss and age >= self.min_lifetime:
-            self.master.recycle(child, log.RSS_RECYCLE.format(
+            self.children.recycle(child, log.RSS_RECYCLE.format(
                 id=child.id, pid=child.pid, rss=rss // MB, limit=self.rss // MB))
 
     def check_listen_queues(self, now: float) -> None:
@@ -73,3 +93,15 @@ class Limits:
                 log.log(log.LISTEN_DRAINED.format(name=lst.name, fd=lst.fd,
                                                   secs=int(now - state[0]), peak=state[1],
                                                   max=backlog))
+
+
+def log_stuck_worker(pid: int) -> None:
+    """--harakiri-verbose: what the worker is blocked in, as the kernel says (Linux)."""
+    for line, name in ((log.HARAKIRI_SYSCALL, "syscall"), (log.HARAKIRI_WCHAN, "wchan")):
+        try:
+            with open(f"/proc/{pid}/{name}") as f:
+                text = f.read(4096).strip()
+        except OSError:
+            continue
+        if text:
+            log.log(line.format(text=text))

@@ -110,7 +110,6 @@ RUNNING = "running {path}"
 PAUSE = "*** PAUSE (press start to resume, if you do not have a joypad send SIGTSTP) ***"
 RESUME = "*** (SIGTSTP received) resuming workers ***"
 SNAPSHOT = "*** restoring snapshot: replacing every worker with a fresh fork of the loaded app ***"
-WORKERS_RELOAD = "...reloading workers (no exec)..."
 RELOAD_CHECKING = "reload check: loading the new configuration and code in a throwaway process..."
 RELOAD_REFUSED = "*** RELOAD REFUSED: {why}; the running generation keeps serving ***"
 RELOAD_AGAIN = "graceful reload requested while one is under way: reloading again once it is done"
@@ -132,11 +131,9 @@ PLUGIN_FAILED = ("*** plugin {name!r} (distribution {dist}) failed in {where}: {
                  "the master carries on (failure {count}) ***")
 WATCH_DROPPED = "*** fd {fd} of plugin {name!r} is no longer watched: its callback raised ***"
 # ---- signals / requests ----------------------------------------------------
-SEGV = "!!! uWSGI process {pid} got Segmentation Fault !!!"
 REQUEST = ("[pid: {pid}|app: 0|req: {wreq}/{treq}] {addr} ({user}) {{{nvars} vars in {vsize} bytes}} "
            "[{date}] {method} {uri} => generated {size} bytes in {time} {unit}{via}({proto} {status}) "
            "{nheaders} headers in {hsize} bytes (1 switches on core 0)")
-INVALID_BLOCK = "invalid request block size: {size} (max {max})...skip"
 UNAVAILABLE_MODIFIER = "-- unavailable modifier requested: {modifier} --"
 BAD_REQUEST = "bad request from {addr}: {why}"
 

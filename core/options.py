@@ -5,14 +5,11 @@ The registry feeds the click command (``cli.py``), TOML/ini/env validation
 """
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
-
-class OptionError(Exception):
-    """A bad option or value; the message is the one line the user sees."""
+from .errors import OptionError
 
 
 # ---- converters: raw text (or TOML value) -> python value -----------------
@@ -208,7 +205,9 @@ class Option:
     order. ``immediate`` options act and exit while parsing (``--stop``).
     ``master`` options imply ``--master`` (MASTER-1). A ``flag_value`` option takes an
     optional value on the command line (``--log-date`` or ``--log-date=%Y``): alone, it
-    means ``flag_value``.
+    means ``flag_value``. ``cli_only`` options are the command line's own (``--help``,
+    ``--ini``): ``cli.run`` acts on them; in a file or the environment their name means
+    what it means to uWSGI's reader (``ini = FILE`` includes a file), never this option.
     """
 
     name: str
@@ -224,6 +223,7 @@ class Option:
     metavar: str | None = None
     group: str = "core"
     flag_value: str | None = None
+    cli_only: bool = False
 
     @property
     def attr(self) -> str:
@@ -422,11 +422,8 @@ def core_options() -> list[Option]:
           "line); exit 0 when it takes traffic", metavar="PIDFILE", immediate=pidfile.print_status),
         O("stop", "stop the instance whose pid is in PIDFILE", metavar="PIDFILE",
           immediate=pidfile.signal_command("stop")),
-        O("pause", "pause/resume the instance whose pid is in PIDFILE", metavar="PIDFILE",
-          immediate=pidfile.signal_command("pause")),
-        O("suspend", "same as --pause", metavar="PIDFILE",
-          immediate=pidfile.signal_command("pause")),
-        O("resume", "same as --pause (it toggles)", metavar="PIDFILE",
+        O("pause", "pause/resume the instance whose pid is in PIDFILE (each one toggles)",
+          metavar="PIDFILE", aliases=("suspend", "resume"),
           immediate=pidfile.signal_command("pause")),
         # logging
         O("logto", "log to FILE", metavar="FILE", aliases=("logto2",)),
@@ -458,6 +455,3 @@ def python_value(opt: Option, value: Any) -> Any:
         return [str(v).encode() for v in value]
     return str(value).encode()
 
-
-def getenv_bool(name: str) -> bool:
-    return os.environ.get(name, "").lower() in _TRUE

@@ -12,7 +12,7 @@ import sys
 from typing import Callable
 
 from . import log
-from .options import OptionError
+from .errors import OptionError
 
 EXIT_SENT = 0
 EXIT_UNREADABLE = 1
@@ -33,10 +33,6 @@ COMMAND_SIGNALS = {
     "stop": signal.SIGINT,
     "pause": signal.SIGTSTP,
 }
-
-# The master sets this marker in its /proc/PID/environ so that a client can
-# tell a uwsgi-py master from whatever process recycled its pid.
-MASTER_MARKER = "UWSGI_PY_MASTER_MARK"
 
 
 def write(path: str, pid: int | None = None) -> None:

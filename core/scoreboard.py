@@ -12,7 +12,6 @@ import struct
 
 # status codes
 IDLE, BUSY, PAUSE, CHEAP, DEAD = 0, 1, 2, 3, 4
-STATUS_NAMES = {IDLE: "idle", BUSY: "busy", PAUSE: "pause", CHEAP: "cheap", DEAD: "idle"}
 
 # pid, accepting, requests, delta_requests, exceptions, tx, running_time (us), avg_rt (us),
 # status, busy_since (float epoch), the URI of the current request (zero-padded), last_spawn,
@@ -22,7 +21,7 @@ STATUS_NAMES = {IDLE: "idle", BUSY: "busy", PAUSE: "pause", CHEAP: "cheap", DEAD
 URI_SIZE = 256
 SLOT = struct.Struct(f"<iBqqqqqqBd{URI_SIZE}sqiiqqq")
 SLOT_SIZE = SLOT.size
-HEADER = struct.Struct("<qqB")  # total requests (master refresh), generation, paused
+HEADER = struct.Struct("<B7x")  # paused (7 bytes of padding keep the slots 8-byte aligned)
 _PID = struct.Struct("<i")
 _BUSY = struct.Struct(f"<Bd{URI_SIZE}s")     # status, busy_since, uri
 _DONE = struct.Struct("<BqqqqqqBd")         # accepting, requests .. avg_rt, status, busy_since
@@ -86,21 +85,11 @@ class Scoreboard:
 
     @property
     def paused(self) -> bool:
-        return bool(HEADER.unpack_from(self.mem, 0)[2])
+        return bool(HEADER.unpack_from(self.mem, 0)[0])
 
     @paused.setter
     def paused(self, value: bool) -> None:
-        total, gen, _ = HEADER.unpack_from(self.mem, 0)
-        HEADER.pack_into(self.mem, 0, total, gen, 1 if value else 0)
-
-    @property
-    def generation(self) -> int:
-        return HEADER.unpack_from(self.mem, 0)[1]
-
-    @generation.setter
-    def generation(self, value: int) -> None:
-        total, _, paused = HEADER.unpack_from(self.mem, 0)
-        HEADER.pack_into(self.mem, 0, total, value, paused)
+        HEADER.pack_into(self.mem, 0, 1 if value else 0)
 
 
 class WorkerSlot:

@@ -11,14 +11,12 @@ from . import log, privileges, sockets
 from .handoff import Handoff
 from .options import OptionError
 from .scoreboard import Scoreboard
-
-from . import UWSGI_VERSION as VERSION_COMPAT  # noqa: E402 - one source, see __init__
+from .version import UWSGI_VERSION as VERSION_COMPAT  # noqa: F401 - the stats plugin reads it here
 
 # exit codes (WORKER-5, SHUT-5)
 EXIT_GRACEFUL_IDLE = 17
 EXIT_APP_LOAD = 22
 EXIT_WORKER_DONE = 30
-EXIT_CONFIG = 1
 
 
 class App(Protocol):

@@ -108,7 +108,7 @@ def master_table(die_on_term: bool, hooks: Iterable[str] = ()) -> dict[int, str]
 def check_hooks(settings, known) -> None:
     """Every ``--hook-master-start`` names an action in ``known`` (the action registry,
     plugins' actions included), or start-up (and the reload check) fails in one line."""
-    from .options import OptionError
+    from .errors import OptionError
     for text in settings.hook_master_start:
         name = parse_hook(text)[1]
         if name not in known:

@@ -1,157 +1,151 @@
-"""The master's upkeep actions: pause, stats dump, logs, pidfiles, vacuum, harakiri.
+"""The master's upkeep: pause, stats dump, logs, pidfiles, vacuum.
 
-A mixin of ``Master``; each method runs on the master's loop thread and returns.
+The actions here (``toggle_pause`` ... ``update_pidfiles``) are named by the
+signal and FIFO tables (``core/actions.py``); each runs on the master's loop
+thread, does its work, returns what it did and never blocks.
 """
 from __future__ import annotations
 
 import os
 import signal
-import time
 
 from . import log, pidfile
 from .options import OptionError
-from .scoreboard import DEAD
 
 
-class Upkeep:
-    # ---- pause, stats, logs --------------------------------------------------------
-    def toggle_pause(self) -> None:
-        self.paused = not self.paused
-        self.scoreboard.paused = self.paused
-        if self.paused:
-            log.vlog(log.PAUSE)
-        else:
-            log.vlog(log.RESUME)
-        self.tell_workers(b"p" if self.paused else b"u")
-        self.guard.master(self.hook.uwsgi_master_event, master=self,
-                          event="paused" if self.paused else "resumed", info={})
-
-    def log_stats(self) -> None:
-        lines = ["", ";uWSGI instance configuration", "[uwsgi]", *self.settings.ini_lines(),
-                 ";end of configuration", "",
-                 f"\tworkers total requests: {self.scoreboard.total_requests()}", "-" * 17]
-        for wid in range(1, self.numproc + 1):
-            slot = self.scoreboard.read(wid)
-            for i, app in enumerate(self.server.apps or [None]):
-                name = getattr(app, "name", "") if app else ""
-                lines.append(f"\tworker {wid} app {i} [{name}] requests: {slot['requests']} "
-                             f"exceptions: {slot['exceptions']}")
-            lines.append("-" * 17)
-        log.log("\n".join(lines) + "\n")
-
-    def signal_workers_usr2(self) -> None:
-        for child in self.all_children():
-            self.kill(child, signal.SIGUSR2)
-
-    def log_files(self) -> list:
-        """The files this master writes logs to: --logto (fds 1 and 2), then plugins' (LOG-3)."""
-        s = self.settings
-        files = list(log.FILES)
-        if s.logto:
-            files.insert(0, log.LogFile(s.logto, 2, s.log_maxsize, s.log_backupname))
-        return files
-
-    def reopen_logs(self, rotate: bool, only=None) -> None:
-        files = self.log_files() if only is None else [only]
-        if not files:
-            log.log("no log file configured (--logto): nothing to reopen")
-            return
-        for f in files:
-            try:
-                if rotate:
-                    log.rotate(f.path, f.backupname, f.fd)
-                else:
-                    log.reopen(f.path, f.fd)
-            except OSError as e:
-                log.log(f"unable to reopen log {f.path}: {e.strerror}; reloading")
-                self.request("graceful_reload")
-                return
-            if f.fd == 2:
-                self.tell_workers(b"l")
-
-    def check_log_size(self) -> None:
-        """--log-maxsize (and a file logger's maxsize=): rotate what grew too big (LOG-3)."""
-        for f in self.log_files():
-            if f.maxsize and f.size() > f.maxsize:
-                self.reopen_logs(rotate=True, only=f)
-
-    def write_pidfiles(self, safe: bool = False, every: bool = False) -> bool:
-        """Write the safe pidfiles (PID-3), or ``every`` pidfile (FIFO ``P``); False if
-        one could not be written (logged, naming the option)."""
-        s = self.settings
-        names = [("safe-pidfile", s.safe_pidfile), ("safe-pidfile2", s.safe_pidfile2)]
-        if every:
-            names = [("pidfile", s.pidfile), ("pidfile2", s.pidfile2), *names]
-        elif not safe:
-            names = []
-        ok = True
-        for option, path in names:
-            if path:
-                try:
-                    pidfile.write_for(option, path)
-                except OptionError as e:
-                    log.log(log.ERROR.format(message=e) if safe else str(e))
-                    ok = False
-        return ok
-
-    def vacuum(self) -> None:
-        if not self.settings.vacuum:
-            return
-        s = self.settings
-        for what, path in (("pidfile", s.pidfile), ("pidfile2", s.pidfile2),
-                           ("safe pidfile", s.safe_pidfile), ("safe pidfile2", s.safe_pidfile2)):
-            if path:
-                try:
-                    os.unlink(path)
-                    log.log(log.VACUUM.format(what=what))
-                except OSError:
-                    pass
-        for lst in self.server.listeners:
-            if lst.unix_path and lst.inode is not None:
-                try:
-                    if os.stat(lst.unix_path).st_ino != lst.inode:
-                        log.log(f"VACUUM WARNING: unix socket {lst.unix_path} changed inode. Skip removal")
-                        continue
-                    os.unlink(lst.unix_path)
-                    log.log(log.VACUUM_SOCKET.format(path=lst.unix_path))
-                except OSError:
-                    pass
-
-    def child_paused(self, pid: int, status: int) -> None:
-        """A worker was stopped (SIGSTOP, SIGTTIN...) or continued: say so in the log."""
-        child = next((c for c in self.all_children() if c.pid == pid), None)
-        if child is None:
-            return
-        if os.WIFSTOPPED(status):
-            log.log(log.WORKER_STOPPED.format(id=child.id, pid=pid, sig=os.WSTOPSIG(status)))
-        else:
-            log.log(log.WORKER_CONTINUED.format(id=child.id, pid=pid))
-
-    def check_harakiri(self) -> None:
-        limit = self.settings.harakiri
-        if not limit:
-            return
-        now = time.time()
-        for child in list(self.workers.values()):
-            slot = self.scoreboard.read(child.id)
-            if slot["status"] == 1 and slot["busy_since"] and now - slot["busy_since"] > limit:
-                log.log(log.HARAKIRI.format(id=child.id, pid=child.pid))
-                log.log(log.HARAKIRI_REQUEST.format(id=child.id, pid=child.pid, uri=slot["uri"],
-                                                    since=time.ctime(slot["busy_since"])))
-                if self.settings.harakiri_verbose:
-                    log_stuck_worker(child.pid)
-                self.scoreboard.write(child.id, harakiri_count=slot["harakiri_count"] + 1,
-                                      status=DEAD)
-                self.kill(child, signal.SIGKILL)
+# ---- actions -------------------------------------------------------------------------------
+def toggle_pause(master) -> dict:
+    """uWSGI ``suspend_resume_them_all`` (SIG-8)."""
+    master.paused = not master.paused
+    master.scoreboard.paused = master.paused
+    if master.paused:
+        log.vlog(log.PAUSE)
+    else:
+        log.vlog(log.RESUME)
+    told = master.children.tell_all(b"p" if master.paused else b"u")
+    master.guard.master(master.hook.uwsgi_master_event, master=master,
+                        event="paused" if master.paused else "resumed", info={})
+    return {"paused": master.paused, "told": told}
 
 
-def log_stuck_worker(pid: int) -> None:
-    """--harakiri-verbose: what the worker is blocked in, as the kernel says (Linux)."""
-    for line, name in ((log.HARAKIRI_SYSCALL, "syscall"), (log.HARAKIRI_WCHAN, "wchan")):
+def stats(master) -> dict:
+    """uWSGI ``stats``: config dump and counters to the log (SIG-7)."""
+    scoreboard = master.scoreboard
+    lines = ["", ";uWSGI instance configuration", "[uwsgi]", *master.settings.ini_lines(),
+             ";end of configuration", "",
+             f"\tworkers total requests: {scoreboard.total_requests()}", "-" * 17]
+    for wid in range(1, master.numproc + 1):
+        slot = scoreboard.read(wid)
+        for i, app in enumerate(master.server.apps or [None]):
+            name = getattr(app, "name", "") if app else ""
+            lines.append(f"\tworker {wid} app {i} [{name}] requests: {slot['requests']} "
+                         f"exceptions: {slot['exceptions']}")
+        lines.append("-" * 17)
+    log.log("\n".join(lines) + "\n")
+    return {"lines": len(lines)}
+
+
+def worker_status(master) -> dict:
+    """SIG-6's fix: USR2 makes every worker log its status (what_i_am_doing)."""
+    children = master.children.all()
+    for child in children:
+        master.children.kill(child, signal.SIGUSR2)
+    return {"signalled": [c.pid for c in children], "signal": "SIGUSR2"}
+
+
+def reopen_logs(master) -> dict:
+    """Reopen the log file in every process (LOG-3, FIFO-7's fix)."""
+    return {"reopened": reopen(master, log_files(master.settings), rotate=False)}
+
+
+def rotate_logs(master) -> dict:
+    """Rename the log to PATH.EPOCH and reopen it in every process (LOG-3)."""
+    return {"rotated": reopen(master, log_files(master.settings), rotate=True)}
+
+
+def update_pidfiles(master) -> dict:
+    """FIFO ``P``: rewrite every pidfile with the current pid (PID-5)."""
+    return {"written": write_pidfiles(master.settings, every=True)}
+
+
+# ---- logs ----------------------------------------------------------------------------------
+def log_files(s) -> list:
+    """The files this master writes logs to: --logto (fds 1 and 2), then plugins' (LOG-3)."""
+    files = list(log.FILES)
+    if s.logto:
+        files.insert(0, log.LogFile(s.logto, 2, s.log_maxsize, s.log_backupname))
+    return files
+
+
+def reopen(master, files: list, rotate: bool) -> list[str]:
+    """Reopen (or rotate) ``files``; the paths done. One that cannot be reopened
+    is logged and a graceful reload is requested (uWSGI's answer too)."""
+    if not files:
+        log.log("no log file configured (--logto): nothing to reopen")
+        return []
+    done = []
+    for f in files:
         try:
-            with open(f"/proc/{pid}/{name}") as f:
-                text = f.read(4096).strip()
-        except OSError:
-            continue
-        if text:
-            log.log(line.format(text=text))
+            if rotate:
+                log.rotate(f.path, f.backupname, f.fd)
+            else:
+                log.reopen(f.path, f.fd)
+        except OSError as e:
+            log.log(f"unable to reopen log {f.path}: {e.strerror}; reloading")
+            master.request("graceful_reload")
+            return done
+        done.append(f.path)
+        if f.fd == 2:
+            master.children.tell_all(b"l")
+    return done
+
+
+def check_log_size(master) -> None:
+    """--log-maxsize (and a file logger's maxsize=): rotate what grew too big (LOG-3)."""
+    for f in log_files(master.settings):
+        if f.maxsize and f.size() > f.maxsize:
+            reopen(master, [f], rotate=True)
+
+
+# ---- pidfiles and vacuum -------------------------------------------------------------------
+def write_pidfiles(s, safe: bool = False, every: bool = False) -> bool:
+    """Write the safe pidfiles (PID-3), or ``every`` pidfile (FIFO ``P``); False if
+    one could not be written (logged, naming the option)."""
+    names = [("safe-pidfile", s.safe_pidfile), ("safe-pidfile2", s.safe_pidfile2)]
+    if every:
+        names = [("pidfile", s.pidfile), ("pidfile2", s.pidfile2), *names]
+    elif not safe:
+        names = []
+    ok = True
+    for option, path in names:
+        if path:
+            try:
+                pidfile.write_for(option, path)
+            except OptionError as e:
+                log.log(log.ERROR.format(message=e) if safe else str(e))
+                ok = False
+    return ok
+
+
+def vacuum(s, listeners) -> None:
+    """--vacuum: remove the pidfiles and the unix sockets this instance bound."""
+    if not s.vacuum:
+        return
+    for what, path in (("pidfile", s.pidfile), ("pidfile2", s.pidfile2),
+                       ("safe pidfile", s.safe_pidfile), ("safe pidfile2", s.safe_pidfile2)):
+        if path:
+            try:
+                os.unlink(path)
+                log.log(log.VACUUM.format(what=what))
+            except OSError:
+                pass
+    for lst in listeners:
+        if lst.unix_path and lst.inode is not None:
+            try:
+                if os.stat(lst.unix_path).st_ino != lst.inode:
+                    log.log(f"VACUUM WARNING: unix socket {lst.unix_path} changed inode. Skip removal")
+                    continue
+                os.unlink(lst.unix_path)
+                log.log(log.VACUUM_SOCKET.format(path=lst.unix_path))
+            except OSError:
+                pass

@@ -101,7 +101,8 @@ def render() -> str:
                 notes.append("implies \\-\\-master")
             if opt.default not in (None, False, "", (), []):
                 notes.append(f"default {esc(opt.default)}")
-            notes.append(f"environment {esc(env_name(opt.name))}")
+            notes.append("command line only" if opt.cli_only
+                         else f"environment {esc(env_name(opt.name))}")
             out.append(esc(opt.help) + " (" + "; ".join(notes) + ").")
     out.append(".SH SEE ALSO")
     out.append("docs/options.md, docs/logging.md, docs/health.md and docs/stats.md in the "

@@ -57,7 +57,7 @@ class Mules:
             self.spawn(mule)
 
     def spawn(self, mule: Mule) -> None:
-        from uwsgi_py.spawner import ALL_SIGNALS
+        from uwsgi_py.children import ALL_SIGNALS
         master = self.master
         mask = signal.pthread_sigmask(signal.SIG_BLOCK, ALL_SIGNALS)
         try:

@@ -5,7 +5,7 @@ of the slots are *cheaped* (empty, stats status ``cheap``, pid 0). Once a
 second the algorithm (``--cheaper-algo spare|manual``) or the FIFO's ``+``/``-``
 decide to spawn cheaped slots or to cheap idle workers. FIFO ``C`` ("go
 cheap") kills every worker and waits for the next connection, with or without
-``--cheaper``. The core only knows cheaped slots (``Spawner.cheap_slot``);
+``--cheaper``. The core only knows cheaped slots (``master.cheap_slot``);
 everything else is here.
 """
 from __future__ import annotations

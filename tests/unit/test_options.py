@@ -225,3 +225,30 @@ def test_the_parser_child_starts_early_and_exits_when_given_up_on():
     parser.close()
     with pytest.raises(ChildProcessError):   # reaped: no zombie left behind
         os.waitpid(pid, os.WNOHANG)
+
+
+# ---- the command line's own options and aliases (issue 17) -----------------------------------
+
+def test_the_command_lines_own_options_are_in_the_registry(registry):
+    own = [opt.name for opt in registry if opt.cli_only]
+    assert own == ["help", "version", "plugins-list", "ini", "toml"]
+    assert registry.get("help").short == "h"
+    parsed = parse_here(registry, ["-h", "--ini", "a.ini", "--toml", "b.toml", "--ini", "c.ini:x"])
+    assert parsed.meta["help"] is True
+    assert parsed.meta["ini"] == ["a.ini", "c.ini:x"] and parsed.meta["toml"] == ["b.toml"]
+    assert cli_entries(parsed, registry) == []        # never settings: cli.run acts on them
+
+
+def test_the_command_lines_own_names_in_a_file_are_what_they_were(registry):
+    """``help``/``version`` are uWSGI options not implemented here; ``toml`` is no uWSGI option."""
+    settings = settings_from(registry, ("file", [("toml", "x", "a.ini line 1")]))
+    assert settings.placeholders == {"toml": ["x"]} and not hasattr(settings, "toml")
+    settings = settings_from(registry, ("file", [("version", "1", "a.ini line 2")]))
+    assert settings.unimplemented == [("version", "a.ini line 2")]
+
+
+@pytest.mark.parametrize("flag", ["--pause", "--suspend", "--resume"])
+def test_pause_suspend_and_resume_are_one_option(registry, flag):
+    opt = registry.get(flag[2:])
+    assert opt.name == "pause" and opt.immediate is not None
+    assert parse_here(registry, [flag, "x.pid"]).given == {"pause": "x.pid"}
