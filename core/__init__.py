@@ -15,9 +15,12 @@ from .options import Option, OptionError  # noqa: E402
 from .options import boolean, choice, integer, key_value, non_negative_int, positive_int, string  # noqa: E402
 from .request import ClientGone  # noqa: E402
 from .server import App, Server, Watch  # noqa: E402
+from .instance import Instance  # noqa: E402
+from .api import MasterView, WorkerInfo, log_line, log_verbose, vacate_master_fds  # noqa: E402
 
 __all__ = [
     "__version__", "UWSGI_VERSION", "hookimpl", "Option", "OptionError", "App", "Server", "Watch",
-    "ClientGone",
+    "ClientGone", "Instance", "MasterView", "WorkerInfo", "log_line", "log_verbose",
+    "vacate_master_fds",
     "boolean", "choice", "integer", "key_value", "non_negative_int", "positive_int", "string",
 ]

@@ -17,7 +17,7 @@ import time
 import traceback
 from dataclasses import dataclass
 
-from . import actions, log, signals
+from . import actions, api, events, log, signals
 from .handoff import PREFLIGHT, exec_image
 from .limits import Limits
 from .server import Watch
@@ -219,6 +219,7 @@ class Master(Spawner, Upkeep):
         self.respawn_due(now)
         self.retire_old_generation()
         self.advance_chain()
+        events.check(self)
         if now >= self.next_tick:
             self.next_tick = now + 1.0
             self.check_harakiri()
@@ -365,6 +366,7 @@ class Master(Spawner, Upkeep):
             self.state = State.EXITED
             self.exit_code = 0
             return
+        api.give_handoffs(self)
         # from here on a signal waits for the next image (pending across execve)
         signals.block_for_exec(self.table)
         signals.requeue(self.wake_r, self.table)

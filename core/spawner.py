@@ -11,7 +11,7 @@ import os
 import signal
 import time
 
-from . import log
+from . import api, events, log
 from .scoreboard import CHEAP, IDLE
 from .server import EXIT_APP_LOAD, EXIT_GRACEFUL_IDLE
 from .workers import CTL_RECYCLE, Worker
@@ -106,11 +106,7 @@ class Spawner:
         pid = os.fork()
         if pid == 0:
             signal.set_wakeup_fd(-1)
-            for fd in self.private_fds | {ctl_w}:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
+            api.vacate(self.private_fds | {ctl_w})   # numbers stay taken: no fd-reuse trap
             if self.settings.master_as_root:
                 self.drop_in_worker()
             Worker(self.server, wid, ctl_r, self.notify_w).run()
@@ -360,6 +356,7 @@ class Spawner:
             else:
                 child.asked = True
                 self.curse(child, signal.SIGHUP)
+        events.workers_reloading(self, "brutal-workers" if brutal else "workers")
 
     # ---- chain reload (CHAIN-2, without dead time) --------------------------------------
     def begin_chain(self) -> None:
@@ -371,6 +368,7 @@ class Spawner:
             return
         log.vlog(log.CHAIN_START)
         self.chain = 1
+        events.chain_started(self)
 
     def advance_chain(self) -> None:
         if not self.chain:
@@ -392,6 +390,7 @@ class Spawner:
         if self.chain > self.numproc:
             log.vlog(log.CHAIN_DONE)
             self.chain = 0
+            events.chain_done(self)
             return
         wid = self.chain
         old = self.workers.pop(wid)

@@ -105,6 +105,10 @@ def _no_effect(registry) -> list[str]:
     return out
 
 
+# options read before the plugins load, from a variable that is not UWSGI_<NAME>
+ENV_NAMES = {"disable-plugin": "UWSGI_PY_DISABLE_PLUGINS"}
+
+
 def render() -> str:
     pm, registry = build()
     dists = getattr(pm, "_uwsgi_dists", {})
@@ -117,7 +121,8 @@ def render() -> str:
         out.append("| option | value | default | environment | description |")
         out.append("| --- | --- | --- | --- | --- |")
         for opt in groups.get(group, ()):
-            out.append(f"| {_names(opt)} | {_value(opt)} | {_default(opt)} | `{env_name(opt.name)}` "
+            env = ENV_NAMES.get(opt.name, env_name(opt.name))
+            out.append(f"| {_names(opt)} | {_value(opt)} | {_default(opt)} | `{env}` "
                        f"| {_cell(opt.help)}{_notes(opt)} |")
         out.append("")
     out.extend(_no_effect(registry))
