@@ -16,11 +16,12 @@ from .options import boolean, choice, integer, key_value, non_negative_int, posi
 from .request import ClientGone  # noqa: E402
 from .server import App, Server, Watch  # noqa: E402
 from .instance import Instance  # noqa: E402
-from .api import MasterView, WorkerInfo, log_line, log_verbose, vacate_master_fds  # noqa: E402
+from .api import (MasterView, WorkerInfo, die_with_master, log_line, log_verbose,  # noqa: E402
+                  vacate_master_fds)
 
 __all__ = [
     "__version__", "UWSGI_VERSION", "hookimpl", "Option", "OptionError", "App", "Server", "Watch",
     "ClientGone", "Instance", "MasterView", "WorkerInfo", "log_line", "log_verbose",
-    "vacate_master_fds",
+    "vacate_master_fds", "die_with_master",
     "boolean", "choice", "integer", "key_value", "non_negative_int", "positive_int", "string",
 ]

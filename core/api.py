@@ -177,6 +177,13 @@ def vacate_master_fds(master) -> None:
     vacate(master_fds(master))
 
 
+def die_with_master(sig: int = 9) -> None:
+    """In a process forked from the master: get ``sig`` (SIGKILL) when the master dies,
+    as workers do (Linux ``PR_SET_PDEATHSIG``; elsewhere nothing)."""
+    from .workers import set_pdeathsig
+    set_pdeathsig(sig)
+
+
 # ---- the handoff across an exec reload -------------------------------------------------------
 
 def give_handoffs(master) -> None:

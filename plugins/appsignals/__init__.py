@@ -153,7 +153,7 @@ def uwsgi_master_tick(master):
     for path, old in touched.items():
         new = touched[path] = _mtime(path)
         if (old is None) != (new is None) or (old is not None and new > old):
-            from uwsgi_py.log import vlog
+            from uwsgi_py import log_verbose as vlog
             vlog(TOUCHED.format(path=path))
             master.appsignals_mules.curse(signal.SIGHUP)
             break

@@ -194,12 +194,12 @@ class Shared:
         try:
             os.write(self.up_proc, json.dumps(message).encode())
         except BlockingIOError:
-            from uwsgi_py.log import log
+            from uwsgi_py import log_line as log
             from .table import QUEUE_FULL
             log(QUEUE_FULL.format(what="the master is not reading"))
             return False
         except OSError as e:
-            from uwsgi_py.log import log
+            from uwsgi_py import log_line as log
             log(f"uwsgi_signal_send(): {e.strerror}")
             return False
         return True

@@ -91,13 +91,13 @@ def uwsgi_post_apps(server):
     except OSError as e:
         if not server.is_reload:
             raise OptionError(BIND_FAILED.format(why=e.strerror, address=address)) from None
-        from uwsgi_py.log import log
+        from uwsgi_py import log_line as log
         log(BIND_FAILED_RELOAD.format(why=e.strerror, address=address))
         return
     request_vars = None if settings.stats_no_cores else RequestVars(settings.processes)
     state = StatsServer(settings, sock, request_vars)
     server.stats_server = state
-    from uwsgi_py.log import log
+    from uwsgi_py import log_line as log
     log(ENABLED.format(address=state.shown_address(), fd=state.fd))
 
 
