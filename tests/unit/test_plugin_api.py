@@ -33,10 +33,14 @@ def test_core_never_imports_a_plugin_package():
     assert not bad, f"the core imports plugin packages (plugins are found by entry point only): {bad}"
 
 
-@pytest.mark.parametrize("project", ["external_plugin", "external_plugin_broken"])
+@pytest.mark.parametrize("project", ["tests/external_plugin", "tests/external_plugin_broken",
+                                     "examples/plugins/response_header",
+                                     "examples/plugins/udp_control", "examples/plugins/reload_log"])
 def test_example_plugins_use_only_the_public_api(project):
     public = set(uwsgi_py.__all__)
-    for path in sorted((ROOT / "tests" / project).rglob("*.py")):
+    paths = sorted((ROOT / project).rglob("*.py"))
+    assert paths, project
+    for path in paths:
         for line, module, name in _imports(path):
             if module == "uwsgi_py":
                 assert name in public, f"{path.name}:{line} imports uwsgi_py.{name}, not in __all__"
