@@ -44,7 +44,7 @@ def build_worker():
     pm = plugins.build(set())
     registry = cli.build_registry(pm)
     settings = cli.load_settings(registry, cli.parse_here(registry, argv), {})
-    server = Server(settings, pm.hook, handoff.take(), os.getcwd())
+    server = Server(settings, pm.hook, handoff.take(), os.getcwd(), guard=plugins.HookGuard(pm))
     server.setup_sockets()
     server.scoreboard = Scoreboard(1)
     server.load_apps()
@@ -61,6 +61,10 @@ def build_worker():
     w.min_bytes = settings.socket_min_bytes
     w.logging = False
     w.request_logger = server.hook.uwsgi_request_logger(worker=w)   # None: no --log-format etc.
+    w.add_headers, w.handlers = (), []
+    w.post_buffering = settings.post_buffering
+    w.quiet_write_errors = settings.ignore_write_errors
+    w.response_hooks = tuple(h for h in server.hook.uwsgi_response_headers(worker=w) if h)  # ()
     w.apps = {app.modifier1: app for app in server.apps}
     w.default_app = w.http_app = server.apps[0]
     w.ep = select.epoll()

@@ -14,8 +14,13 @@ from .version import UWSGI_VERSION, __version__
 
 hookimpl = pluggy.HookimplMarker("uwsgi_py")
 
+from .instance import Instance  # noqa: E402
+from .api import (MasterView, WorkerInfo, die_with_master, log_line, log_verbose,  # noqa: E402
+                  vacate_master_fds)
+
 __all__ = [
     "__version__", "UWSGI_VERSION", "hookimpl", "Option", "OptionError", "App", "Server", "Watch",
-    "ClientGone",
+    "ClientGone", "Instance", "MasterView", "WorkerInfo", "log_line", "log_verbose",
+    "vacate_master_fds", "die_with_master",
     "boolean", "choice", "integer", "key_value", "non_negative_int", "positive_int", "string",
 ]

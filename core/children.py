@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from . import log
+from . import api, events, log
 from .scoreboard import CHEAP, IDLE
 from .server import EXIT_APP_LOAD, EXIT_GRACEFUL_IDLE
 from .workers import CTL_RECYCLE, Worker
@@ -116,11 +116,7 @@ class Children:
         pid = os.fork()
         if pid == 0:
             signal.set_wakeup_fd(-1)
-            for fd in self.private_fds | {ctl_w}:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
+            api.vacate(self.private_fds | {ctl_w})   # numbers stay taken: no fd-reuse trap
             if self.settings.master_as_root:
                 self.drop_in_worker()
             Worker(self.server, wid, ctl_r, self.notify_w).run()

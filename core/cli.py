@@ -11,7 +11,7 @@ import os
 import signal
 import sys
 
-from . import config, handoff, log, pidfile, plugins, privileges, signals
+from . import api, config, handoff, log, pidfile, plugins, privileges, signals
 from .completion import COMPLETE_VAR
 from .options import Option, OptionError, Registry, core_options, suggest
 from .scoreboard import Scoreboard
@@ -397,6 +397,8 @@ def start(server: Server) -> int:
         except OSError as e:
             raise OptionError(f"--chdir: {s.chdir!r}: {e.strerror}") from None
     server.setup_sockets()
+    if server.handoff.plugins:
+        api.take_handoffs(server)
     if s.chown_socket and not keep_root:
         privileges.drop(s)                              # --chown-socket needed root to bind
         if not server.is_reload:

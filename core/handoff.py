@@ -16,6 +16,7 @@ OLD_WORKERS = "UWSGI_PY_OLD_WORKERS"  # workers of the previous image still serv
 RELOAD = "UWSGI_PY_RELOAD"      # kind and start time of the reload in progress
 START_DIR = "UWSGI_PY_START_DIR"
 PREFLIGHT = "UWSGI_PY_PREFLIGHT"  # set in the throwaway reload-check process
+PLUGINS = "UWSGI_PY_PLUGINS"    # each plugin's uwsgi_handoff_give result (api.give_handoffs)
 
 
 @dataclass
@@ -27,6 +28,7 @@ class Handoff:
     reload: dict = field(default_factory=dict)
     start_dir: str | None = None
     preflight: bool = False
+    plugins: dict = field(default_factory=dict)
 
 
 def take(environ=os.environ) -> Handoff:
@@ -38,6 +40,9 @@ def take(environ=os.environ) -> Handoff:
     old = environ.pop(OLD_WORKERS, None)
     reload = environ.pop(RELOAD, None)
     h.start_dir = environ.pop(START_DIR, None)
+    carried = environ.pop(PLUGINS, None)
+    if carried:
+        h.plugins = json.loads(carried)
     if gen is not None:
         h.is_reload = True
         try:

@@ -163,6 +163,23 @@ def uwsgi_request_logger(worker: "Worker") -> "Callable[..., None] | None":
     """
 
 
+@hookspec
+def uwsgi_response_headers(worker: "Worker") -> "Callable[[Any, int], Any] | None":
+    """A function that sees every response this worker sends and may add headers.
+
+    Runs once in each worker, after its apps are loaded and before it serves.
+    Return ``on_response(request, status) -> [(name, value), ...] | None``, or
+    None when nothing of this plugin is configured (then it costs no response
+    anything). Every implementation runs; each function is called for every
+    response the worker sends, once its status is known and before its head is
+    written: an app's or a request handler's (``request`` is the core request,
+    ``status`` an int), and the core's own error responses (400, 408, 413, 500,
+    ...; ``request`` is None when the request could not be parsed). The pairs
+    it returns are added to the head in order. It must never raise (a function
+    that raises is logged and adds nothing), block, or write to the client.
+    """
+
+
 # ---- master ------------------------------------------------------------------
 # An exception raised by an implementation of a master hook (actions, init, watch, start,
 # cycle, tick, event, cleanup) is logged with the plugin's name; the other
@@ -268,9 +285,13 @@ def uwsgi_master_event(master: "Master", event: str, info: "dict[str, Any]") -> 
     ``worker-respawned``.
 
     Runs in the master on its loop thread as the event happens (sd_notify,
-    stats); ``info`` holds details (the reload outcome for ``reloaded`` and
-    ``reload-refused``). Every implementation runs; returns nothing. Never
-    block, and never perform actions from here: queue them with
+    stats). ``info`` keys per event are in ``core/events.py`` (``EVENTS``) and
+    docs/plugins.md: ``kind`` for ``reloading``; the reload outcome
+    (``generation``, ``kind``, ``duration_ms``, ``workers_replaced``,
+    ``refused``, ``error``, ``time``) for ``reloaded`` and ``reload-refused``;
+    every reload kind is reported (``graceful``, ``brutal``, ``workers``,
+    ``brutal-workers``, ``chain``). Every implementation runs; returns
+    nothing. Never block, and never perform actions from here: queue them with
     ``master.request(name)``.
     """
 
@@ -299,6 +320,42 @@ def uwsgi_master_cleanup(master: "Master", reason: str) -> None:
     Close or remove what the plugin created (its FIFO, helper processes);
     after a reload the new image calls ``uwsgi_master_watch`` again. Every
     implementation runs; returns nothing. Never block and never raise.
+    """
+
+
+# ---- handoff across an exec reload ---------------------------------------------
+
+@hookspec
+def uwsgi_handoff_give(master: "Master") -> "dict[str, Any] | None":
+    """What this plugin hands to the next image of the master: state and fds.
+
+    Runs in the master just before it execs for a graceful or brutal reload,
+    after ``uwsgi_master_cleanup(reason='reload')`` (never for a refork, an
+    ``--exit-on-reload`` or a shutdown). Return ``{"state": <JSON-able value>,
+    "fds": {"name": fd, ...}}`` or None. Every implementation runs; the core
+    keys each result by the plugin's name, keeps the fds open across the exec
+    (and only those, besides its own) and gives both to the same plugin's
+    ``uwsgi_handoff_take`` in the next image. A result that is not JSON-able or
+    names a closed fd is logged and dropped. Never close a handed-off fd
+    afterwards, and never use the environment to carry state yourself.
+    """
+
+
+@hookspec
+def uwsgi_handoff_take(server: "Server", state: Any, fds: "dict[str, int]") -> None:
+    """What this plugin's previous image handed off (``uwsgi_handoff_give``).
+
+    Runs in the master of an image started by an exec reload, once, right
+    after the listening sockets are adopted and before ``uwsgi_app_api``,
+    ``uwsgi_load_apps`` and ``uwsgi_post_apps``; only for a plugin that gave
+    something. ``state`` is the JSON value given; ``fds`` maps each name to an
+    fd that is open, close-on-exec again and owned by the plugin from now on
+    (a named fd that did not survive is left out and logged). The fds of a
+    plugin that is no longer loaded are closed by the core. Keep what you
+    need in module state (one master image per process). An exception is
+    logged with the plugin's name and the reload carries on. Every
+    implementation runs (each gets only its own plugin's state); returns nothing.
+    Never fork, start threads or serve here: apps have not loaded yet.
     """
 
 

@@ -16,7 +16,7 @@ import time
 import traceback
 from typing import Callable
 
-from . import log, reload, signals, upkeep, worker_reload
+from . import events, log, reload, signals, upkeep, worker_reload
 from .children import Children, Fate, trim_heap
 from .limits import Limits
 from .server import Watch
@@ -246,6 +246,7 @@ class Master:
                               event="worker-respawned", info={"id": wid})
         reload.retire(self)
         worker_reload.advance_chain(self)
+        events.check(self)     # worker-only and chain reloads report "reloaded" (events.py)
         if now >= self.next_tick:
             self.next_tick = now + 1.0
             self.limits.tick(now)

@@ -214,6 +214,19 @@ class HookGuard:
                 self._failed(impl.plugin_name, caller.name, e)
         return results
 
+    def each(self, caller, only: str | None = None, **kwargs) -> list[tuple[str, object]]:
+        """Like ``master`` but each non-None result comes with the plugin's name; with
+        ``only``, the implementation of that plugin alone (the handoff hooks)."""
+        results = []
+        for impl in reversed(caller.get_hookimpls()):
+            if only is not None and impl.plugin_name != only:
+                continue
+            try:
+                results += [(impl.plugin_name, r) for r in self._only(caller, impl)(**kwargs)]
+            except Exception as e:  # noqa: BLE001 - the master carries on
+                self._failed(impl.plugin_name, caller.name, e)
+        return results
+
     def _only(self, caller, impl):
         """``caller`` reduced to ``impl`` (pluggy's subset caller, so that hook tracing
         and monitoring still see the call); made once per hook and plugin."""

@@ -415,8 +415,10 @@ REASONS = {
 }
 
 
-def simple_response(status: int, body: str = "") -> bytes:
+def simple_response(status: int, body: str = "", extra: str = "") -> bytes:
+    """The core's own response; ``extra``: header lines the response hooks add."""
     text = (body or REASONS.get(status, "Error")).encode() + b"\n"
-    return (b"HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n"
-            b"Connection: close\r\n\r\n" % (status, REASONS.get(status, "Error").encode(), len(text))
+    return (b"HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n%s"
+            b"Connection: close\r\n\r\n" % (status, REASONS.get(status, "Error").encode(), len(text),
+                                               extra.encode("latin-1"))
             + text)

@@ -27,7 +27,7 @@ import sys
 import time
 from dataclasses import dataclass
 
-from . import handoff, log, signals, upkeep, worker_reload
+from . import api, handoff, log, signals, upkeep, worker_reload
 from .children import ALL_SIGNALS, Child, Life
 from .state import State
 
@@ -218,6 +218,7 @@ def exec_now(master) -> None:
         master.state = State.EXITED
         master.exit_code = 0
         return
+    api.give_handoffs(master)   # plugins' state and fds for the next image
     # from here on a signal waits for the next image (pending across execve)
     signals.block_for_exec(master.table)
     signals.requeue(master.wake_r, master.table)

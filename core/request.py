@@ -11,6 +11,7 @@ import socket
 import time
 
 from .chunked import ChunkedBody
+from .api import response_lines
 from .proto import BadRequest
 
 READ_SIZE = 65536   # bytes per read(); a read that fills it may have left more in the kernel
@@ -422,12 +423,13 @@ class Request:
 
     __slots__ = ("conn", "vars", "input", "head", "http", "keepalive", "status", "sent",
                  "pending", "chunked", "length", "hsize", "no_body", "started", "prepared",
-                 "extra")
+                 "extra", "hooks")
 
     def __init__(self, conn: Conn, head, http: bool, keepalive_allowed: bool, limit_post: int,
-                 extra: tuple[str, ...] = ()):
+                 extra: tuple[str, ...] = (), hooks: tuple = ()):
         self.conn = conn
         self.extra = extra      # header lines added to every response (--add-header)
+        self.hooks = hooks      # uwsgi_response_headers functions (api.response_lines)
         self.head = head
         self.vars = head.vars
         self.http = http
@@ -491,6 +493,8 @@ class Request:
         lines, has_connection = self.prepared
         if self.extra:
             lines.extend(self.extra)
+        if self.hooks:
+            lines.extend(response_lines(self.hooks, self, self.status))
         length = self.length
         if length is None and body_length is not None:
             self.length = length = body_length

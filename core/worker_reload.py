@@ -10,7 +10,7 @@ from __future__ import annotations
 import signal
 import time
 
-from . import log
+from . import events, log
 from .state import State
 
 
@@ -26,6 +26,7 @@ def reload_workers(master) -> dict:
     workers = list(master.children.workers.values())
     for child in workers:
         master.children.stop(child, signal.SIGHUP)
+    events.workers_reloading(master, "workers")
     return {"signalled": [c.pid for c in workers], "signal": "SIGHUP"}
 
 
@@ -37,6 +38,7 @@ def brutal_reload_workers(master) -> dict:
     for child in workers:
         log.vlog(log.KILLING_WORKER.format(id=child.id, pid=child.pid))
         master.children.stop(child, signal.SIGINT, on_purpose=False)
+    events.workers_reloading(master, "brutal-workers")
     return {"signalled": [c.pid for c in workers], "signal": "SIGINT"}
 
 
@@ -58,6 +60,7 @@ def chain_reload(master) -> dict:
         return ignored(master)
     log.vlog(log.CHAIN_START)
     r.chain = 1
+    events.chain_started(master)
     return {"chain": True}
 
 
@@ -84,5 +87,6 @@ def advance_chain(master) -> None:
     if r.chain > children.numproc:
         log.vlog(log.CHAIN_DONE)
         r.chain = 0
+        events.chain_done(master)
         return
     r.chain_wait = (r.chain, children.replace(r.chain))

@@ -19,6 +19,7 @@ import time
 import traceback
 
 from . import log
+from .api import error_headers, set_pdeathsig
 from .postbuffer import spool_body
 from .proto import BadRequest, HttpRules, parse_http, parse_uwsgi, simple_response
 from .request import ClientGone, ClientTimeout, Conn, Request
@@ -47,16 +48,6 @@ EXPIRE_EVERY = 0.1   # seconds between two scans for connections past their dead
 KEEPALIVE_GRACE = 1.0
 # accept() errors that mean "out of file descriptors": the worker pauses accepting
 FD_EXHAUSTED = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
-
-
-def set_pdeathsig(sig: int) -> None:
-    """Linux: get ``sig`` when the master dies (no orphans after kill -9)."""
-    try:
-        import ctypes
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, sig, 0, 0, 0)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError, ImportError):  # ImportError: unreadable after --uid
-        pass
 
 
 class Worker:
@@ -194,6 +185,8 @@ class Worker:
         self.quiet_write_errors = self.settings.ignore_write_errors
         # plugins that may answer a request before its app (static files)
         self.handlers = [h for h in self.server.hook.uwsgi_request_handler(worker=self) if h]
+        # plugins that see every response and may add headers (api.response_lines)
+        self.response_hooks = tuple(h for h in self.server.hook.uwsgi_response_headers(worker=self) if h)
         self.limit = self.settings.buffer_size
         self.timeout = float(self.settings.socket_timeout)
         self.limit_post = self.settings.limit_post
@@ -564,16 +557,17 @@ class Worker:
         log.log(log.CLIENT_GONE.format(addr=conn.remote or "-", uri=self.current_uri, why=err))
         if isinstance(err, ClientTimeout) and not req.committed and conn.listener.proto == "http":
             try:
-                conn.sendall(simple_response(408))
+                conn.sendall(simple_response(408, "", error_headers(self.response_hooks, req, 408)))
                 req.status = 408
             except ClientGone:
                 pass
 
-    def reject(self, conn: Conn, err: BadRequest) -> None:
+    def reject(self, conn: Conn, err: BadRequest, req: Request | None = None) -> None:
         log.log(log.BAD_REQUEST.format(addr=conn.remote or "-", why=err))
         if err.status and conn.listener.proto == "http":
             try:
-                conn.sendall(simple_response(err.status))
+                conn.sendall(simple_response(err.status, "",
+                                             error_headers(self.response_hooks, req, err.status)))
             except ClientGone:
                 pass
         self.drop(conn)
@@ -612,7 +606,7 @@ class Worker:
         """Run one request through its app; True if the connection stays open."""
         try:
             req = Request(conn, head, http, self.http_keepalive and conn.listener.keepalive,
-                          self.limit_post, self.add_headers)
+                          self.limit_post, self.add_headers, self.response_hooks)
         except BadRequest as e:
             self.reject(conn, e)
             return False
@@ -654,7 +648,7 @@ class Worker:
             if req.committed:
                 log.log(log.BAD_REQUEST.format(addr=conn.remote or "-", why=e))
             else:
-                self.reject(conn, e)
+                self.reject(conn, e, req)
                 req.status = e.status
         except Exception:  # noqa: BLE001 - a broken handler must not kill the worker
             slot.exceptions += 1
@@ -662,7 +656,7 @@ class Worker:
             req.keepalive = False
             if not req.committed:
                 try:
-                    conn.sendall(simple_response(500))
+                    conn.sendall(simple_response(500, "", error_headers(self.response_hooks, req, 500)))
                     req.status = 500
                 except ClientGone:
                     pass

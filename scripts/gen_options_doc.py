@@ -109,6 +109,10 @@ def _no_effect(registry) -> list[str]:
     return out
 
 
+# options read before the plugins load, from a variable that is not UWSGI_<NAME>
+ENV_NAMES = {"disable-plugin": "UWSGI_PY_DISABLE_PLUGINS"}
+
+
 def render() -> str:
     pm, registry = build()
     dists = getattr(pm, "_uwsgi_dists", {})
@@ -121,7 +125,7 @@ def render() -> str:
         out.append("| option | value | default | environment | description |")
         out.append("| --- | --- | --- | --- | --- |")
         for opt in groups.get(group, ()):
-            env = "" if opt.cli_only else f"`{env_name(opt.name)}`"
+            env = "" if opt.cli_only else f"`{ENV_NAMES.get(opt.name, env_name(opt.name))}`"
             out.append(f"| {_names(opt)} | {_value(opt)} | {_default(opt)} | {env} "
                        f"| {_cell(opt.help)}{_notes(opt)} |")
         out.append("")

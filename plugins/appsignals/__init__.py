@@ -12,11 +12,10 @@ Who does what (docs/signals.md has the user's view):
   (``uwsgi_worker_watch``), mules in their own loop (``mules.py``);
 - across an exec reload the ``up`` channel, the lock file, every timer's
   deadline, every cron's last run and the mules still stopping are handed to
-  the next image in ``UWSGI_PY_APPSIGNALS``.
+  the next image by the core's handoff (``uwsgi_handoff_give``/``_take``).
 """
 from __future__ import annotations
 
-import json
 import os
 import signal
 
@@ -25,7 +24,7 @@ from uwsgi_py import Option, Watch, hookimpl, non_negative_int
 from . import api, remote, table
 from .mules import TOUCHED, Mules
 from .scheduler import read_up, schedule_of
-from .state import ENV, shared
+from .state import HANDED, shared
 
 
 def _checked(parse):
@@ -154,7 +153,7 @@ def uwsgi_master_tick(master):
     for path, old in touched.items():
         new = touched[path] = _mtime(path)
         if (old is None) != (new is None) or (old is not None and new > old):
-            from uwsgi_py.log import vlog
+            from uwsgi_py import log_verbose as vlog
             vlog(TOUCHED.format(path=path))
             master.appsignals_mules.curse(signal.SIGHUP)
             break
@@ -195,14 +194,24 @@ def uwsgi_master_cleanup(master, reason):
     if reason == "reload":
         if mules is not None:
             mules.curse(signal.SIGHUP)
-        carried = {"fds": state.carry(), "mules": mules.export() if mules else [],
-                   "schedule": state.schedule.export() if state.schedule else {}}
-        os.environ[ENV] = json.dumps(carried)
-        master.exec_fds.update(fd for fd in carried["fds"].values() if fd >= 0)
+        state.handoff = {"fds": {k: fd for k, fd in state.carry().items() if fd >= 0},
+                         "state": {"mules": mules.export() if mules else [],
+                                   "schedule": state.schedule.export() if state.schedule else {}}}
         return
     if state.schedule is not None:
         state.schedule.close()
     state.close_all()
+
+
+@hookimpl
+def uwsgi_handoff_give(master):
+    state = _state(master)
+    return state.handoff if state is not None else None
+
+
+@hookimpl
+def uwsgi_handoff_take(state, fds):
+    HANDED.update(state=state, fds=fds)
 
 
 # ---- workers ----------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import select
 import sys
 import traceback
 
-from uwsgi_py.log import log, vlog
+from uwsgi_py import log_line as log, log_verbose as vlog
 
 from . import table
 from .state import Shared

@@ -16,9 +16,15 @@ import sys
 import time
 import traceback
 
-from uwsgi_py.log import log, vlog
+_BLOCKABLE = signal.valid_signals() - {signal.SIGKILL, signal.SIGSTOP}   # around fork
+
+from uwsgi_py import die_with_master, vacate_master_fds
+from uwsgi_py import log_line as log, log_verbose as vlog
 
 from . import api, table
+
+# blocked across fork, as the core does for workers (the child installs its own handlers)
+ALL_SIGNALS = set(signal.Signals) - {signal.SIGKILL, signal.SIGSTOP}
 
 SPAWNED = "spawned uWSGI mule {id} (pid: {pid})"
 CRIPPLED = "OOOPS mule {id} (pid: {pid}) crippled...trying respawn..."
@@ -57,9 +63,8 @@ class Mules:
             self.spawn(mule)
 
     def spawn(self, mule: Mule) -> None:
-        from uwsgi_py.children import ALL_SIGNALS
         master = self.master
-        mask = signal.pthread_sigmask(signal.SIG_BLOCK, ALL_SIGNALS)
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, _BLOCKABLE)
         try:
             pid = os.fork()
         except OSError as e:
@@ -148,11 +153,7 @@ def run(master, state, mule: Mule) -> None:
     code = table.END_CODE
     try:
         signal.set_wakeup_fd(-1)
-        for fd in master.private_fds | {master.notify_w}:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+        vacate_master_fds(master)
         for lst in master.server.listeners:   # a mule serves no request (uwsgi_close_all_sockets)
             lst.sock.close()
         state.enter_mule(mule.id)
@@ -163,8 +164,7 @@ def run(master, state, mule: Mule) -> None:
             signal.signal(sig, signal.SIG_IGN)
         for sig in (signal.SIGCHLD, signal.SIGQUIT, signal.SIGWINCH, signal.SIGURG):
             signal.signal(sig, signal.SIG_DFL)
-        from uwsgi_py.workers import set_pdeathsig
-        set_pdeathsig(signal.SIGKILL)
+        die_with_master(signal.SIGKILL)
         signal.pthread_sigmask(signal.SIG_SETMASK, set())
         if os.getppid() != master.server.master_pid:
             return

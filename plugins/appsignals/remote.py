@@ -10,7 +10,7 @@ from __future__ import annotations
 import socket
 import struct
 
-from uwsgi_py.log import log
+from uwsgi_py import log_line as log
 
 MODIFIER1 = 110
 HEADER = struct.Struct("<BHB")

@@ -14,7 +14,7 @@ import os
 import signal
 import time
 
-from uwsgi_py.log import log, vlog
+from uwsgi_py import log_line as log, log_verbose as vlog
 
 from . import table
 

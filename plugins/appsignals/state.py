@@ -23,7 +23,8 @@ import stat
 
 from .locks import Locks
 
-ENV = "UWSGI_PY_APPSIGNALS"   # what an image hands to the next one (popped at start)
+# what the previous image handed off (uwsgi_handoff_take): {"state": ..., "fds": ...}
+HANDED: dict = {}
 
 
 def _pipe() -> tuple[int, int]:
@@ -78,11 +79,11 @@ class Shared:
         self.queues: dict[int, tuple[int, int]] = {}
         self.nmules = len(s.mule) + (s.mules or 0)
         self.carried: dict = {}
+        self.handoff: dict | None = None        # what uwsgi_handoff_give returns (set at cleanup)
         lock_fd = -1
-        raw = os.environ.pop(ENV, None)
-        if raw and not server.handoff.preflight:
-            self.carried = json.loads(raw)
-            fds = self.carried.get("fds", {})
+        if HANDED and not server.handoff.preflight:
+            self.carried = HANDED.pop("state") or {}
+            fds = HANDED.pop("fds")
             if _is_socket(fds.get("up_master", -1)) and _is_socket(fds.get("up_proc", -1)):
                 self.up_master, self.up_proc = fds["up_master"], fds["up_proc"]
             lock_fd = fds.get("locks", -1)
@@ -193,12 +194,12 @@ class Shared:
         try:
             os.write(self.up_proc, json.dumps(message).encode())
         except BlockingIOError:
-            from uwsgi_py.log import log
+            from uwsgi_py import log_line as log
             from .table import QUEUE_FULL
             log(QUEUE_FULL.format(what="the master is not reading"))
             return False
         except OSError as e:
-            from uwsgi_py.log import log
+            from uwsgi_py import log_line as log
             log(f"uwsgi_signal_send(): {e.strerror}")
             return False
         return True

@@ -13,7 +13,8 @@ from __future__ import annotations
 import signal
 from dataclasses import dataclass, field
 
-from uwsgi_py import Option, OptionError, Watch, choice, hookimpl, non_negative_int, positive_int
+from uwsgi_py import (MasterView, Option, OptionError, Watch, choice, hookimpl, non_negative_int,
+                      positive_int)
 
 from .algos import ALGOS, Counters, Load
 
@@ -89,9 +90,9 @@ def uwsgi_master_init(master):
 
 # ---- the once-a-second check (uWSGI's uwsgi_calc_cheaper) ------------------------------------
 def load(master) -> Load:
-    from uwsgi_py.scoreboard import BUSY
-    active = [wid for wid in master.workers if wid not in master.cheaped]
-    busy = sum(1 for wid in active if master.scoreboard.read(wid)["status"] == BUSY)
+    view = MasterView(master)
+    active = [w.id for w in view.workers_now if w.id not in view.cheaped]
+    busy = sum(1 for wid in active if view.worker(wid)["busy"])
     return Load(active=len(active), busy=busy, free=len(free_slots(master)))
 
 
@@ -101,14 +102,14 @@ def free_slots(master) -> list[int]:
 
 def oldest_idle(master) -> int | None:
     """The idle worker spawned first: the one uWSGI cheaps."""
-    from uwsgi_py.scoreboard import BUSY
-    idle = [c for wid, c in master.workers.items() if wid not in master.cheaped
-            and not c.cursed_at and master.scoreboard.read(wid)["status"] != BUSY]
-    return min(idle, key=lambda c: c.spawned).id if idle else None
+    view = MasterView(master)
+    idle = [w for w in view.workers_now if w.id not in view.cheaped
+            and not w.stopping and not view.worker(w.id)["busy"]]
+    return min(idle, key=lambda w: w.spawned).id if idle else None
 
 
 def apply(master, st: Cheaper, needed: int) -> None:
-    from uwsgi_py.log import log
+    from uwsgi_py import log_line as log
     if needed > 0:
         slots = free_slots(master)
         for wid in slots[:needed]:
@@ -144,7 +145,7 @@ def uwsgi_master_tick(master):
 def _fifo_delta(master, delta: int, cmd: str) -> None:
     st = state(master)
     if not st.enabled:
-        from uwsgi_py.log import log
+        from uwsgi_py import log_line as log
         log(NOT_ENABLED.format(cmd=cmd))
         return
     st.fifo_delta += delta
@@ -163,12 +164,11 @@ def cheaper_decrease(master) -> None:
 def go_cheap(master) -> None:
     """uWSGI ``uwsgi_go_cheap`` (FIFO ``C``): SIGKILL every worker, cheap every slot,
     and poll the listeners; the next connection respawns the workers."""
-    from uwsgi_py.log import log, vlog
-    from uwsgi_py.master import State
+    from uwsgi_py import log_line as log, log_verbose as vlog
     st = state(master)
     if st.is_cheap:
         return
-    why = ("a reload or shutdown is in progress" if master.state is not State.RUNNING
+    why = ("a reload or shutdown is in progress" if not MasterView(master).running
            else "a chain reload is in progress" if master.chain else "")
     if why:
         log(CHEAP_REFUSED.format(why=why))

@@ -15,23 +15,23 @@ As in uWSGI 2.0 (core/daemons.c):
 
 The master never waits: deaths and pidfiles are looked at in its once-a-second
 tick; at exit a short-lived helper process enforces the SIGKILL deadline. Across
-an exec reload, the dumb daemons being stopped travel in ``UWSGI_PY_DAEMONS_STOPPING``
-(popped by the new image), which starts each replacement once its predecessor is gone.
+an exec reload, the dumb daemons being stopped are handed to the new image by the core's
+handoff (``uwsgi_handoff_give``), which starts each replacement once its predecessor is gone.
 """
 from __future__ import annotations
 
-import json
 import os
 import signal
 import time
 from dataclasses import dataclass
 
 from uwsgi_py import Option, hookimpl
-from uwsgi_py.log import log, vlog
+from uwsgi_py import log_line as log
+from uwsgi_py import log_verbose as vlog
 
 from . import process
 
-CARRY = "UWSGI_PY_DAEMONS_STOPPING"
+HANDED: list = []   # the previous image's dumb daemons still stopping (uwsgi_handoff_take)
 THROTTLE_WINDOW = 3      # seconds: a daemon dying sooner after its start is throttled (uWSGI)
 MAX_THROTTLE = 300
 DEFAULT_MERCY = 3        # seconds a stopped daemon gets without --reload-mercy (uWSGI)
@@ -121,6 +121,7 @@ class Daemons:
         self.mercy = float(s.reload_mercy or DEFAULT_MERCY)
         self.honour_stdin = s.daemons_honour_stdin
         self.victims: list[Daemon] | None = None   # stopped at the "stopping" event
+        self.handoff: list[dict] | None = None     # still stopping at the exec reload
 
     # ---- start -------------------------------------------------------------------------------
     def start(self, carried: dict) -> None:
@@ -257,13 +258,11 @@ def _state(master) -> Daemons | None:
 
 @hookimpl
 def uwsgi_master_start(master):
-    carried = {}
-    text = os.environ.pop(CARRY, None)
-    if text:
-        try:
-            carried = {entry["key"]: entry for entry in json.loads(text)}
-        except (ValueError, TypeError, KeyError):
-            carried = {}
+    try:
+        carried = {entry["key"]: entry for entry in HANDED}
+    except (TypeError, KeyError):
+        carried = {}
+    HANDED.clear()
     daemons = configured(master.settings)
     if not daemons and not carried:
         return
@@ -295,8 +294,19 @@ def uwsgi_master_cleanup(master, reason):
     alive = [d for d in victims if not process.exited(d.pid, d.fd)]
     if reason == "reload" and not master.settings.exit_on_reload:
         # the new image starts each one again once its predecessor is gone
-        os.environ[CARRY] = json.dumps(
-            [{"key": d.key, "pid": d.pid, "left": state.mercy} for d in alive])
+        state.handoff = [{"key": d.key, "pid": d.pid, "left": state.mercy} for d in alive]
         return
     if alive:
         process.stop_later([(d.pid, d.fd) for d in alive], state.mercy)
+
+
+@hookimpl
+def uwsgi_handoff_give(master):
+    state = _state(master)
+    return {"state": state.handoff} if state is not None and state.handoff else None
+
+
+@hookimpl
+def uwsgi_handoff_take(state):
+    if isinstance(state, list):
+        HANDED[:] = state

@@ -24,12 +24,12 @@ NO_FIFO = "master fifo: no --master-fifo configured"
 
 
 def _log(line: str) -> None:
-    from uwsgi_py.log import log
+    from uwsgi_py import log_line as log
     log(line)
 
 
 def _vlog(line: str) -> None:
-    from uwsgi_py.log import vlog
+    from uwsgi_py import log_verbose as vlog
     vlog(line)
 
 

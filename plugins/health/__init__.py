@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import socket
 
-from uwsgi_py import Watch, hookimpl, log
+from uwsgi_py import Watch, hookimpl, log_line
 from uwsgi_py import health
 
 BACKLOG = 16
@@ -56,7 +56,7 @@ def uwsgi_master_watch(master):
     try:
         status = StatusSocket(master)
     except OSError as e:
-        log.log(BIND_FAILED.format(error=e.strerror))
+        log_line(BIND_FAILED.format(error=e.strerror))
         return None
     master.status_socket = status
     return [Watch(status.sock.fileno(), status.on_readable)]

@@ -13,7 +13,7 @@ import os
 import socket
 import time
 
-from uwsgi_py import log
+from uwsgi_py import log_line
 from uwsgi_py import sockets
 
 LISTEN_FDS_START = 3
@@ -57,12 +57,12 @@ def adopt_activated(settings, environ=os.environ) -> list:
     banner, fds = activated_fds(environ)
     if not fds:
         return []
-    log.log(banner)
+    log_line(banner)
     out = []
     for fd in fds:
         listener = sockets.adopt(f"extra#{len(out)}", f"fd://{fd}", settings.protocol, fd)
         if listener is None:
-            log.log(NOT_A_LISTENER.format(fd=fd))
+            log_line(NOT_A_LISTENER.format(fd=fd))
             continue
         listener.name = listener.address()
         os.set_inheritable(fd, False)  # the core re-enables it for exec reloads only
@@ -128,7 +128,7 @@ def notify(lines: list[str], environ=os.environ) -> bool:
             sock.setblocking(False)
             sock.sendto(("\n".join(lines) + "\n").encode(), address)
     except OSError as e:
-        log.log(NOTIFY_FAILED.format(address=environ.get(NOTIFY_SOCKET), error=e.strerror or e))
+        log_line(NOTIFY_FAILED.format(address=environ.get(NOTIFY_SOCKET), error=e.strerror or e))
         return False
     return True
 

@@ -114,6 +114,7 @@ class State:
 
 
 _state: State | None = None   # one per process: built by uwsgi_configure
+HANDED: dict[str, int] = {}   # the previous image's pipes (uwsgi_handoff_take)
 
 
 @hookimpl
@@ -132,7 +133,8 @@ def uwsgi_configure(settings):
 @hookimpl
 def uwsgi_post_apps(server):
     """Master, before fork: the pipes workers write to (adopted after an exec reload)."""
-    inherited_log, inherited_req = relay.take_handoff()
+    inherited_log, inherited_req = relay.take_handoff(HANDED)
+    HANDED.clear()
     state = _state
     wanted = {}
     if state is not None and server.settings.master:
@@ -230,14 +232,27 @@ def uwsgi_master_cleanup(master, reason):
     if state is None:
         return
     if reason == "reload":
-        master.exec_fds.update(relay.give_handoff(state.server, state.requests))
-        return
+        return     # the pipes cross the exec (uwsgi_handoff_give)
     for stream in state.streams():
         if stream.r >= 0:
             stream.drain(limit=1 << 20)
     log.set_writer(None)
     for stream in state.streams():
         stream.close()
+
+
+@hookimpl
+def uwsgi_handoff_give():
+    state = _state
+    if state is None:
+        return None
+    fds = relay.give_handoff(state.server, state.requests)
+    return {"fds": fds} if fds else None
+
+
+@hookimpl
+def uwsgi_handoff_take(fds):
+    HANDED.update(fds)
 
 
 def _identity(fd: int):

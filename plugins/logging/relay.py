@@ -9,8 +9,8 @@ lines to the loggers directly (``log.set_writer``), never into a pipe it must
 drain itself. Worker ends are blocking: a worker waits for the master rather
 than lose lines; the master never blocks on them.
 
-The pipes survive exec reloads (their fds are handed to the next image in
-``HANDOFF_ENV``), so the previous generation's workers keep logging while they
+The pipes survive exec reloads (their fds are handed to the next image by the
+core's handoff, ``uwsgi_handoff_give``), so the previous generation's workers keep logging while they
 drain.
 """
 from __future__ import annotations
@@ -23,7 +23,6 @@ import stat
 from .encoders import Chain
 from .targets import Target, parse
 
-HANDOFF_ENV = "UWSGI_PY_LOG_PIPES"   # "log_r,log_w,req_r,req_w" (-1: none)
 PIPE_BUFFER = 4 << 20     # asked for; the kernel caps it (net.core.wmem_max)
 READ_SIZE = 65536         # a message longer than this is cut (uWSGI: --log-master-bufsize)
 READ_BATCH = 256          # messages handled per wake-up; the rest wait for the next pass
@@ -140,26 +139,19 @@ def build_stream(specs: list[str], encoders: list[str], routes: list[str], syslo
                   [Route(spec, route_option) for spec in routes], route_option)
 
 
-def take_handoff(environ=os.environ) -> tuple[tuple[int, int] | None, tuple[int, int] | None]:
-    """The previous image's pipes, if it handed any over (popped)."""
-    text = environ.pop(HANDOFF_ENV, "")
-    try:
-        log_r, log_w, req_r, req_w = (int(x) for x in text.split(","))
-    except ValueError:
-        return None, None
-    return ((log_r, log_w) if log_r >= 0 else None), ((req_r, req_w) if req_r >= 0 else None)
+def take_handoff(fds: dict[str, int]) -> tuple[tuple[int, int] | None, tuple[int, int] | None]:
+    """The previous image's pipes, if it handed any over (``uwsgi_handoff_take``'s fds)."""
+    pairs = []
+    for kind in ("log", "req"):
+        r, w = fds.get(kind + "_r", -1), fds.get(kind + "_w", -1)
+        pairs.append((r, w) if r >= 0 and w >= 0 else None)
+    return pairs[0], pairs[1]
 
 
-def give_handoff(server_stream: Stream | None, req_stream: Stream | None) -> list[int]:
-    """Before exec: make the pipes inheritable and name them for the next image."""
-    fds = []
-    values = []
-    for stream in (server_stream, req_stream):
-        pair = (stream.r, stream.w) if stream is not None and stream.r >= 0 else (-1, -1)
-        values.extend(pair)
-        for fd in pair:
-            if fd >= 0:
-                os.set_inheritable(fd, True)
-                fds.append(fd)
-    os.environ[HANDOFF_ENV] = ",".join(str(v) for v in values)
+def give_handoff(server_stream: Stream | None, req_stream: Stream | None) -> dict[str, int]:
+    """Before exec: the pipes to hand to the next image, by name (``uwsgi_handoff_give``)."""
+    fds = {}
+    for kind, stream in (("log", server_stream), ("req", req_stream)):
+        if stream is not None and stream.r >= 0 and stream.w >= 0:
+            fds[kind + "_r"], fds[kind + "_w"] = stream.r, stream.w
     return fds

@@ -1,12 +1,11 @@
 """The in-process ``uwsgi`` module (PYAPI): uWSGI's names, types and return values."""
 from __future__ import annotations
 
-import os
-import signal
 import socket
 import types
 
 import uwsgi_py
+from uwsgi_py import Instance
 
 VERSION = uwsgi_py.UWSGI_VERSION.encode()
 _NOT_BUILT = ("register_signal", "signal", "signal_registered", "signal_wait", "signal_received",
@@ -27,7 +26,9 @@ def _not_built(name: str):
 
 
 def build(server) -> types.ModuleType:
-    """A fresh ``uwsgi`` module bound to ``server`` (the process's context)."""
+    """A fresh ``uwsgi`` module bound to ``server`` (the process's context): the core's
+    ``Instance`` facade with uWSGI's names and types (bytes where uWSGI gives bytes)."""
+    inst = Instance(server)
     mod = types.ModuleType("uwsgi", "uwsgi-py's implementation of uWSGI's Python API")
     settings = server.settings
     mod.version = VERSION
@@ -48,37 +49,32 @@ def build(server) -> types.ModuleType:
     workers_cache: list[tuple] = []  # [the one tuple workers() returns]
 
     def worker_id() -> int:
-        return server.worker_id
+        return inst.worker_id
 
     def masterpid() -> int:
-        return server.master_pid
+        return inst.master_pid
 
     def total_requests() -> int:
-        return server.scoreboard.total_requests() if server.scoreboard else 0
+        return inst.total_requests()
 
     def request_id() -> int:
-        board = server.scoreboard
-        return board.read(server.worker_id)["requests"] if board and server.worker_id else 0
+        return inst.request_id()
 
     def mule_id() -> int:
         return 0
 
     def mem() -> tuple[int, int]:
         """PYAPI-5: (rss, vsz) of this process, in bytes."""
-        from uwsgi_py.scoreboard import memory
-        return memory(os.getpid())
+        return inst.memory()
 
     def logsize() -> int:
-        try:
-            return os.fstat(2).st_size
-        except OSError:
-            return 0
+        return inst.log_size()
 
     def listen_queue(id: int = 0) -> int:  # noqa: A002 - uWSGI's keyword
-        from uwsgi_py.sockets import queue
-        if not 0 <= id < len(server.listeners):
-            raise ValueError("unable to find the specified socket")
-        return queue(server.listeners[id])[0]
+        try:
+            return inst.listen_queue(id)
+        except IndexError as e:
+            raise ValueError(str(e)) from None
 
     def workers() -> tuple:
         """PYAPI-6: a tuple of dicts, the same objects refilled on each call.
@@ -86,20 +82,15 @@ def build(server) -> types.ModuleType:
         Read from the scoreboard the stats server reads (same status rule,
         STATS-3); rss/vsz come from /proc with ``--memory-report``, else 0.
         """
-        from uwsgi_py.scoreboard import memory, status_name
-        board = server.scoreboard
         if not workers_cache:
             workers_cache.append(tuple({} for _ in range(settings.processes)))
         report = getattr(settings, "memory_report", False)
-        for wid, d in enumerate(workers_cache[0], 1):
-            slot = board.read(wid)
-            rss, vsz = memory(slot["pid"]) if report else (slot["rss"], slot["vsz"])
+        for d, slot in zip(workers_cache[0], inst.workers(report)):
             d.update({
-                "id": wid, "pid": slot["pid"], "requests": slot["requests"],
+                "id": slot["id"], "pid": slot["pid"], "requests": slot["requests"],
                 "delta_requests": slot["delta_requests"], "signals": slot["signals"],
-                "exceptions": slot["exceptions"],
-                "status": status_name(slot["status"], board.paused).encode(),
-                "rss": rss, "vsz": vsz, "running_time": slot["running_time"],
+                "exceptions": slot["exceptions"], "status": slot["status"].encode(),
+                "rss": slot["rss"], "vsz": slot["vsz"], "running_time": slot["running_time"],
                 "last_spawn": slot["last_spawn"], "tx": slot["tx"], "avg_rt": slot["avg_rt"],
                 "respawn_count": max(0, slot["respawn_count"] - 1),
                 "apps": tuple({"id": i, "modifier1": app.modifier1,
@@ -111,32 +102,22 @@ def build(server) -> types.ModuleType:
         return workers_cache[0]
 
     def log(message) -> bool:
-        text = message.decode() if isinstance(message, bytes) else str(message)
-        os.write(2, (text + "\n").encode("utf-8", "backslashreplace"))
-        return True
-
-    def _signal_master(sig: int):
-        pid = server.master_pid or os.getpid()
-        try:
-            os.kill(pid, sig)
-        except OSError as e:
-            log(f"uwsgi: kill({pid}): {e.strerror}")
-            return None
+        inst.log(message if isinstance(message, bytes) else str(message))
         return True
 
     def reload():
         """PYAPI-3: SIGHUP to the master (graceful reload); True, or None on failure."""
-        return _signal_master(signal.SIGHUP)
+        return True if inst.reload("uwsgi.reload") else None
 
     def stop():
         """PYAPI-4: SIGQUIT to the master; True, or None on failure."""
-        return _signal_master(signal.SIGQUIT)
+        return True if inst.stop("uwsgi.stop") else None
 
     def accepting(flag: bool = True) -> None:
         return None
 
     def ready():
-        return True if server.ready or server.worker_id else None
+        return True if inst.ready else None
 
     def set_user_harakiri(seconds: int) -> None:
         return None

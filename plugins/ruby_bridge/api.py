@@ -1,4 +1,5 @@
-"""The worker's answers to the Ruby ``UWSGI`` module (RBAPI-1..3).
+"""The worker's answers to the Ruby ``UWSGI`` module (RBAPI-1..3): the core's
+``Instance`` facade (the one the Python ``uwsgi`` module wraps) with Ruby's types.
 
 Ruby's ``UWSGI.name(*args)`` crosses the channel as a CALL frame; the worker
 looks ``name`` up in ``CALLS`` and sends the result back. A name that is not
@@ -7,16 +8,15 @@ in the table is answered with Ruby's NotImplementedError naming it.
 from __future__ import annotations
 
 import os
-import signal
 import socket
 from typing import Any, Callable
 
 import uwsgi_py
+from uwsgi_py import Instance
 
 from . import wire
 
 VERSION = uwsgi_py.UWSGI_VERSION  # the uWSGI release whose API we mirror (UWSGI::VERSION)
-LOG_KILL_FAILED = "UWSGI.{name}: kill({pid}): {why}"
 NOT_BUILT = "UWSGI.{name} is not available in uwsgi-py {version}'s ruby bridge"
 
 
@@ -60,17 +60,15 @@ def ruby_opt(opt: dict[str, Any]) -> dict[str, Any]:
 # ---- the functions ---------------------------------------------------------------
 
 def _masterpid(server) -> int:
-    return server.master_pid
+    return Instance(server).master_pid
 
 
 def _worker_id(server) -> int:
-    return server.worker_id
+    return Instance(server).worker_id
 
 
 def _request_id(server) -> int:
-    board = server.scoreboard
-    wid = server.worker_id
-    return board.read(wid)["requests"] if board is not None and wid else 0
+    return Instance(server).request_id()
 
 
 def _mule_id(server) -> int:
@@ -85,38 +83,24 @@ def _log(server, message) -> None:
 
 
 def _logsize(server) -> int:
-    try:
-        return os.fstat(2).st_size
-    except OSError:
-        return 0
+    return Instance(server).log_size()
 
 
 def _mem(server) -> list[int]:
     """[rss, vsz] in bytes of the worker process, as uWSGI's get_memusage."""
-    try:
-        with open("/proc/self/statm") as f:
-            vsz, rss = f.read().split()[:2]
-    except (OSError, ValueError):
-        return [0, 0]
-    page = os.sysconf("SC_PAGE_SIZE")
-    return [int(rss) * page, int(vsz) * page]
+    return list(Instance(server).memory())
 
 
 def _i_am_the_spooler(server) -> bool:
     return False
 
 
-def _signal_master(name: str, sig: int):
-    def call(server):
-        pid = server.master_pid or os.getpid()
-        try:
-            os.kill(pid, sig)
-        except OSError as e:
-            _write_log((LOG_KILL_FAILED.format(name=name, pid=pid, why=e.strerror) + "\n").encode())
-            return None
-        return True
-    call.__name__ = name
-    return call
+def _reload(server):
+    return True if Instance(server).reload("UWSGI.reload") else None
+
+
+def _stop(server):
+    return True if Instance(server).stop("UWSGI.stop") else None
 
 
 CALLS: dict[str, Callable[..., Any]] = {
@@ -129,8 +113,8 @@ CALLS: dict[str, Callable[..., Any]] = {
     "mem": _mem,
     "i_am_the_spooler": _i_am_the_spooler,
     # extensions (RBAPI-3): graceful reload (SIGHUP) and stop (SIGQUIT), as PYAPI-3/4
-    "reload": _signal_master("reload", signal.SIGHUP),
-    "stop": _signal_master("stop", signal.SIGQUIT),
+    "reload": _reload,
+    "stop": _stop,
 }
 
 

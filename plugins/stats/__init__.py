@@ -13,7 +13,6 @@ to the new image so the address stays the same.
 """
 from __future__ import annotations
 
-import os
 import time
 from typing import TYPE_CHECKING
 
@@ -26,7 +25,8 @@ if TYPE_CHECKING:
 # in uwsgi_configure: before --uid/--gid drop privileges, after which the modules (and the
 # stdlib ones they import) may no longer be readable
 
-ADDRESS_ENV = "UWSGI_PY_STATS_ADDRESS"  # the resolved auto-assigned address, across exec
+# the resolved auto-assigned address, across an exec reload (uwsgi_handoff_give/_take)
+CARRIED: dict = {}
 BIND_FAILED = "--stats: bind(): {why} ({address})"
 BIND_FAILED_RELOAD = "*** stats server disabled: bind(): {why} ({address}) ***"
 
@@ -80,7 +80,7 @@ def _state(server) -> StatsServer | None:
 def uwsgi_post_apps(server):
     """Master, before fork: bind the stats socket and make the request-vars area."""
     settings = server.settings
-    inherited = os.environ.pop(ADDRESS_ENV, None)
+    inherited = CARRIED.pop("address", None)
     if not settings.stats:
         return
     from .endpoint import ENABLED, StatsServer, bind
@@ -91,13 +91,13 @@ def uwsgi_post_apps(server):
     except OSError as e:
         if not server.is_reload:
             raise OptionError(BIND_FAILED.format(why=e.strerror, address=address)) from None
-        from uwsgi_py.log import log
+        from uwsgi_py import log_line as log
         log(BIND_FAILED_RELOAD.format(why=e.strerror, address=address))
         return
     request_vars = None if settings.stats_no_cores else RequestVars(settings.processes)
     state = StatsServer(settings, sock, request_vars)
     server.stats_server = state
-    from uwsgi_py.log import log
+    from uwsgi_py import log_line as log
     log(ENABLED.format(address=state.shown_address(), fd=state.fd))
 
 
@@ -149,6 +149,18 @@ def uwsgi_master_cleanup(master, reason):
         return
     master.unwatch(state.fd)
     if reason == "reload" and state.auto_port():
-        os.environ[ADDRESS_ENV] = state.address  # read by the next image's uwsgi_post_apps
+        CARRIED["address"] = state.address  # for the next image's uwsgi_post_apps
     state.close()
     master.server.stats_server = None
+
+
+@hookimpl
+def uwsgi_handoff_give():
+    address = CARRIED.pop("address", None)
+    return {"state": {"address": address}} if address else None
+
+
+@hookimpl
+def uwsgi_handoff_take(state):
+    if isinstance(state, dict) and isinstance(state.get("address"), str):
+        CARRIED["address"] = state["address"]

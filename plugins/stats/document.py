@@ -14,9 +14,9 @@ import os
 import termios
 import time
 
+from uwsgi_py import UWSGI_VERSION as VERSION_COMPAT
 from uwsgi_py import __version__
 from uwsgi_py.scoreboard import BUSY, memory, status_name
-from uwsgi_py.server import VERSION_COMPAT
 from uwsgi_py.sockets import queue
 
 from .requestvars import stable_vars

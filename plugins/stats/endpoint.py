@@ -23,7 +23,8 @@ import stat
 import time
 from dataclasses import dataclass
 
-from uwsgi_py import health, log
+from uwsgi_py import health
+from uwsgi_py import log_line, log_verbose
 from uwsgi_py.sockets import address_text, parse_address, queue
 
 from . import document, metrics, render
@@ -145,7 +146,7 @@ class StatsServer:
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as e:
-                log.log(f"stats server accept(): {e.strerror}")
+                log_line(f"stats server accept(): {e.strerror}")
                 return
             if self.http:
                 self.read_request(client)
@@ -154,7 +155,7 @@ class StatsServer:
                 try:
                     data = self.document()
                 except Exception as e:  # noqa: BLE001 - a stats bug must not take the master down
-                    log.log(f"stats server: cannot build the document: {e!r}")
+                    log_line(f"stats server: cannot build the document: {e!r}")
                     client.close()
                     return
             self.send(client, data)
@@ -195,7 +196,7 @@ class StatsServer:
         try:
             data = self.answer(path)
         except Exception as e:  # noqa: BLE001 - a stats bug must not take the master down
-            log.log(f"stats server: cannot answer {path!r}: {e!r}")
+            log_line(f"stats server: cannot answer {path!r}: {e!r}")
             client.close()
             return
         self.send(client, data)
@@ -268,7 +269,7 @@ class StatsServer:
             waiting, max_queue = queue(lst)
             if waiting > 0 and waiting >= max_queue:
                 self.listen_queue_errors += 1
-                log.vlog(QUEUE_FULL.format(name=lst.name, fd=lst.fd, queue=waiting, max=max_queue))
+                log_verbose(QUEUE_FULL.format(name=lst.name, fd=lst.fd, queue=waiting, max=max_queue))
 
     def close(self) -> None:
         """Master cleanup (exit or exec reload): close everything, remove the unix path."""

@@ -47,7 +47,7 @@ def uwsgi_master_start(master):
         for path in getattr(master.settings, name.replace("-", "_")):
             mtime = _mtime(path)
             if mtime is MISSING:
-                from uwsgi_py.log import log
+                from uwsgi_py import log_line as log
                 log(NO_STAT.format(path=path))
             state[(name, path)] = mtime
     master.touch_state = state
@@ -68,7 +68,7 @@ def check(state: dict, name: str, paths: list[str]) -> str | None:
 
 @hookimpl
 def uwsgi_master_tick(master):
-    from uwsgi_py.log import vlog
+    from uwsgi_py import log_verbose as vlog
     state = getattr(master, "touch_state", None)
     if not state:
         return

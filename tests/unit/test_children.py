@@ -172,10 +172,17 @@ def test_mercy_sigkills_what_overstayed(table):
 def master_with(table: Table, state: State = State.RUNNING):
     events = []
     guard = SimpleNamespace(master=lambda caller, **kw: events.append(kw.get("event")) or [])
-    return SimpleNamespace(children=table, state=state, paused=False, reforked=False,
+    return FakeMaster(children=table, state=state, paused=False, reforked=False,
                            scoreboard=table.scoreboard, guard=guard, events=events,
                            hook=SimpleNamespace(uwsgi_master_event=None),
                            reloader=reload.Reloader(), settings=table.settings)
+
+
+class FakeMaster(SimpleNamespace):
+    """A master for the actions: attributes only; hashable by identity and weak-referenceable,
+    as the real one is (events.py keys its progress by master)."""
+
+    __hash__ = object.__hash__
 
 
 def test_worker_reloads_report_the_pids_they_signalled(table):

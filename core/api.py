@@ -1,0 +1,279 @@
+"""The plugin API besides the hooks (docs/plugins.md, "The plugin API").
+
+- logging: ``log_line``, ``log_verbose``;
+- ``MasterView``: a read-only view of the master's workers and state, plus the only
+  ways a plugin acts on it (request an action, watch an fd, keep a slot empty);
+- fd ownership: ``vacate_master_fds`` in a process forked from the master;
+- the handoff: what plugins give (``uwsgi_handoff_give``) crosses the exec reload in
+  ``UWSGI_PY_PLUGINS`` and is taken back (``uwsgi_handoff_take``) by the next image;
+- response hooks (``uwsgi_response_headers``): the header lines they add.
+"""
+from __future__ import annotations
+
+import json
+import os
+import stat
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from . import log
+from .handoff import PLUGINS
+from .instance import Instance
+
+HANDOFF_BAD = "*** plugin {name!r}: uwsgi_handoff_give: {why}; nothing of it crosses the reload ***"
+HANDOFF_FD_GONE = "*** plugin {name!r}: handed-off fd {key}={fd} did not survive the exec ***"
+RESPONSE_HOOK_FAILED = "*** a response hook raised {error}; its headers are left out ***"
+
+
+def log_line(text: str) -> None:
+    """One line on the instance's log, with one write (``--log-date`` prefixes it)."""
+    log.log(text)
+
+
+def log_verbose(text: str) -> None:
+    """One line with uWSGI's date prefix (``Mon Dec  7 02:02:59 2026 - ``), as uWSGI's
+    verbose messages are written."""
+    log.vlog(text)
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    """One worker process the master has now (``MasterView.workers``)."""
+
+    id: int              # its slot, 1..numproc
+    pid: int
+    accepting: bool      # it has told the master it accepts connections
+    stopping: bool       # asked to stop (reload, max-requests, cheaper); still running
+    spawned: float       # time.monotonic() in the master when it was forked
+
+
+class MasterView(Instance):
+    """The master as a plugin sees it: ``Instance`` facts, the worker table and the
+    state, read-only; ``request``, ``watch``/``unwatch`` and the cheaper's slot
+    controls are the ways to act. Build one where you need it: ``MasterView(master)``."""
+
+    __slots__ = ("master",)
+
+    def __init__(self, master):
+        super().__init__(master.server)
+        self.master = master
+
+    @property
+    def settings(self):
+        return self.master.settings
+
+    @property
+    def state(self) -> str:
+        """``running``, ``reload-check``, ``reloading``, ``shutting-down`` or ``exited``."""
+        return self.master.state.value
+
+    @property
+    def running(self) -> bool:
+        """Running normally: no reload (or its check) and no shutdown under way."""
+        return self.master.state.value == "running"
+
+    @property
+    def paused(self) -> bool:
+        return bool(self.master.paused)
+
+    @property
+    def chain_reloading(self) -> bool:
+        return bool(self.master.chain)
+
+    @property
+    def workers_now(self) -> list[WorkerInfo]:
+        """The workers serving this image's slots, by slot id (not the retiring ones)."""
+        return [_info(child) for _, child in sorted(self.master.workers.items())]
+
+    @property
+    def retiring(self) -> list[WorkerInfo]:
+        """Workers replaced by a reload that are finishing their requests."""
+        return [_info(child) for child in self.master.retiring.values()]
+
+    @property
+    def cheaped(self) -> frozenset[int]:
+        """Slots kept empty on purpose (cheaper mode, FIFO ``C``)."""
+        return frozenset(self.master.cheaped)
+
+    @property
+    def reloads(self) -> list[dict]:
+        """The last exec reloads' outcomes, oldest first (the ``reloaded`` event's info)."""
+        return [dict(outcome) for outcome in self.master.reloads]
+
+    def control_backlog(self, wid: int) -> int:
+        """Bytes the master sent worker ``wid`` that it has not read yet."""
+        child = self.master.workers.get(wid)
+        return _pending(child.ctl) if child is not None else 0
+
+    # ---- acting --------------------------------------------------------------------
+    def request(self, action: str) -> None:
+        """Queue the named action; the loop performs it next, with its usual guards."""
+        self.master.request(action)
+
+    def watch(self, fd: int, callback: Callable[[], Any]) -> None:
+        """Poll ``fd`` in the master loop; it belongs to the master from now on (the
+        core makes it unusable in every process forked later: ``vacate_master_fds``)."""
+        from .server import Watch
+        self.master.watch(Watch(fd, callback))
+
+    def unwatch(self, fd: int) -> None:
+        self.master.unwatch(fd)
+
+    def keep_slot_empty(self, wid: int) -> None:
+        """Stop worker ``wid`` gracefully and do not respawn it (cheaper mode)."""
+        self.master.cheap_slot(wid)
+
+    def fill_slot(self, wid: int) -> bool:
+        """Spawn a worker in a slot kept empty; False if it was not empty."""
+        return self.master.uncheap_slot(wid)
+
+
+def _info(child) -> WorkerInfo:
+    return WorkerInfo(child.id, child.pid, bool(child.accepting), bool(child.cursed_at),
+                      child.spawned)
+
+
+def _pending(fd: int) -> int:
+    import array
+    import fcntl
+    import termios
+    if fd < 0:
+        return 0
+    buf = array.array("i", [0])
+    try:
+        fcntl.ioctl(fd, termios.FIONREAD, buf)
+    except OSError:
+        return 0
+    return buf[0]
+
+
+# ---- fd ownership ------------------------------------------------------------------------
+
+def master_fds(master) -> set[int]:
+    """Every fd the master owns: its pipes, watched fds, the workers' control pipes."""
+    return set(master.private_fds) | {master.notify_w}
+
+
+def vacate(fds) -> None:
+    """In a process just forked from the master: close each of ``fds`` by putting
+    /dev/null (close-on-exec) in its place. The file is closed as with ``close()``,
+    but its number stays taken, so no pipe or socket this process opens later can get
+    it: a plugin that closes an fd it remembers from the master closes a placeholder,
+    never something of the new process (the fd-reuse trap)."""
+    null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+    for fd in fds:
+        if fd != null and fd >= 0:
+            try:
+                os.dup2(null, fd, inheritable=False)
+            except OSError:
+                pass
+    if null not in fds:
+        os.close(null)
+
+
+def vacate_master_fds(master) -> None:
+    """For a process a plugin forks from the master (a mule, a helper): make every fd
+    of the master unusable here without freeing its number (``vacate``)."""
+    vacate(master_fds(master))
+
+
+def die_with_master(sig: int = 9) -> None:
+    """In a process forked from the master: get ``sig`` (SIGKILL) when the master dies,
+    as workers do (Linux ``PR_SET_PDEATHSIG``; elsewhere nothing)."""
+    set_pdeathsig(sig)
+
+
+def set_pdeathsig(sig: int) -> None:
+    """Linux: get ``sig`` when the parent dies (no orphans after kill -9)."""
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, sig, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError, ImportError):  # ImportError: unreadable after --uid
+        pass
+
+
+# ---- the handoff across an exec reload -------------------------------------------------------
+
+def give_handoffs(master) -> None:
+    """Before the exec: each plugin's ``uwsgi_handoff_give`` result, checked, goes into
+    ``UWSGI_PY_PLUGINS``; its fds stay open (``master.exec_fds``)."""
+    carried = {}
+    for name, gift in master.guard.each(master.hook.uwsgi_handoff_give, master=master):
+        try:
+            state, fds = _checked(gift)
+        except (TypeError, ValueError) as e:
+            log.log(HANDOFF_BAD.format(name=name, why=e))
+            continue
+        master.exec_fds.update(fds.values())
+        carried[name] = {"state": state, "fds": fds}
+    if carried:
+        os.environ[PLUGINS] = json.dumps(carried)
+
+
+def _checked(gift) -> tuple[Any, dict[str, int]]:
+    if not isinstance(gift, dict) or not set(gift) <= {"state", "fds"}:
+        raise TypeError("return a dict with the keys 'state' and 'fds'")
+    state = gift.get("state")
+    json.dumps(state)   # TypeError/ValueError: not JSON
+    fds = dict(gift.get("fds") or {})
+    for key, fd in fds.items():
+        if not isinstance(key, str) or not isinstance(fd, int) or fd < 3:
+            raise ValueError(f"fds: {key!r}: {fd!r} is not a name and an fd above 2")
+        if not _open(fd):
+            raise ValueError(f"fds: {key!r}: fd {fd} is not open")
+    return state, fds
+
+
+def _open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
+
+
+def take_handoffs(server) -> None:
+    """In an image started by an exec reload, once its sockets are bound and before apps
+    load: give each plugin what it handed off (``uwsgi_handoff_take``). The fds become
+    close-on-exec again; those of a plugin that is gone or takes nothing are closed."""
+    for name, entry in server.handoff.plugins.items():
+        fds = {}
+        for key, fd in entry.get("fds", {}).items():
+            if _open(fd) and not stat.S_ISDIR(os.fstat(fd).st_mode):
+                os.set_inheritable(fd, False)
+                fds[key] = fd
+            else:
+                log.log(HANDOFF_FD_GONE.format(name=name, key=key, fd=fd))
+        caller = server.hook.uwsgi_handoff_take
+        if any(impl.plugin_name == name for impl in caller.get_hookimpls()):
+            server.guard.each(caller, only=name, server=server, state=entry.get("state"),
+                              fds=dict(fds))
+        else:
+            for fd in fds.values():
+                os.close(fd)
+    server.handoff.plugins = {}
+
+
+# ---- response hooks --------------------------------------------------------------------------
+
+def response_lines(hooks, request, status: int) -> list[str]:
+    """The header lines ``hooks`` add to a response with ``status`` (``request`` is None
+    for a request the core could not parse). A hook that raises adds nothing."""
+    lines = []
+    for hook in hooks:
+        try:
+            added = hook(request, status)
+            for name, value in added or ():
+                if not (isinstance(name, str) and isinstance(value, str)) or any(
+                        c in name + value for c in "\r\n\0") or not name or ":" in name:
+                    raise ValueError(f"bad header {name!r}: {value!r}")
+                lines.append(f"{name}: {value}\r\n")
+        except Exception as e:  # noqa: BLE001 - never fail a response for a plugin's header
+            log.log(RESPONSE_HOOK_FAILED.format(error=f"{type(e).__name__}: {e}"))
+    return lines
+
+
+def error_headers(hooks, request, status: int) -> str:
+    """``response_lines`` for the core's own error responses (400, 408, 500...)."""
+    return "".join(response_lines(hooks, request, status)) if hooks else ""
