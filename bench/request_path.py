@@ -44,14 +44,18 @@ def build_worker():
     pm = plugins.build(set())
     registry = cli.build_registry(pm)
     settings = cli.load_settings(registry, cli.parse_here(registry, argv), {})
-    server = Server(settings, pm.hook, handoff.take(), os.getcwd())
+    server = Server(settings, pm.hook, handoff.take(), os.getcwd(), guard=plugins.HookGuard(pm))
     server.setup_sockets()
     server.scoreboard = Scoreboard(1)
     server.load_apps()
     w = Worker(server, 1, -1, -1)
     w.pid = os.getpid()
     w.slot = WorkerSlot(server.scoreboard, 1)
-    w.http_keepalive = settings.http_keepalive
+    w.http_keepalive = True
+    w.post_buffering = settings.post_buffering
+    w.add_headers = ()
+    w.quiet_write_errors = settings.ignore_write_errors
+    w.handlers = []
     w.limit = settings.buffer_size
     w.timeout = float(settings.socket_timeout)
     w.limit_post = settings.limit_post
