@@ -73,7 +73,8 @@ def build_worker():
 
 
 def handlers(worker, base):
-    import uwsgi_py.request as request
+    from uwsgi_py.body import NO_BODY
+    from uwsgi_py.conn import _shutdown_wr
     from uwsgi_py.proto import parse_http
 
     spec = importlib.util.spec_from_file_location("hello", HELLO)
@@ -87,7 +88,7 @@ def handlers(worker, base):
         head = parse_http(os.read(fd, 65536), 4096, "8080", addr[0])
         env = head.vars
         env.update(base)
-        env["wsgi.input"] = request.NO_BODY
+        env["wsgi.input"] = NO_BODY
         state = []
 
         def start_response(status, headers, exc_info=None):
@@ -97,7 +98,7 @@ def handlers(worker, base):
         status, headers = state
         lines = "".join([f"{n}: {v}\r\n" for n, v in headers])
         os.write(fd, f"HTTP/1.1 {status}\r\n{lines}Connection: close\r\n\r\n".encode("latin-1") + body)
-        request._shutdown_wr(fd)
+        _shutdown_wr(fd)
         os.close(fd)
 
     def bare(lst):

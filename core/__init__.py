@@ -13,7 +13,7 @@ hookimpl = pluggy.HookimplMarker("uwsgi_py")
 
 from .options import Option, OptionError  # noqa: E402
 from .options import boolean, choice, integer, key_value, non_negative_int, positive_int, string  # noqa: E402
-from .request import ClientGone  # noqa: E402
+from .conn import ClientGone  # noqa: E402
 from .server import App, Server, Watch  # noqa: E402
 
 __all__ = [

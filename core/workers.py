@@ -21,7 +21,8 @@ import traceback
 from . import log
 from .postbuffer import spool_body
 from .proto import BadRequest, HttpRules, parse_http, parse_uwsgi, simple_response
-from .request import ClientGone, ClientTimeout, Conn, Request
+from .conn import ClientGone, ClientTimeout, Conn
+from .response import Request
 from .scoreboard import IDLE, PAUSE, WorkerSlot
 from .server import EXIT_APP_LOAD, EXIT_GRACEFUL_IDLE, EXIT_WORKER_DONE
 

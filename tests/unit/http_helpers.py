@@ -13,7 +13,8 @@ import socket
 from dataclasses import dataclass, field
 
 from uwsgi_py.proto import RULES, BadRequest, HttpRules, parse_http
-from uwsgi_py.request import ClientGone, Conn, Input
+from uwsgi_py.body import Input
+from uwsgi_py.conn import ClientGone, Conn
 
 INCOMPLETE = "incomplete"
 FRAMING = ("CONTENT_LENGTH", "CONTENT_TYPE")

@@ -17,7 +17,8 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from uwsgi_py.proto import BadRequest, pack_uwsgi, parse_http, parse_uwsgi
-from uwsgi_py.request import ClientGone, Conn, Input
+from uwsgi_py.body import Input
+from uwsgi_py.conn import ClientGone, Conn
 
 pytestmark = pytest.mark.timeout(120)
 
