@@ -18,12 +18,12 @@ import traceback
 from dataclasses import dataclass
 
 from . import actions, log, signals
+from .control import CTL_CLOSE_LISTENERS
 from .handoff import PREFLIGHT, exec_image
 from .limits import Limits
 from .server import Watch
 from .spawner import ALL_SIGNALS, Spawner, spawn_from, trim_heap
 from .upkeep import Upkeep
-from .workers import CTL_CLOSE_LISTENERS
 
 
 class State(enum.Enum):

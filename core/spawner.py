@@ -12,9 +12,10 @@ import signal
 import time
 
 from . import log
+from .control import CTL_RECYCLE, NOTE_ACCEPTING, NOTE_GRACEFUL, NOTE_RECYCLED
 from .scoreboard import CHEAP, IDLE
 from .server import EXIT_APP_LOAD, EXIT_GRACEFUL_IDLE
-from .workers import CTL_RECYCLE, Worker
+from .workers import Worker
 
 EXIT_BOOT_FAILURES = 1   # the instance's exit status after --max-boot-failures
 
@@ -163,7 +164,7 @@ class Spawner:
             self.tell(child, data)
 
     def tell(self, child, data: bytes) -> None:
-        """A control byte down ``child``'s pipe (see ``workers.CTL_*``)."""
+        """A control byte down ``child``'s pipe (see ``control.CTL_*``)."""
         if child.ctl >= 0:
             try:
                 os.write(child.ctl, data)
@@ -184,12 +185,12 @@ class Spawner:
             child = self.workers.get(int(wid))
             if child is None or (pid.isdigit() and int(pid) != child.pid):
                 continue   # from a worker that left the slot (retiring, chain victim)
-            if kind == b"A":
+            if kind == NOTE_ACCEPTING:
                 child.accepting = True
                 self.boot_failures = 0
-            elif kind == b"G":
+            elif kind == NOTE_GRACEFUL:
                 child.hupped = True
-            elif kind == b"R" and not child.asked:
+            elif kind == NOTE_RECYCLED and not child.asked:
                 child.asked = True
                 child.cursed_at = time.monotonic()   # mercy applies, as to any worker told to stop
 

@@ -9,6 +9,7 @@ import signal
 import time
 
 from . import log, pidfile
+from .control import CTL_PAUSE, CTL_REOPEN_LOG, CTL_RESUME
 from .options import OptionError
 from .scoreboard import DEAD
 
@@ -22,7 +23,7 @@ class Upkeep:
             log.vlog(log.PAUSE)
         else:
             log.vlog(log.RESUME)
-        self.tell_workers(b"p" if self.paused else b"u")
+        self.tell_workers(CTL_PAUSE if self.paused else CTL_RESUME)
         self.guard.master(self.hook.uwsgi_master_event, master=self,
                           event="paused" if self.paused else "resumed", info={})
 
@@ -67,7 +68,7 @@ class Upkeep:
                 self.request("graceful_reload")
                 return
             if f.fd == 2:
-                self.tell_workers(b"l")
+                self.tell_workers(CTL_REOPEN_LOG)
 
     def check_log_size(self) -> None:
         """--log-maxsize (and a file logger's maxsize=): rotate what grew too big (LOG-3)."""
