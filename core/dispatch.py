@@ -42,8 +42,8 @@ class Dispatcher:
         if self.max_requests:
             self.max_requests += (worker.id - 1) * settings.max_requests_delta
         self.logging = not settings.disable_logging
-        self.handlers: list = []     # plugins that may answer a request before its app (static files)
-        self.request_logger = None   # a plugin's (--log-format, --req-logger...): replaces the core's line
+        self.handlers: list = []     # plugins' handlers, tried before the app (static files)
+        self.request_logger = None   # a plugin's (--log-format, --req-logger...), else the core's line
         self.apps: dict = worker.apps   # modifier1 -> app, shared with the worker (plugins add to it)
         self.default_app = None      # the first app loaded
         self.http_app = None         # the app of every HTTP request
@@ -56,7 +56,8 @@ class Dispatcher:
         self.request_logger = request_logger
         self.default_app = self.server.apps[0] if self.server.apps else None
         # --http-socket-modifier1's app, else the first one loaded
-        self.http_app = self.apps.get(self.server.settings.http_socket_modifier1 or 0) or self.default_app
+        modifier1 = self.server.settings.http_socket_modifier1 or 0
+        self.http_app = self.apps.get(modifier1) or self.default_app
 
     def end_keepalive(self) -> None:
         """The worker stops: no connection takes another request, and the responses say so

@@ -39,7 +39,8 @@ class Worker:
     ``settings``, ``slot``, ``apps``, ``unwatch(fd)``, ``request_line(...)``."""
 
     def __init__(self, server, wid: int, ctl_r: int, notify_w: int):
-        # runs in the child between fork() and run(), signals blocked: nothing here may raise
+        # runs in the new child before run(): an exception here would unwind into the
+        # master's code, so nothing here may raise
         self.server = server
         self.settings = settings = server.settings
         self.id = wid
@@ -51,19 +52,18 @@ class Worker:
         self.apps: dict = {}         # modifier1 -> app, once apps are loaded; plugins may add to it
         self.born = 0.0              # when it started serving (--min-worker-lifetime)
         self.min_lifetime = settings.min_worker_lifetime
-        self.stop_code = EXIT_WORKER_DONE
-        self.close_listeners = False   # graceful shutdown: stop the kernel accepting too
-        self.graceful = False      # the loop returned: atexit handlers run (never on a brutal exit)
-        self.loop = Loop(self)     # the epoll loop over listeners and clients
-        self.dispatcher = self.loop.dispatcher   # the request being served, for the signals
-        self.commands = {          # the master's commands, by byte
+        self.stop_code = EXIT_WORKER_DONE   # exit status of a graceful stop (HUPed while idle: its own)
+        self.close_listeners = False  # graceful shutdown: stop the kernel accepting too
+        self.graceful = False        # the loop returned: atexit handlers run (never on a brutal exit)
+        self.loop = Loop(self)       # the epoll loop over listeners and clients
+        self.dispatcher = self.loop.dispatcher   # serves each request; the signals read its current one
+        self.commands = {            # the master's commands (control.CTL_*), by byte
             CTL_PAUSE: self.loop.pause,
             CTL_RESUME: self.loop.resume,
             CTL_REOPEN_LOG: self.reopen_log,
             CTL_RECYCLE: self.recycle,
             CTL_CLOSE_LISTENERS: self.refuse_when_stopping,
         }
-
 
     # ---- process setup -----------------------------------------------------
     def setup_signals(self, wake_w: int) -> None:
@@ -114,10 +114,10 @@ class Worker:
             lines.append(f"Thread 0x{tid:016x}:")
             lines.extend(entry.rstrip("\n") for entry in traceback.format_stack(top))
         lines.append("*** end of backtrace ***")
-        dispatcher = self.dispatcher
-        if dispatcher.req is not None:
+        busy = self.dispatcher
+        if busy.req is not None:
             lines.append(f"SIGUSR2: --- uWSGI worker {self.id} (pid: {self.pid}) is managing "
-                         f"request {dispatcher.current_uri} since {time.ctime(dispatcher.busy_since)} ---")
+                         f"request {busy.current_uri} since {time.ctime(busy.busy_since)} ---")
         log.log("\n".join(lines))
 
     # ---- entry point -----------------------------------------------------------
