@@ -8,7 +8,7 @@ A client socket and the worker's own ``accept()`` run in one process: connect, s
 call the handler, read the answer. Three handlers, same listener (TCP_CORK and TCP_NODELAY set as
 the server sets them):
 
-- ``worker``: uwsgi-py's ``Worker.accept`` serving bench/apps/hello.py, everything included
+- ``worker``: uwsgi-py's ``Loop.accept`` (serving.py) serving bench/apps/hello.py, everything included
 - ``minimal``: accept, read, parse, environ, the app, response head, shutdown, close; nothing else
 - ``bare``: accept, read, a canned response, close: the syscalls alone
 
@@ -21,7 +21,6 @@ import argparse
 import collections
 import importlib.util
 import os
-import select
 import socket
 import sys
 import time
@@ -34,7 +33,7 @@ CANNED = (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\
 
 
 def build_worker():
-    """A Worker set up as ``Worker._run`` does, on a listener bound by ``Server``."""
+    """A Worker set up as ``Worker.serve`` does, on a listener bound by ``Server``."""
     from uwsgi_py import cli, handoff, plugins
     from uwsgi_py.scoreboard import Scoreboard, WorkerSlot
     from uwsgi_py.server import Server
@@ -51,29 +50,17 @@ def build_worker():
     w = Worker(server, 1, -1, -1)
     w.pid = os.getpid()
     w.slot = WorkerSlot(server.scoreboard, 1)
-    w.http_keepalive = settings.http_keepalive
-    w.limit = settings.buffer_size
-    w.timeout = float(settings.socket_timeout)
-    w.limit_post = settings.limit_post
-    w.max_requests = 0
-    w.min_lifetime = settings.min_worker_lifetime
-    w.born = time.monotonic()
-    w.min_bytes = settings.socket_min_bytes
-    w.logging = False
-    w.request_logger = server.hook.uwsgi_request_logger(worker=w)   # None: no --log-format etc.
-    w.add_headers, w.handlers = (), []
-    w.post_buffering = settings.post_buffering
-    w.quiet_write_errors = settings.ignore_write_errors
-    w.response_hooks = tuple(h for h in server.hook.uwsgi_response_headers(worker=w) if h)  # ()
-    w.apps = {app.modifier1: app for app in server.apps}
-    w.default_app = w.http_app = server.apps[0]
-    w.ep = select.epoll()
-    w.listeners = {lst.fd: lst for lst in server.listeners}
+    for app in server.apps:
+        w.apps.setdefault(app.modifier1, app)
+    # what Worker.serve does before the loop runs (no pipes to watch here)
+    w.dispatcher.start(w.pid, w.slot, [], server.hook.uwsgi_request_logger(worker=w))
+    w.loop.start(w.pid, w.slot)
     return w, server.listeners[0], server.apps[0].base
 
 
 def handlers(worker, base):
-    import uwsgi_py.request as request
+    from uwsgi_py.body import NO_BODY
+    from uwsgi_py.conn import _shutdown_wr
     from uwsgi_py.proto import parse_http
 
     spec = importlib.util.spec_from_file_location("hello", HELLO)
@@ -87,7 +74,7 @@ def handlers(worker, base):
         head = parse_http(os.read(fd, 65536), 4096, "8080", addr[0])
         env = head.vars
         env.update(base)
-        env["wsgi.input"] = request.NO_BODY
+        env["wsgi.input"] = NO_BODY
         state = []
 
         def start_response(status, headers, exc_info=None):
@@ -97,7 +84,7 @@ def handlers(worker, base):
         status, headers = state
         lines = "".join([f"{n}: {v}\r\n" for n, v in headers])
         os.write(fd, f"HTTP/1.1 {status}\r\n{lines}Connection: close\r\n\r\n".encode("latin-1") + body)
-        request._shutdown_wr(fd)
+        _shutdown_wr(fd)
         os.close(fd)
 
     def bare(lst):
@@ -107,7 +94,7 @@ def handlers(worker, base):
         os.write(fd, CANNED)
         os.close(fd)
 
-    return {"worker": worker.accept, "minimal": minimal, "bare": bare}
+    return {"worker": worker.loop.accept, "minimal": minimal, "bare": bare}
 
 
 def one(handler, lst, addr) -> float:

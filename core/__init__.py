@@ -8,7 +8,7 @@ import pluggy
 
 from .options import Option, OptionError
 from .options import boolean, choice, integer, key_value, non_negative_int, positive_int, string
-from .request import ClientGone
+from .conn import ClientGone
 from .server import App, Server, Watch
 from .version import UWSGI_VERSION, __version__
 

@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from . import api, events, log
+from .control import CTL_RECYCLE, NOTE_ACCEPTING, NOTE_GRACEFUL, NOTE_RECYCLED
 from .scoreboard import CHEAP, IDLE
 from .server import EXIT_APP_LOAD, EXIT_GRACEFUL_IDLE
-from .workers import CTL_RECYCLE, Worker
+from .workers import Worker
 
 EXIT_BOOT_FAILURES = 1   # the instance's exit status after --max-boot-failures
 
@@ -196,7 +197,7 @@ class Children:
         return [c.pid for c in children]
 
     def tell(self, child: Child, data: bytes) -> None:
-        """A control byte down ``child``'s pipe (see ``workers.CTL_*``)."""
+        """A control byte down ``child``'s pipe (see ``control.CTL_*``)."""
         if child.ctl >= 0:
             try:
                 os.write(child.ctl, data)
@@ -246,13 +247,13 @@ class Children:
             child = self.workers.get(int(wid))
             if child is None or (pid.isdigit() and int(pid) != child.pid):
                 continue   # from a worker that left the slot (retiring, chain victim)
-            if kind == b"A":
+            if kind == NOTE_ACCEPTING:
                 child.accepting = True
                 self.boot_failures = 0
-            elif kind == b"G":
+            elif kind == NOTE_GRACEFUL:
                 if child.life is Life.RUNNING:
                     child.life = Life.HUPPED
-            elif kind == b"R" and not child.on_purpose:
+            elif kind == NOTE_RECYCLED and not child.on_purpose:
                 # mercy applies, as to any worker told to stop
                 child.life, child.cursed_at = Life.STOPPING, time.monotonic()
 

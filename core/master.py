@@ -21,7 +21,7 @@ from .children import Children, Fate, trim_heap
 from .limits import Limits
 from .server import Watch
 from .state import State
-from .workers import CTL_CLOSE_LISTENERS
+from .control import CTL_CLOSE_LISTENERS
 
 __all__ = ["Master", "State", "graceful_shutdown", "immediate_shutdown"]
 

@@ -4,7 +4,7 @@ Both parsers are pure functions over bytes (fuzzed in the tests, and the HTTP on
 checked against gunicorn's request corpus and against h11). They return ``None``
 when more bytes are needed and raise ``BadRequest`` for anything RFC 9112 (HTTP) or
 the uwsgi protocol does not allow; README.md ("Differences from uWSGI") lists the rules.
-Request bodies (Content-Length, chunked) are read by ``request.Input``.
+Request bodies (Content-Length, chunked) are read by ``body.Input``.
 """
 from __future__ import annotations
 

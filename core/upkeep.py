@@ -10,6 +10,7 @@ import os
 import signal
 
 from . import log, pidfile
+from .control import CTL_PAUSE, CTL_REOPEN_LOG, CTL_RESUME
 from .options import OptionError
 
 
@@ -22,7 +23,7 @@ def toggle_pause(master) -> dict:
         log.vlog(log.PAUSE)
     else:
         log.vlog(log.RESUME)
-    told = master.children.tell_all(b"p" if master.paused else b"u")
+    told = master.children.tell_all(CTL_PAUSE if master.paused else CTL_RESUME)
     master.guard.master(master.hook.uwsgi_master_event, master=master,
                         event="paused" if master.paused else "resumed", info={})
     return {"paused": master.paused, "told": told}
@@ -96,7 +97,7 @@ def reopen(master, files: list, rotate: bool) -> list[str]:
             return done
         done.append(f.path)
         if f.fd == 2:
-            master.children.tell_all(b"l")
+            master.children.tell_all(CTL_REOPEN_LOG)
     return done
 
 

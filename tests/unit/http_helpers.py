@@ -1,5 +1,5 @@
 """Read a byte stream as the server reads a connection, in-process: heads through
-``proto.parse_http``, bodies through ``request.Input`` (over a socketpair whose peer
+``proto.parse_http``, bodies through ``body.Input`` (over a socketpair whose peer
 is already closed, so a reader wanting more sees EOF at once, never a wait).
 
 ``serve_stream`` returns what the server would make of the stream: one ``Served``
@@ -13,7 +13,8 @@ import socket
 from dataclasses import dataclass, field
 
 from uwsgi_py.proto import RULES, BadRequest, HttpRules, parse_http
-from uwsgi_py.request import ClientGone, Conn, Input
+from uwsgi_py.body import Input
+from uwsgi_py.conn import ClientGone, Conn
 
 INCOMPLETE = "incomplete"
 FRAMING = ("CONTENT_LENGTH", "CONTENT_TYPE")

@@ -1,7 +1,7 @@
 """Property-based fuzzing of the wire parsers and the request body reader (issue 10, point 3).
 
 In-process, no server: mutated valid HTTP heads and uwsgi packets, arbitrary bytes,
-arbitrary splits, and chunked/fixed-length bodies read through ``request.Input``
+arbitrary splits, and chunked/fixed-length bodies read through ``body.Input``
 over a real socketpair. The only acceptable outcomes are a parsed head, "need more
 bytes" (None), ``BadRequest`` with a known status, or for bodies ``ClientGone``;
 never another exception and never a hang (every read has a short timeout and the
@@ -17,7 +17,8 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from uwsgi_py.proto import BadRequest, pack_uwsgi, parse_http, parse_uwsgi
-from uwsgi_py.request import ClientGone, Conn, Input
+from uwsgi_py.body import Input
+from uwsgi_py.conn import ClientGone, Conn
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -204,7 +205,7 @@ def test_uwsgi_packets_split_anywhere(env, modifier1, data):
     assert head.modifier1 == modifier1 and head.consumed == len(packet)
 
 
-# ---- request bodies through request.Input over a socketpair ------------------------------------------
+# ---- request bodies through body.Input over a socketpair ------------------------------------------
 
 class FakeListener:
     proto = "http"

@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 from http_helpers import req, serve_stream
 from uwsgi_py import pidfile
 from uwsgi_py.proto import U16, UWSGI_HEADER, BadRequest, HttpRules, pack_uwsgi, parse_http, parse_uwsgi
-from uwsgi_py.request import Conn, Input
+from uwsgi_py.body import Input
+from uwsgi_py.conn import Conn
 
 pytestmark = pytest.mark.timeout(60)
 
