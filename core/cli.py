@@ -11,7 +11,7 @@ import os
 import signal
 import sys
 
-from . import __version__, actions, config, handoff, log, pidfile, plugins, privileges, signals
+from . import __version__, actions, config, handoff, hooks, log, pidfile, plugins, privileges, signals
 from .options import Option, OptionError, Registry, core_options, suggest
 from .scoreboard import Scoreboard
 from .server import EXIT_APP_LOAD, VERSION_COMPAT, Server
@@ -336,6 +336,8 @@ def run(argv: list[str]) -> int:
     for item in settings.env:
         key, _, value = item.partition("=")
         os.environ[key] = value
+    if not taken.preflight:
+        hooks.run(settings, "asap")
     server = Server(settings, pm.hook, taken, start_dir, guard=guard)
     if taken.preflight:
         return preflight(server)

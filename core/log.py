@@ -116,6 +116,12 @@ RELOAD_REFUSED = "*** RELOAD REFUSED: {why}; the running generation keeps servin
 RELOAD_AGAIN = "graceful reload requested while one is under way: reloading again once it is done"
 PAUSE_KEPT = "*** the instance stays paused across the reload (send SIGTSTP to resume) ***"
 LISTENERS_CLOSED = "worker {id} (pid: {pid}) shut down listening socket {name}: new connections are refused"
+HOOK_RUNNING = 'running "{what}" ({phase})...'
+HOOK_PRIVATE = "running --- PRIVATE HOOK --- ({phase})..."
+HOOK_COMMAND_FAILED = 'command "{cmd}" exited with non-zero code: {code}'
+HOOK_FATAL = "FATAL hook failed, destroying instance"
+HOOK_GOES_ON = ("uwsgi-py: warning: --hook-{phase}: as in uWSGI 2.0, a failed hook in a master "
+                "loading its apps does not stop the instance")
 HOOK_SIGNAL = "hook-master-start: signal {signum} ({name}) -> {action}"
 RELOAD_OUTCOME = ("reload outcome: generation={generation} kind={kind} duration={ms}ms "
                   "workers_replaced={replaced} refused={refused}{error}")

@@ -296,7 +296,7 @@ def default_listen() -> int:
 
 def core_options() -> list[Option]:
     """Options of the core: sockets, processes, reload/stop management, logging."""
-    from . import pidfile, signals
+    from . import hooks, pidfile, signals
 
     O = Option
     return [
@@ -443,6 +443,7 @@ def core_options() -> list[Option]:
         O("plugin", "check that plugin NAME is loaded (repeatable, comma separated)",
           aliases=("plugins",), multiple=True, metavar="NAME"),
         O("disable-plugin", "do not load plugin NAME (repeatable)", multiple=True, metavar="NAME"),
+        *hooks.options(),
     ]
 
 

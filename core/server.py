@@ -7,7 +7,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
-from . import log, privileges, sockets
+from . import hooks, log, privileges, sockets
 from .handoff import Handoff
 from .options import OptionError
 from .scoreboard import Scoreboard
@@ -144,14 +144,21 @@ class Server:
         """Ask every handler plugin for its apps; log and remember failures."""
         self.apps = []
         self.app_error = None
+        phases = not self.handoff.preflight   # the reload check runs no --exec/--hook-*-app
+        if phases:
+            hooks.run(self.settings, "pre-app", worker=self.worker_id > 0,
+                      master_pid=self.master_pid)
         try:
             results = self.hook.uwsgi_load_apps(server=self)
         except Exception:  # noqa: BLE001 - an app that fails to import is reported, not fatal
             self.app_error = traceback.format_exc()
             log.log(self.app_error.rstrip())
-            return False
+            results = []
         for group in results:
             self.apps.extend(group or ())
+        if phases:
+            hooks.run(self.settings, "post-app", worker=self.worker_id > 0,
+                      master_pid=self.master_pid)
         return bool(self.apps)
 
     def app_for(self, modifier1: int):

@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 from . import log
 from .options import OptionError
 
+ODD_PORT = ("--{option} {name}: the port is not a number; uWSGI reads its leading digits, "
+            "so it binds port {port} (0: a free port)")
+
 
 @dataclass
 class Listener:
@@ -80,13 +83,25 @@ def parse_address(text: str) -> tuple[int, object]:
         host, _, port = text.rpartition(":")
         family = socket.AF_INET
         host = host or "0.0.0.0"
-    try:
-        portnum = int(port)
-    except ValueError:
-        raise OptionError(f"invalid socket address {text!r}: bad port") from None
+    portnum = port_number(port)
     if not 0 <= portnum <= 65535:
         raise OptionError(f"invalid socket address {text!r}: bad port")
     return family, (host, portnum)
+
+
+def port_number(text: str) -> int:
+    """The port as uWSGI reads it (C's atoi): its leading digits, 0 when there are none, so
+    ``:$(PORT)`` with PORT unset or ``HOST:port`` binds a free port."""
+    digits = len(text) - len(text.lstrip("0123456789"))
+    return int(text[:digits]) if digits else 0
+
+
+def odd_port(text: str) -> bool:
+    """Is the port of a TCP address ``text`` something other than a plain number?"""
+    if text.startswith("@") or "/" in text or ":" not in text:
+        return False
+    port = text.rpartition(":")[2]
+    return not port.isdigit()
 
 
 UNIX_MODE = 0o600   # unix sockets without --chmod-socket: only the instance's user connects
@@ -97,6 +112,9 @@ def bind(key: str, name: str, proto: str, backlog: int, chmod: int | None,
     """Bind and listen. A unix socket is created 0600 (umask 0177 around bind(),
     so there is no window with a wider mode), then ``chmod``/``chown`` if asked."""
     family, addr = parse_address(name)
+    if odd_port(name):
+        log.log(log.CONFIG_WARNING.format(message=ODD_PORT.format(
+            option=key.partition("#")[0], name=name, port=addr[1])))
     sock = socket.socket(family, socket.SOCK_STREAM)
     unix_path = None
     inode = None

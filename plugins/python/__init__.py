@@ -6,11 +6,12 @@ import importlib.util
 import os
 import sys
 import time
+import traceback
 
 from uwsgi_py import Option, OptionError, hookimpl, non_negative_int, string
 
 from . import api, autoreload, venv
-from .mounts import MOUNTING, SKIP, Mounts, is_file_target, parse_mount
+from .mounts import MOUNTING, SKIP, UNABLE, Mounts, is_file_target, parse_mount
 from .wsgi import WSGIApp, load_callable
 
 DEMO_MODULE = "uwsgi_py_python.demo"
@@ -98,14 +99,25 @@ def uwsgi_load_apps(server):
     options = {"file_wrapper": not s.wsgi_disable_file_wrapper,
                "write_exception": not s.disable_write_exception}
     apps = []
+    # uWSGI loads each app on its own: one that fails is logged and the others serve; only
+    # when none loads does the first failure stand (the server's no-app path)
+    failed: list[tuple[Exception, str]] = []
+
+    def add(mountpoint: str, load) -> None:
+        try:
+            apps.append(WSGIApp(load(), mountpoint, **options))
+        except Exception as e:    # noqa: BLE001 - an app that fails to import is reported
+            failed.append((e, traceback.format_exc().rstrip() + "\n" + UNABLE.format(
+                n=len(apps) + len(failed), mountpoint=mountpoint)))
+
     target = DEMO_MODULE if s.demo else s.module
     if target:
-        apps.append(WSGIApp(load_target(target, s.callable), "", **options))
+        add("", lambda: load_target(target, s.callable))
     if s.wsgi_file:
-        if apps:
+        if target:
             _log(SKIP.format(mountpoint=""))
         else:
-            apps.append(WSGIApp(_file_app(s.wsgi_file, s.callable), "", **options))
+            add("", lambda: _file_app(s.wsgi_file, s.callable))
     for item in s.mount:
         mountpoint, app_target = parse_mount(item)
         if any(app.name == mountpoint for app in apps):
@@ -113,11 +125,14 @@ def uwsgi_load_apps(server):
             continue
         _log(MOUNTING.format(target=app_target, mountpoint=mountpoint))
         if is_file_target(app_target):
-            callable_ = _file_app(app_target, s.callable)
+            add(mountpoint, lambda: _file_app(app_target, s.callable))
         else:
-            callable_ = load_target(app_target, s.callable)
-        apps.append(WSGIApp(callable_, mountpoint, **options))
+            add(mountpoint, lambda: load_target(app_target, s.callable))
+    for _, report in failed[0 if apps else 1:]:
+        _log(report)
     if not apps:
+        if failed:
+            raise failed[0][0]
         return None
     if len(apps) == 1 and not s.manage_script_name:
         return apps

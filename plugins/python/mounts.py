@@ -10,6 +10,7 @@ from __future__ import annotations
 
 SKIP = "mountpoint {mountpoint} already configured. skip."
 MOUNTING = "mounting {target} on {mountpoint}"
+UNABLE = "unable to load app {n} (mountpoint='{mountpoint}') (callable not found or import error)"
 
 
 def parse_mount(value: str) -> tuple[str, str]:
