@@ -72,8 +72,10 @@ HARAKIRI_WCHAN = "HARAKIRI: -- wchan> {text}"
 HARAKIRI_REQUEST = "HARAKIRI: --- uWSGI worker {id} (pid: {pid}) WAS managing request {uri} since {since} ---"
 # ---- limits (issue 10; docs/hardening.md) ------------------------------------
 LIFETIME = "worker {id} lifetime reached, it was running for {secs} second(s)"
-RSS_RECYCLE = "worker {id} (pid: {pid}) uses {rss} MB of RSS (reload-on-rss {limit} MB): recycling it"
-EVIL_RSS = "*** evil-reload-on-rss: worker {id} (pid: {pid}) uses {rss} MB of RSS (limit {limit} MB): SIGKILL ***"
+MEMORY_RECYCLE = ("worker {id} (pid: {pid}) uses {used} MB of {what} (reload-on-{kind} {limit} MB): "
+                  "recycling it")
+EVIL_MEMORY = ("*** evil-reload-on-{kind}: worker {id} (pid: {pid}) uses {used} MB of {what} "
+               "(limit {limit} MB): SIGKILL ***")
 BOOT_FAILURE = ("worker {id} (pid: {pid}) died before accepting any request "
                 "({count} boot failure(s) in a row)")
 BOOT_FATAL = ("*** {count} workers in a row died before accepting (--max-boot-failures {limit}): "

@@ -296,7 +296,7 @@ def default_listen() -> int:
 
 def core_options() -> list[Option]:
     """Options of the core: sockets, processes, reload/stop management, logging."""
-    from . import hooks, pidfile, signals
+    from . import hooks, limits, pidfile, signals, sockets
 
     O = Option
     return [
@@ -444,6 +444,8 @@ def core_options() -> list[Option]:
           aliases=("plugins",), multiple=True, metavar="NAME"),
         O("disable-plugin", "do not load plugin NAME (repeatable)", multiple=True, metavar="NAME"),
         *hooks.options(),
+        *limits.options(),
+        *sockets.options(),
     ]
 
 

@@ -78,6 +78,7 @@ class Server:
         s = self.settings
         backlog = s.listen or _default_backlog()
         wanted = [("http-socket", i, name, "http") for i, name in enumerate(s.http_socket)]
+        wanted += [("http11-socket", i, name, "http") for i, name in enumerate(s.http11_socket)]
         wanted += [("http", i, name, "http") for i, name in enumerate(s.http)]
         wanted += [("socket", i, name, s.protocol) for i, name in enumerate(s.socket)]
         inherited = {entry["key"]: entry for entry in self.handoff.fds}
@@ -171,13 +172,17 @@ class Server:
 
 
 def set_keepalive(listener, s) -> None:
-    """HTTP keep-alive: always on an --http socket (where uWSGI runs its router), with
-    --http-keepalive on the others. An idle connection waits --http-keepalive N seconds
-    (N > 1), else --http-timeout on an --http socket, else --socket-timeout."""
+    """HTTP keep-alive: always on an --http socket (where uWSGI runs its router) and on an
+    --http11-socket, with --http-keepalive on the others. An idle connection waits
+    --http-keepalive N seconds (N > 1), else --http-timeout on an --http socket, else
+    --socket-timeout. The PROXY protocol: --http-enable-proxy-protocol on --http sockets
+    (uWSGI's router option), --enable-proxy-protocol on the other HTTP sockets."""
     if listener.proto != "http":
         return
     router = listener.key.startswith("http#")
-    listener.keepalive = router or bool(s.http_keepalive)
+    listener.proxy = bool(s.http_enable_proxy_protocol if router else s.enable_proxy_protocol)
+    listener.keepalive = router or listener.key.startswith("http11-socket#") \
+        or bool(s.http_keepalive)
     if s.http_keepalive > 1:
         listener.idle = float(s.http_keepalive)
     elif router:

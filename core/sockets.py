@@ -9,7 +9,7 @@ import sys
 from dataclasses import dataclass, field
 
 from . import log
-from .options import OptionError
+from .options import Option, OptionError
 
 ODD_PORT = ("--{option} {name}: the port is not a number; uWSGI reads its leading digits, "
             "so it binds port {port} (0: a free port)")
@@ -42,6 +42,10 @@ class Listener:
     server_port: str = ""  # SERVER_PORT of its requests, set by tune_listener
     keepalive: bool = False  # HTTP/1.1 keep-alive on its connections (--http, --http-keepalive)
     idle: float = 0.0      # seconds a kept-alive connection waits for its next request (0: --socket-timeout)
+    # PROXY protocol v1 before the first request (--enable-proxy-protocol; proxy_protocol.py),
+    # and fd -> (address, port) of the client a PROXY line named
+    proxy: bool = False
+    proxied: dict = field(default_factory=dict)
     extra: dict = field(default_factory=dict)
 
     @property
@@ -57,6 +61,20 @@ class Listener:
     def port(self) -> str:
         """SERVER_PORT for requests on this socket (``tune_listener`` keeps it in server_port)."""
         return "80" if self.sock.family == socket.AF_UNIX else str(self.sock.getsockname()[1])
+
+
+def options() -> list[Option]:
+    """Socket options beside the common ones (declared with the core's in options.py)."""
+    return [
+        Option("http11-socket", "bind to the specified socket with the HTTP protocol and "
+               "HTTP/1.1 keep-alive on it (--http-socket with --http-keepalive for this "
+               "socket only; repeatable)", multiple=True, metavar="ADDR"),
+        Option("enable-proxy-protocol", "read a PROXY protocol v1 line (HAProxy's) at the start "
+               "of a connection on HTTP sockets other than --http: its client becomes "
+               "REMOTE_ADDR/REMOTE_PORT", flag=True),
+        Option("http-enable-proxy-protocol", "the same on --http sockets (uWSGI's HTTP router "
+               "option: it does not change --http-socket)", flag=True),
+    ]
 
 
 def address_text(sock: socket.socket) -> str:

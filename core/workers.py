@@ -18,7 +18,7 @@ import sys
 import time
 import traceback
 
-from . import log
+from . import log, proxy_protocol
 from .postbuffer import spool_body
 from .proto import BadRequest, HttpRules, parse_http, parse_uwsgi, simple_response
 from .request import ClientGone, ClientTimeout, Conn, Request
@@ -585,6 +585,9 @@ class Worker:
         while conn.buf and not self.paused:
             try:
                 if http:
+                    # PROXY protocol v1 line first (--enable-proxy-protocol): proxy_protocol.py
+                    if lst.proxy and not conn.served and not proxy_protocol.take(conn):
+                        break
                     head = parse_http(conn.buf, self.limit, lst.server_port, conn.remote,
                                       self.http_rules)
                 else:
@@ -595,6 +598,8 @@ class Worker:
             if head is None:
                 break
             del conn.buf[:head.consumed]
+            if lst.proxy and (port := proxy_protocol.port(conn)):   # proxy_protocol.py
+                head.vars["REMOTE_PORT"] = port
             if not http:
                 head.vars.setdefault("REMOTE_ADDR", conn.remote)
             keep = self.serve(conn, head, http)
