@@ -374,6 +374,12 @@ def start(server: Server) -> int:
     keep_root = s.master_as_root and s.master           # only the workers drop (spawner)
     if not keep_root and not s.chown_socket:
         privileges.drop(s)                              # MASTER-2 step 4: before binding
+    if s.refork and not server.is_reload:
+        privileges.refork()
+        try:
+            write_pidfile("pidfile", s.pidfile)         # the parent's pid is gone
+        except OptionError as e:                        # written as root, now another user
+            log.log(log.CONFIG_WARNING.format(message=e))
     if not server.is_reload and not (s.chown_socket and not keep_root):
         write_pidfile("pidfile2", s.pidfile2)           # PID-2: right after the drop
     # relative to the start directory, and used again from --chdir's (vacuum, log reopen)

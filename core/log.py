@@ -118,6 +118,7 @@ RELOAD_REFUSED = "*** RELOAD REFUSED: {why}; the running generation keeps servin
 RELOAD_AGAIN = "graceful reload requested while one is under way: reloading again once it is done"
 PAUSE_KEPT = "*** the instance stays paused across the reload (send SIGTSTP to resume) ***"
 LISTENERS_CLOSED = "worker {id} (pid: {pid}) shut down listening socket {name}: new connections are refused"
+REFORK = "re-fork()ing..."
 HOOK_RUNNING = 'running "{what}" ({phase})...'
 HOOK_PRIVATE = "running --- PRIVATE HOOK --- ({phase})..."
 HOOK_COMMAND_FAILED = 'command "{cmd}" exited with non-zero code: {code}'

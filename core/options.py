@@ -296,7 +296,7 @@ def default_listen() -> int:
 
 def core_options() -> list[Option]:
     """Options of the core: sockets, processes, reload/stop management, logging."""
-    from . import hooks, limits, pidfile, signals, sockets
+    from . import hooks, limits, pidfile, privileges, signals, sockets
 
     O = Option
     return [
@@ -446,6 +446,7 @@ def core_options() -> list[Option]:
         *hooks.options(),
         *limits.options(),
         *sockets.options(),
+        *privileges.options(),
     ]
 
 

@@ -234,3 +234,34 @@ def test_a_file_logger_in_a_missing_directory_starts_and_logs_once_it_can(server
 def test_a_plugin_named_by_its_path_is_the_plugin(server):
     inst = server("--plugin", "/usr/lib/uwsgi/plugins/python39_plugin.so")
     assert inst.get("/mark") == b"v1"
+
+
+def test_refork_goes_on_in_a_child_and_rewrites_the_pidfile(tmp_path):
+    import subprocess
+    import sys
+    from conftest import group_pids
+    pidfile = tmp_path / "master.pid"
+    log_path = tmp_path / "refork.log"
+    (tmp_path / "app.py").write_text(PROBE.format(name="first"))
+    with open(log_path, "wb") as logf:
+        proc = subprocess.Popen([sys.executable, "-m", "uwsgi_py", "--http-socket", "127.0.0.1:0",
+                                 "--module", "app", "--master", "--refork", "--pidfile",
+                                 str(pidfile)], stdout=logf, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, cwd=tmp_path, start_new_session=True)
+    try:
+        assert proc.wait(15) == 0                  # the parent leaves at once
+        wait_until(lambda: "spawned uWSGI worker 1" in log_path.read_text(), 15,
+                   what="the reforked master's worker")
+        text = log_path.read_text()
+        assert "re-fork()ing..." in text
+        pid = int(pidfile.read_text())
+        assert pid != proc.pid and f"spawned uWSGI master process (pid: {pid})" in text
+        port = int(re.search(r"address 127\.0\.0\.1:(\d+)", text).group(1))
+        assert json.loads(raw(port, b"GET / HTTP/1.0\r\n\r\n").split(b"\r\n\r\n", 1)[1])
+        os.kill(pid, 2)
+        wait_until(lambda: not group_pids(proc.pid), 15, what="the instance to stop")
+    finally:
+        try:
+            os.killpg(proc.pid, 9)
+        except ProcessLookupError:
+            pass
