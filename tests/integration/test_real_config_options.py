@@ -9,6 +9,7 @@ import json
 import os
 import re
 import socket
+import threading
 
 import pytest
 
@@ -265,3 +266,47 @@ def test_refork_goes_on_in_a_child_and_rewrites_the_pidfile(tmp_path):
             os.killpg(proc.pid, 9)
         except ProcessLookupError:
             pass
+
+
+CACHE_APP = """\
+import os
+import time
+import uwsgi
+
+def application(environ, start_response):
+    path = environ["PATH_INFO"]
+    key = environ.get("QUERY_STRING", "k")
+    if path == "/hold":     # set, then keep this worker busy: the next request goes elsewhere
+        out = uwsgi.cache_update(key, ("from %d" % os.getpid()).encode())
+        os.write(2, b"held\\n")
+        time.sleep(3)
+    elif path == "/set":
+        out = uwsgi.cache_update(key, ("from %d" % os.getpid()).encode())
+    elif path == "/get":
+        out = uwsgi.cache_get(key)
+    elif path == "/del":
+        out = uwsgi.cache_del(key)
+    else:
+        out = uwsgi.cache_set(key, b"x", 0, "other")
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [repr((out, os.getpid())).encode()]
+"""
+
+
+def test_cache2_is_shared_by_the_workers(server, tmp_path):
+    (tmp_path / "cacheapp.py").write_text(CACHE_APP)
+    inst = server("--master", "-p", "2", "--module", "cacheapp",
+                  "--cache2", "name=sessions,items=10", "--cache2", "name=other,items=2",
+                  app=False)
+    holder = threading.Thread(target=inst.get, args=("/hold?session1",))
+    holder.start()
+    try:
+        inst.wait_log("held", timeout=10)
+        value, pid = eval(inst.get("/get?session1"))     # the other worker answers
+        assert value.startswith(b"from ") and int(value[5:]) != pid
+    finally:
+        holder.join(10)
+    assert eval(inst.get("/other?a"))[0] is True
+    assert eval(inst.get("/other?a"))[0] is None        # cache_set does not replace
+    assert eval(inst.get("/del?session1"))[0] is True
+    assert eval(inst.get("/get?session1"))[0] is None

@@ -130,7 +130,7 @@ def test_hook_actions_run(tmp_path, monkeypatch):
     "http11-socket", "enable-proxy-protocol", "http-enable-proxy-protocol", "reload-on-as",
     "evil-reload-on-as", "exec-asap", "exec-pre-app", "exec-post-app", "hook-asap",
     "hook-pre-app", "hook-post-app", "optimize", "paste", "vhost", "vhost-host", "idle",
-    "die-on-idle", "collect-header", "pull-header", "write-errors-tolerance", "refork",
+    "die-on-idle", "collect-header", "pull-header", "write-errors-tolerance", "refork", "cache2",
 ])
 def test_the_options_of_real_configs_are_declared(registry, name):
     assert registry.get(name) is not None
@@ -139,8 +139,7 @@ def test_the_options_of_real_configs_are_declared(registry, name):
 def test_no_site_and_harakiri_graceful_are_accepted_without_effect():
     for name in ("no-site", "harakiri-graceful-timeout", "harakiri-graceful-signal"):
         assert compat.classify(name) == compat.NO_EFFECT_KIND
-    for name in ("cache2", "emperor"):
-        assert compat.classify(name) == compat.NOT_IMPLEMENTED_KIND
+    assert compat.classify("emperor") == compat.NOT_IMPLEMENTED_KIND
 
 
 def test_collect_header_takes_a_header_and_a_variable(registry):
@@ -199,3 +198,43 @@ def test_a_file_logger_opens_once_its_directory_exists(tmp_path, capfd):
     target.write(b"kept\n")
     target.close()
     assert path.read_bytes() == b"kept\n"
+
+
+# ---- cache2 -----------------------------------------------------------------------------------
+
+def test_cache2_specs(registry):
+    opt = registry.get("cache2")
+    assert opt.parse("name=sessions,items=2") == "name=sessions,items=2"
+    for bad, why in (("items=2", "needs name"), ("name=x", "needs items"),
+                     ("name=x,items=2,store=/tmp/c", "store: not implemented"),
+                     ("name=x,items=two", "needs items"), ("sessions", "key=value")):
+        with pytest.raises(ValueError, match=why):
+            opt.parse(bad)
+
+
+def test_cache_table_set_update_expire_delete_clear():
+    import time
+    from uwsgi_py_cache.table import Table
+    t = Table(4, 16, 8)
+    assert t.put(b"a", b"1", 0, replace=False) and t.get(b"a") == b"1"
+    assert not t.put(b"a", b"2", 0, replace=False) and t.get(b"a") == b"1"
+    assert t.put(b"a", b"2", 0, replace=True) and t.get(b"a") == b"2"
+    assert not t.put(b"big", b"123456789", 0, replace=True)       # above blocksize
+    assert not t.put(b"k" * 17, b"1", 0, replace=True)             # above keysize
+    for k in (b"b", b"c", b"d"):
+        assert t.put(k, k, 0, replace=False)
+    assert not t.put(b"e", b"e", 0, replace=False)                 # full
+    assert t.delete(b"b") and t.get(b"b") is None and not t.delete(b"b")
+    assert t.put(b"e", b"e", 0, replace=False)                     # the tombstone is reused
+    assert sorted(t.keys()) == [b"a", b"c", b"d", b"e"]
+    t.put(b"c", b"x", 1, replace=True)
+    t.mem[:0]   # no-op: the table is plain memory
+    from uwsgi_py_cache.table import SLOT
+    for i in range(t.items):                                       # expire it now
+        off = i * t.stride
+        state, klen, vlen, expires = SLOT.unpack_from(t.mem, off)
+        if expires:
+            SLOT.pack_into(t.mem, off, state, klen, vlen, int(time.time()) - 1)
+    assert t.get(b"c") is None and b"c" not in t.keys()
+    t.clear()
+    assert t.keys() == [] and t.get(b"a") is None
