@@ -11,9 +11,10 @@ import os
 import signal
 import sys
 
-from . import api, config, handoff, log, pidfile, plugins, privileges, signals
+from . import api, config, handoff, hooks, log, pidfile, plugins, privileges, signals
 from .completion import COMPLETE_VAR
-from .options import Option, OptionError, Registry, core_options, suggest
+from .declared import core_options
+from .options import Option, OptionError, Registry, suggest
 from .scoreboard import Scoreboard
 from .server import EXIT_APP_LOAD, Server
 from .version import UWSGI_VERSION, __version__
@@ -351,6 +352,8 @@ def run(argv: list[str]) -> int:
     for item in settings.env:
         key, _, value = item.partition("=")
         os.environ[key] = value
+    if not taken.preflight:
+        hooks.run(settings, "asap")
     server = Server(settings, pm.hook, taken, start_dir, guard=guard)
     if taken.preflight:
         return preflight(server)
@@ -387,6 +390,12 @@ def start(server: Server) -> int:
     keep_root = s.master_as_root and s.master           # only the workers drop (children.spawn)
     if not keep_root and not s.chown_socket:
         privileges.drop(s)                              # MASTER-2 step 4: before binding
+    if s.refork and not server.is_reload:
+        privileges.refork()
+        try:
+            write_pidfile("pidfile", s.pidfile)         # the parent's pid is gone
+        except OptionError as e:                        # written as root, now another user
+            log.log(log.CONFIG_WARNING.format(message=e))
     if not server.is_reload and not (s.chown_socket and not keep_root):
         write_pidfile("pidfile2", s.pidfile2)           # PID-2: right after the drop
     # relative to the start directory, and used again from --chdir's (vacuum, log reopen)

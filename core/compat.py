@@ -54,6 +54,13 @@ NO_EFFECT: dict[str, str] = {
     "manage-script-name": "without mount points there is no SCRIPT_NAME to strip",
     "so-keepalive": "TCP keepalive probes are left to the system",
     "plugin-dir": "plugins are found through Python entry points",
+    "no-site": ("the Python running uwsgi-py has imported site already (that is how it finds "
+                "uwsgi-py): its site-packages stay on sys.path"),
+    # upkeep.check_harakiri kills at once; the graceful attempt belongs there (after issue 17)
+    "harakiri-graceful-timeout": ("a harakiri SIGKILLs the worker at once, without the "
+                                  "graceful signal first"),
+    "harakiri-graceful-signal": ("a harakiri SIGKILLs the worker at once, without the "
+                                 "graceful signal first"),
     "plugins-dir": "plugins are found through Python entry points",
 }
 

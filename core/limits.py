@@ -7,6 +7,8 @@
   worker after each request; here the master reads ``/proc/PID/statm`` once a
   second, so the request path pays nothing.
 - ``--evil-reload-on-rss``: a worker above that RSS is SIGKILLed at once.
+- ``--reload-on-as`` / ``--evil-reload-on-as``: the same with the worker's address space
+  (its virtual size, VSZ) instead of its RSS.
 - Listen queues: a TCP listener whose accept queue is full is logged once when
   it fills and once when it drains (one pair per burst, not one line per tick).
 - ``--harakiri``: a worker busy with one request for longer is SIGKILLed
@@ -18,9 +20,22 @@ import signal
 import time
 
 from . import log, sockets
+from .options import Option, non_negative_int
 from .scoreboard import BUSY, DEAD, memory
 
 MB = 1024 * 1024
+MEASURES = {"rss": "RSS", "as": "address space"}
+
+
+def options() -> list[Option]:
+    """The address-space limits (the RSS ones are declared with the other worker limits)."""
+    return [
+        Option("reload-on-as", "recycle a worker (after its request) whose address space (VSZ) "
+               "is above MB megabytes", convert=non_negative_int, default=0, metavar="MB"),
+        Option("evil-reload-on-as", "the master SIGKILLs a worker whose address space (VSZ) is "
+               "above MB megabytes", convert=non_negative_int, default=0, master=True,
+               metavar="MB"),
+    ]
 
 
 class Limits:
@@ -34,12 +49,15 @@ class Limits:
         self.min_lifetime = s.min_worker_lifetime
         self.rss = s.reload_on_rss * MB
         self.evil_rss = s.evil_reload_on_rss * MB
+        self.as_limit = s.reload_on_as * MB
+        self.evil_as = s.evil_reload_on_as * MB
+        self.memory = bool(self.rss or self.evil_rss or self.as_limit or self.evil_as)
         self.full: dict[int, list] = {}   # listener fd -> [since (monotonic), peak]
 
     def tick(self, now: float) -> None:
         if self.harakiri:
             self.check_harakiri()
-        if self.lifetime or self.rss or self.evil_rss:
+        if self.lifetime or self.memory:
             for child in list(self.children.workers.values()):
                 if not child.cursed_at:
                     self.check_worker(child, now)
@@ -64,18 +82,22 @@ class Limits:
         if self.lifetime and age > self.lifetime:
             self.children.recycle(child, log.LIFETIME.format(id=child.id, secs=int(age)))
             return
-        if not (self.rss or self.evil_rss):
+        if not self.memory:
             return
-        rss = memory(child.pid)[0]
-        if self.evil_rss and rss > self.evil_rss:
-            log.log(log.EVIL_RSS.format(id=child.id, pid=child.pid, rss=rss // MB,
-                                        limit=self.evil_rss // MB))
-            # once: mercy kills it again if it somehow survives
-            self.children.stop(child, signal.SIGKILL, on_purpose=False)
-            return
-        if self.rss and rss > self.rss and age >= self.min_lifetime:
-            self.children.recycle(child, log.RSS_RECYCLE.format(
-                id=child.id, pid=child.pid, rss=rss // MB, limit=self.rss // MB))
+        rss, vsz = memory(child.pid)
+        for kind, used, evil, limit in (("rss", rss, self.evil_rss, self.rss),
+                                         ("as", vsz, self.evil_as, self.as_limit)):
+            if evil and used > evil:
+                log.log(log.EVIL_MEMORY.format(kind=kind, what=MEASURES[kind], id=child.id,
+                                               pid=child.pid, used=used // MB, limit=evil // MB))
+                # once: mercy kills it again if it somehow survives
+                self.children.stop(child, signal.SIGKILL, on_purpose=False)
+                return
+            if limit and used > limit and age >= self.min_lifetime:
+                self.children.recycle(child, log.MEMORY_RECYCLE.format(
+                    kind=kind, what=MEASURES[kind], id=child.id, pid=child.pid,
+                    used=used // MB, limit=limit // MB))
+                return
 
     def check_listen_queues(self, now: float) -> None:
         for lst in self.master.server.listeners:

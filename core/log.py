@@ -72,8 +72,10 @@ HARAKIRI_WCHAN = "HARAKIRI: -- wchan> {text}"
 HARAKIRI_REQUEST = "HARAKIRI: --- uWSGI worker {id} (pid: {pid}) WAS managing request {uri} since {since} ---"
 # ---- limits (issue 10; docs/hardening.md) ------------------------------------
 LIFETIME = "worker {id} lifetime reached, it was running for {secs} second(s)"
-RSS_RECYCLE = "worker {id} (pid: {pid}) uses {rss} MB of RSS (reload-on-rss {limit} MB): recycling it"
-EVIL_RSS = "*** evil-reload-on-rss: worker {id} (pid: {pid}) uses {rss} MB of RSS (limit {limit} MB): SIGKILL ***"
+MEMORY_RECYCLE = ("worker {id} (pid: {pid}) uses {used} MB of {what} (reload-on-{kind} {limit} MB): "
+                  "recycling it")
+EVIL_MEMORY = ("*** evil-reload-on-{kind}: worker {id} (pid: {pid}) uses {used} MB of {what} "
+               "(limit {limit} MB): SIGKILL ***")
 BOOT_FAILURE = ("worker {id} (pid: {pid}) died before accepting any request "
                 "({count} boot failure(s) in a row)")
 BOOT_FATAL = ("*** {count} workers in a row died before accepting (--max-boot-failures {limit}): "
@@ -115,6 +117,13 @@ RELOAD_REFUSED = "*** RELOAD REFUSED: {why}; the running generation keeps servin
 RELOAD_AGAIN = "graceful reload requested while one is under way: reloading again once it is done"
 PAUSE_KEPT = "*** the instance stays paused across the reload (send SIGTSTP to resume) ***"
 LISTENERS_CLOSED = "worker {id} (pid: {pid}) shut down listening socket {name}: new connections are refused"
+REFORK = "re-fork()ing..."
+HOOK_RUNNING = 'running "{what}" ({phase})...'
+HOOK_PRIVATE = "running --- PRIVATE HOOK --- ({phase})..."
+HOOK_COMMAND_FAILED = 'command "{cmd}" exited with non-zero code: {code}'
+HOOK_FATAL = "FATAL hook failed, destroying instance"
+HOOK_GOES_ON = ("uwsgi-py: warning: --hook-{phase}: as in uWSGI 2.0, a failed hook in a master "
+                "loading its apps does not stop the instance")
 HOOK_SIGNAL = "hook-master-start: signal {signum} ({name}) -> {action}"
 RELOAD_OUTCOME = ("reload outcome: generation={generation} kind={kind} duration={ms}ms "
                   "workers_replaced={replaced} refused={refused}{error}")

@@ -27,7 +27,11 @@ ALIASES = {
 
 def alias(name: str) -> str:
     """The plugin (or ``core``) that does the job of uWSGI plugin ``name``; ``python310``,
-    ``python3.11`` and the like are the python plugin."""
+    ``python3.11`` and the like are the python plugin. A path or file name names the plugin
+    as uWSGI reads it: ``/usr/lib/uwsgi/plugins/python39_plugin.so`` is ``python39``."""
+    name = os.path.basename(name)
+    name = name[:-3] if name.endswith(".so") else name
+    name = name[:-7] if name.endswith("_plugin") else name
     if name.startswith("python") and name[6:].replace(".", "").isdigit():
         return "python"
     return ALIASES.get(name, name)

@@ -11,15 +11,21 @@ sockets are bound, unless ``--chown-socket`` (dropped right after binding, so
 the chown can work) or ``--master-as-root`` (the master keeps root; each
 worker drops right after fork). ``--pidfile2`` is written right after the drop
 (PID-2); the safe pidfiles once the workers run (PID-3).
+
+``--refork`` (uWSGI's, for jailing systems): right after that point the process
+forks once and the parent exits 0, so the instance goes on in a new process.
+uWSGI does it each time it passes its privilege code; here it happens once, on a
+first start, and ``--pidfile`` is rewritten with the new pid.
 """
 from __future__ import annotations
 
 import grp
 import os
 import pwd
+import sys
 
 from . import log
-from .options import OptionError
+from .options import Option, OptionError
 
 
 def user(text: str) -> tuple[int, str | None]:
@@ -119,3 +125,21 @@ def _group_name(gid: int) -> str:
         return grp.getgrgid(gid).gr_name
     except KeyError:
         return "?"
+
+
+
+def options() -> list[Option]:
+    return [Option("refork", "fork() once more after dropping privileges: the parent exits "
+                   "0 and the instance goes on in the child (first start only)", flag=True)]
+
+
+def refork() -> None:
+    """Fork; the parent exits 0 at once, the child returns (``--refork``)."""
+    log.log(log.REFORK)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    if os.fork() > 0:
+        os._exit(0)

@@ -7,7 +7,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
-from . import log, privileges, sockets
+from . import hooks, log, privileges, sockets
 from .handoff import Handoff
 from .options import OptionError
 from .scoreboard import Scoreboard
@@ -76,6 +76,7 @@ class Server:
         s = self.settings
         backlog = s.listen or _default_backlog()
         wanted = [("http-socket", i, name, "http") for i, name in enumerate(s.http_socket)]
+        wanted += [("http11-socket", i, name, "http") for i, name in enumerate(s.http11_socket)]
         wanted += [("http", i, name, "http") for i, name in enumerate(s.http)]
         wanted += [("socket", i, name, s.protocol) for i, name in enumerate(s.socket)]
         inherited = {entry["key"]: entry for entry in self.handoff.fds}
@@ -142,14 +143,21 @@ class Server:
         """Ask every handler plugin for its apps; log and remember failures."""
         self.apps = []
         self.app_error = None
+        phases = not self.handoff.preflight   # the reload check runs no --exec/--hook-*-app
+        if phases:
+            hooks.run(self.settings, "pre-app", worker=self.worker_id > 0,
+                      master_pid=self.master_pid)
         try:
             results = self.hook.uwsgi_load_apps(server=self)
         except Exception:  # noqa: BLE001 - an app that fails to import is reported, not fatal
             self.app_error = traceback.format_exc()
             log.log(self.app_error.rstrip())
-            return False
+            results = []
         for group in results:
             self.apps.extend(group or ())
+        if phases:
+            hooks.run(self.settings, "post-app", worker=self.worker_id > 0,
+                      master_pid=self.master_pid)
         return bool(self.apps)
 
     def app_for(self, modifier1: int):
@@ -162,13 +170,17 @@ class Server:
 
 
 def set_keepalive(listener, s) -> None:
-    """HTTP keep-alive: always on an --http socket (where uWSGI runs its router), with
-    --http-keepalive on the others. An idle connection waits --http-keepalive N seconds
-    (N > 1), else --http-timeout on an --http socket, else --socket-timeout."""
+    """HTTP keep-alive: always on an --http socket (where uWSGI runs its router) and on an
+    --http11-socket, with --http-keepalive on the others. An idle connection waits
+    --http-keepalive N seconds (N > 1), else --http-timeout on an --http socket, else
+    --socket-timeout. The PROXY protocol: --http-enable-proxy-protocol on --http sockets
+    (uWSGI's router option), --enable-proxy-protocol on the other HTTP sockets."""
     if listener.proto != "http":
         return
     router = listener.key.startswith("http#")
-    listener.keepalive = router or bool(s.http_keepalive)
+    listener.proxy = bool(s.http_enable_proxy_protocol if router else s.enable_proxy_protocol)
+    listener.keepalive = router or listener.key.startswith("http11-socket#") \
+        or bool(s.http_keepalive)
     if s.http_keepalive > 1:
         listener.idle = float(s.http_keepalive)
     elif router:

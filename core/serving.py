@@ -14,7 +14,7 @@ import select
 import socket
 import time
 
-from . import log
+from . import log, proxy_protocol
 from .api import error_headers
 from .conn import ClientGone, Conn
 from .dispatch import Dispatcher
@@ -365,6 +365,9 @@ class Loop:
         while conn.buf and not self.paused:
             try:
                 if http:
+                    # PROXY protocol v1 line first (--enable-proxy-protocol): proxy_protocol.py
+                    if lst.proxy and not conn.served and not proxy_protocol.take(conn):
+                        break
                     head = parse_http(conn.buf, self.limit, lst.server_port, conn.remote,
                                       self.http_rules)
                 else:
@@ -375,6 +378,8 @@ class Loop:
             if head is None:
                 break
             del conn.buf[:head.consumed]
+            if lst.proxy and (port := proxy_protocol.port(conn)):   # proxy_protocol.py
+                head.vars["REMOTE_PORT"] = port
             if not http:
                 head.vars.setdefault("REMOTE_ADDR", conn.remote)
             keep = self.serve(conn, head, http)

@@ -9,7 +9,10 @@ import sys
 from dataclasses import dataclass, field
 
 from . import log
-from .options import OptionError
+from .options import Option, OptionError
+
+ODD_PORT = ("--{option} {name}: the port is not a number; uWSGI reads its leading digits, "
+            "so it binds port {port} (0: a free port)")
 
 
 @dataclass
@@ -39,6 +42,10 @@ class Listener:
     server_port: str = ""  # SERVER_PORT of its requests, set by tune_listener
     keepalive: bool = False  # HTTP/1.1 keep-alive on its connections (--http, --http-keepalive)
     idle: float = 0.0      # seconds a kept-alive connection waits for its next request (0: --socket-timeout)
+    # PROXY protocol v1 before the first request (--enable-proxy-protocol; proxy_protocol.py),
+    # and fd -> (address, port) of the client a PROXY line named
+    proxy: bool = False
+    proxied: dict = field(default_factory=dict)
     extra: dict = field(default_factory=dict)
 
     @property
@@ -54,6 +61,20 @@ class Listener:
     def port(self) -> str:
         """SERVER_PORT for requests on this socket (``tune_listener`` keeps it in server_port)."""
         return "80" if self.sock.family == socket.AF_UNIX else str(self.sock.getsockname()[1])
+
+
+def options() -> list[Option]:
+    """Socket options beside the common ones (declared with the core's in options.py)."""
+    return [
+        Option("http11-socket", "bind to the specified socket with the HTTP protocol and "
+               "HTTP/1.1 keep-alive on it (--http-socket with --http-keepalive for this "
+               "socket only; repeatable)", multiple=True, metavar="ADDR"),
+        Option("enable-proxy-protocol", "read a PROXY protocol v1 line (HAProxy's) at the start "
+               "of a connection on HTTP sockets other than --http: its client becomes "
+               "REMOTE_ADDR/REMOTE_PORT", flag=True),
+        Option("http-enable-proxy-protocol", "the same on --http sockets (uWSGI's HTTP router "
+               "option: it does not change --http-socket)", flag=True),
+    ]
 
 
 def address_text(sock: socket.socket) -> str:
@@ -80,13 +101,25 @@ def parse_address(text: str) -> tuple[int, object]:
         host, _, port = text.rpartition(":")
         family = socket.AF_INET
         host = host or "0.0.0.0"
-    try:
-        portnum = int(port)
-    except ValueError:
-        raise OptionError(f"invalid socket address {text!r}: bad port") from None
+    portnum = port_number(port)
     if not 0 <= portnum <= 65535:
         raise OptionError(f"invalid socket address {text!r}: bad port")
     return family, (host, portnum)
+
+
+def port_number(text: str) -> int:
+    """The port as uWSGI reads it (C's atoi): its leading digits, 0 when there are none, so
+    ``:$(PORT)`` with PORT unset or ``HOST:port`` binds a free port."""
+    digits = len(text) - len(text.lstrip("0123456789"))
+    return int(text[:digits]) if digits else 0
+
+
+def odd_port(text: str) -> bool:
+    """Is the port of a TCP address ``text`` something other than a plain number?"""
+    if text.startswith("@") or "/" in text or ":" not in text:
+        return False
+    port = text.rpartition(":")[2]
+    return not port.isdigit()
 
 
 UNIX_MODE = 0o600   # unix sockets without --chmod-socket: only the instance's user connects
@@ -97,6 +130,9 @@ def bind(key: str, name: str, proto: str, backlog: int, chmod: int | None,
     """Bind and listen. A unix socket is created 0600 (umask 0177 around bind(),
     so there is no window with a wider mode), then ``chmod``/``chown`` if asked."""
     family, addr = parse_address(name)
+    if odd_port(name):
+        log.log(log.CONFIG_WARNING.format(message=ODD_PORT.format(
+            option=key.partition("#")[0], name=name, port=addr[1])))
     sock = socket.socket(family, socket.SOCK_STREAM)
     unix_path = None
     inode = None

@@ -11,10 +11,11 @@ everything else is here.
 from __future__ import annotations
 
 import signal
+import time
 from dataclasses import dataclass, field
 
-from uwsgi_py import (MasterView, Option, OptionError, Watch, choice, hookimpl, non_negative_int,
-                      positive_int)
+from uwsgi_py import (MasterView, Option, OptionError, Watch, choice, hookimpl, log_line,
+                      non_negative_int, positive_int)
 
 from .algos import ALGOS, Counters, Load
 
@@ -29,6 +30,7 @@ BAD_CHEAPER = "--cheaper: invalid cheaper value {value}: must be lower than proc
 BAD_INITIAL = ("--cheaper-initial: {value} must be between --cheaper ({cheaper}) and "
                "--processes ({processes})")
 WAKEUP_ACTION = "cheap_wakeup"
+INACTIVE = "workers have been inactive for more than {idle} seconds ({now}-{since})"
 
 
 @hookimpl
@@ -46,6 +48,11 @@ def uwsgi_add_options(registry):
         Option("cheaper-overload", "checks (seconds) of overload before spawning, "
                "and of idleness between two cheaped workers", convert=positive_int, default=3,
                metavar="N"),
+        Option("idle", "go cheap (every worker stopped until the next connection) once no "
+               "request has been served for SECS seconds (0: never)", convert=non_negative_int,
+               default=0, master=True, metavar="SECS"),
+        Option("die-on-idle", "with --idle: shut the instance down instead of going cheap",
+               flag=True),
     )
 
 
@@ -70,6 +77,8 @@ class Cheaper:
     is_cheap: bool = False         # after FIFO C, until the next connection
     waking: bool = False
     watched: list[int] = field(default_factory=list)
+    idle_since: float = 0.0        # --idle: when the request count last changed
+    idle_count: int = -1
 
 
 def state(master) -> Cheaper:
@@ -128,9 +137,33 @@ def apply(master, st: Cheaper, needed: int) -> None:
         master.cheap_slot(wid)
 
 
+def check_idle(master, st: Cheaper, now: float) -> None:
+    """uWSGI's ``uwsgi_master_check_idle``: no request for ``--idle`` seconds and no busy
+    worker: go cheap (or shut down with ``--die-on-idle``)."""
+    if st.is_cheap:
+        st.idle_since = 0.0
+        return
+    view = MasterView(master)
+    slots = [view.worker(w.id) for w in view.workers_now]
+    if any(slot["busy"] for slot in slots):
+        return
+    count = sum(slot["requests"] for slot in slots)
+    if not st.idle_since or count != st.idle_count:
+        st.idle_since, st.idle_count = now, count
+    elif now - st.idle_since > master.settings.idle:
+        log_line(INACTIVE.format(idle=master.settings.idle, now=int(now), since=int(st.idle_since)))
+        if master.settings.die_on_idle:
+            master.request("immediate_shutdown")
+        else:
+            go_cheap(master)
+        st.idle_since = 0.0
+
+
 @hookimpl
 def uwsgi_master_tick(master):
     st = getattr(master, "cheaper", None)
+    if st is not None and master.settings.idle and not master.paused:
+        check_idle(master, st, time.time())
     if st is None or not st.enabled or st.is_cheap or master.paused:
         return
     if st.fifo_delta:

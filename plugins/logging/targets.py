@@ -31,6 +31,10 @@ LOG_INFO = 6
 RSYSLOG_PACKET = 1024     # uWSGI's default --rsyslog-packet-size (RFC 3164 4.1)
 
 
+FILE_UNAVAILABLE = ("uwsgi-py: warning: --logger: cannot open {path} ({error}): its lines are "
+                    "dropped until it can be opened, as uWSGI does")
+
+
 class TargetError(ValueError):
     pass
 
@@ -78,21 +82,39 @@ class FileTarget(FdTarget):
                 raise TargetError(f"maxsize={fields['maxsize']!r} is not a number") from None
         if not path:
             raise TargetError("file: needs a path")
+        super().__init__(-1)
+        self.path, self.maxsize, self.backup = path, maxsize, backup
+        self.file: log.LogFile | None = None
+        error = self.open()
+        if error:
+            # uWSGI's logfile plugin opens the file at each write until it can: the
+            # server starts, and the lines written meanwhile are dropped
+            log.log(FILE_UNAVAILABLE.format(path=path, error=error))
+
+    def open(self) -> str | None:
+        """Open the file; None, or why it cannot be opened (it is tried again at each write)."""
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
         except OSError as e:
-            raise TargetError(f"cannot open {path}: {e.strerror}") from None
-        super().__init__(fd)
-        self.file = log.LogFile(path, fd, maxsize, backup)
+            return e.strerror
+        self.fd = fd
+        self.file = log.LogFile(self.path, fd, self.maxsize, self.backup)
         log.FILES.append(self.file)
+        return None
+
+    def write(self, data: bytes) -> None:
+        if self.fd < 0 and self.open() is not None:
+            return
+        super().write(data)
 
     def close(self) -> None:
         if self.file in log.FILES:
             log.FILES.remove(self.file)
-        try:
-            os.close(self.fd)
-        except OSError:
-            pass
+        if self.fd >= 0:
+            try:
+                os.close(self.fd)
+            except OSError:
+                pass
 
 
 def _address(text: str) -> tuple[int, object]:

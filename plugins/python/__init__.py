@@ -6,14 +6,23 @@ import importlib.util
 import os
 import sys
 import time
+import traceback
 
 from uwsgi_py import Option, OptionError, hookimpl, non_negative_int, string
 
 from . import api, autoreload, venv
-from .mounts import MOUNTING, SKIP, Mounts, is_file_target, parse_mount
+from .mounts import MOUNTING, SKIP, UNABLE, Mounts, is_file_target, parse_mount
 from .wsgi import WSGIApp, load_callable
 
 DEMO_MODULE = "uwsgi_py_python.demo"
+OPTIMIZE = "--optimize {level}: re-executing the Python interpreter with {flag}"
+
+
+def header_var(raw) -> str:
+    text = string(raw).strip()
+    if len(text.split()) != 2:
+        raise ValueError("is not 'HEADER VAR'")
+    return text
 
 
 def mount_value(raw) -> str:
@@ -42,6 +51,10 @@ def uwsgi_add_options(registry):
                "PATH_INFO to SCRIPT_NAME before choosing the app", flag=True),
         Option("pyargv", "sys.argv of the app: 'uwsgi' then ARGS split on spaces (without it, "
                "['uwsgi'])", metavar="ARGS"),
+        Option("write-errors-tolerance", "the app's first N write() calls to a client that "
+               "went away raise nothing (their data is dropped); the next one raises (0: the "
+               "first one, unless --disable-write-exception)", convert=non_negative_int,
+               default=0, metavar="N"),
         Option("wsgi-disable-file-wrapper", "leave wsgi.file_wrapper out of the WSGI environ",
                flag=True),
         Option("home", "run the app with the packages of the virtualenv DIR: re-exec with its "
@@ -54,6 +67,21 @@ def uwsgi_add_options(registry):
                aliases=("py-auto-reload", "python-autoreload", "python-auto-reload"),
                metavar="SECS"),
         Option("demo", "serve the built-in demo app", flag=True),
+        Option("optimize", "Python's optimization level N (as python -O/-OO): uwsgi-py "
+               "re-executes its interpreter with it at start", short="O",
+               convert=non_negative_int, default=0, metavar="N"),
+        Option("paste", "load the app from a PasteDeploy URI (config:/path/app.ini); needs the "
+               "PasteDeploy package", metavar="URI"),
+        Option("vhost", "virtual hosting: a request goes to the app mounted at "
+               "'SERVER_NAME|SCRIPT_NAME' (--mount 'host|/path=APP'), else to the first app",
+               flag=True),
+        Option("vhost-host", "like --vhost with the Host header (HTTP_HOST) instead of "
+               "SERVER_NAME", flag=True),
+        Option("collect-header", "'HEADER VAR': copy the response header HEADER of a WSGI app "
+               "into the request variable VAR (for %(var.VAR) in --logformat; repeatable)",
+               multiple=True, convert=header_var, metavar="HEADER VAR"),
+        Option("pull-header", "like --collect-header, and remove the header from the response",
+               multiple=True, convert=header_var, metavar="HEADER VAR"),
     )
 
 
@@ -77,12 +105,19 @@ def uwsgi_launch(server):
     """First start only, before daemonizing or binding: become the environment's interpreter."""
     marked = os.environ.pop(venv.EXEC_MARK, None)
     s = server.settings
-    if not s.home or marked:
-        return
-    env, what = venv.check(s.home)
-    if what == "exec":
-        _log(venv.REEXEC.format(path=env.path, python=env.python))
-        venv.reexec(env)
+    if s.home and not marked:
+        env, what = venv.check(s.home)
+        if what == "exec":
+            _log(venv.REEXEC.format(path=env.path, python=env.python))
+            venv.reexec(env)
+    more = s.optimize - sys.flags.optimize
+    if s.optimize and more > 0:
+        # Python reads -O before any code runs: the honest way is to be started with it
+        flag = "-" + "O" * more
+        _log(OPTIMIZE.format(level=s.optimize, flag=flag))
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execv(sys.executable, [sys.executable, flag, *sys.orig_argv[1:]])
 
 
 @hookimpl
@@ -96,16 +131,33 @@ def uwsgi_load_apps(server):
     if "" not in sys.path and os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     options = {"file_wrapper": not s.wsgi_disable_file_wrapper,
-               "write_exception": not s.disable_write_exception}
+               "write_exception": not s.disable_write_exception,
+               "write_errors_tolerance": s.write_errors_tolerance}
     apps = []
+    # uWSGI loads each app on its own: one that fails is logged and the others serve; only
+    # when none loads does the first failure stand (the server's no-app path)
+    failed: list[tuple[Exception, str]] = []
+
+    def add(mountpoint: str, load) -> None:
+        try:
+            apps.append(WSGIApp(load(), mountpoint, **options))
+        except Exception as e:    # noqa: BLE001 - an app that fails to import is reported
+            failed.append((e, traceback.format_exc().rstrip() + "\n" + UNABLE.format(
+                n=len(apps) + len(failed), mountpoint=mountpoint)))
+
     target = DEMO_MODULE if s.demo else s.module
     if target:
-        apps.append(WSGIApp(load_target(target, s.callable), "", **options))
+        add("", lambda: load_target(target, s.callable))
     if s.wsgi_file:
-        if apps:
+        if target:
             _log(SKIP.format(mountpoint=""))
         else:
-            apps.append(WSGIApp(_file_app(s.wsgi_file, s.callable), "", **options))
+            add("", lambda: _file_app(s.wsgi_file, s.callable))
+    if s.paste:
+        if target or s.wsgi_file:
+            _log(SKIP.format(mountpoint=""))
+        else:
+            add("", lambda: _paste_app(s.paste))
     for item in s.mount:
         mountpoint, app_target = parse_mount(item)
         if any(app.name == mountpoint for app in apps):
@@ -113,15 +165,23 @@ def uwsgi_load_apps(server):
             continue
         _log(MOUNTING.format(target=app_target, mountpoint=mountpoint))
         if is_file_target(app_target):
-            callable_ = _file_app(app_target, s.callable)
+            add(mountpoint, lambda: _file_app(app_target, s.callable))
         else:
-            callable_ = load_target(app_target, s.callable)
-        apps.append(WSGIApp(callable_, mountpoint, **options))
+            add(mountpoint, lambda: load_target(app_target, s.callable))
+    for _, report in failed[0 if apps else 1:]:
+        _log(report)
     if not apps:
+        if failed:
+            raise failed[0][0]
         return None
+    collect = [(h.split()[0], h.split()[1], False) for h in s.collect_header]
+    collect += [(h.split()[0], h.split()[1], True) for h in s.pull_header]
+    for app in apps:
+        app.collect = {header.lower(): (var, pull) for header, var, pull in collect}
+    vhost = "SERVER_NAME" if s.vhost else "HTTP_HOST" if s.vhost_host else None
     if len(apps) == 1 and not s.manage_script_name:
         return apps
-    return [Mounts(apps, s.manage_script_name)]
+    return [Mounts(apps, s.manage_script_name, vhost)]
 
 
 @hookimpl
@@ -163,6 +223,16 @@ def _pick(module, name: str):
     if name.endswith("()"):   # uWSGI's quick callable: a factory, called once at load
         return load_callable(module, name[:-2])()
     return load_callable(module, name)
+
+
+def _paste_app(uri: str):
+    """uWSGI's paste loader: ``paste.deploy.loadapp(URI)``."""
+    try:
+        from paste.deploy import loadapp
+    except ImportError:
+        raise ImportError(f"--paste {uri}: the PasteDeploy package is not installed "
+                          "(pip install PasteDeploy)") from None
+    return loadapp(uri)
 
 
 def _file_app(path: str, name: str):

@@ -5,11 +5,14 @@ equals its SCRIPT_NAME, else to the first app loaded (the default app). With
 ``--manage-script-name`` the longest mountpoint that starts PATH_INFO (at a
 ``/`` boundary) moves from PATH_INFO to SCRIPT_NAME first. uWSGI gives each
 mount its own sub-interpreter; here every app shares the worker's interpreter.
+With ``--vhost`` (``--vhost-host``) the app id is ``SERVER_NAME|SCRIPT_NAME``
+(``HTTP_HOST|SCRIPT_NAME``), so ``--mount 'example.com|/=app.py'`` serves one host.
 """
 from __future__ import annotations
 
 SKIP = "mountpoint {mountpoint} already configured. skip."
 MOUNTING = "mounting {target} on {mountpoint}"
+UNABLE = "unable to load app {n} (mountpoint='{mountpoint}') (callable not found or import error)"
 
 
 def parse_mount(value: str) -> tuple[str, str]:
@@ -48,7 +51,7 @@ class Mounts:
 
     modifier1 = 0
 
-    def __init__(self, apps: list, manage_script_name: bool):
+    def __init__(self, apps: list, manage_script_name: bool, vhost: str | None = None):
         self.apps = {}           # mountpoint -> app, in load order
         for app in apps:
             self.apps.setdefault(app.name, app)
@@ -56,6 +59,8 @@ class Mounts:
         self.name = self.default.name
         self.manage = manage_script_name
         self.mountpoints = [mp for mp in self.apps if mp]
+        # --vhost/--vhost-host: the request variable that names the host of the app id
+        self.vhost = vhost
 
     def __call__(self, req) -> None:
         env = req.vars
@@ -65,5 +70,9 @@ class Mounts:
                 found = split_script_name(path, self.mountpoints)
                 if found is not None:
                     env["SCRIPT_NAME"], env["PATH_INFO"] = found
-        app = self.apps.get(env.get("UWSGI_APPID") or env.get("SCRIPT_NAME", ""), self.default)
-        app(req)
+        key = env.get("UWSGI_APPID")
+        if not key:
+            key = env.get("SCRIPT_NAME", "")
+            if self.vhost:
+                key = f"{env.get(self.vhost, '')}|{key}"
+        self.apps.get(key, self.default)(req)

@@ -65,7 +65,7 @@ class WSGIApp:
     modifier1 = 0
 
     def __init__(self, callable_, name: str, scheme: str = "http", file_wrapper: bool = True,
-                 write_exception: bool = True):
+                 write_exception: bool = True, write_errors_tolerance: int = 0):
         self.app = callable_
         self.name = name
         self.base = {
@@ -81,6 +81,22 @@ class WSGIApp:
         # --disable-write-exception: write() to a client that went away raises nothing in the
         # app; the error ends the request once the app returns
         self.write_exception = write_exception
+        # --write-errors-tolerance N: the app's first N failed write() calls raise nothing
+        self.tolerance = write_errors_tolerance
+        # --collect-header/--pull-header: lowercased header -> (request variable, remove it)
+        self.collect: dict[str, tuple[str, bool]] = {}
+
+    def collected(self, env: dict, headers: list) -> list:
+        """Copy the collected response headers into request variables; drop pulled ones."""
+        kept = []
+        for item in headers:
+            hit = self.collect.get(str(item[0]).lower()) if type(item) is tuple and item else None
+            if hit is not None:
+                env[hit[0]] = item[1]
+                if hit[1]:
+                    continue
+            kept.append(item)
+        return kept
 
     def __call__(self, req) -> None:
         env = req.vars
@@ -101,30 +117,37 @@ class WSGIApp:
                 raise AssertionError("start_response() called twice without exc_info")
             if type(headers) is not list:
                 raise TypeError("WSGI response headers must be a list")
+            if self.collect:
+                headers = self.collected(env, headers)
             # PEP 3333 wants a bad status or header raised here, while the app runs
             req.prepare(status, headers)
             if req.started:  # replaced after an error, before anything was sent
                 req.begin()
             return write
 
-        gone = []   # the write error kept from the app (--disable-write-exception)
+        gone = []   # the write errors kept from the app (--disable-write-exception, tolerance)
 
         def write(data):
             if type(data) is not bytes:
                 raise TypeError("WSGI write() takes bytes")
             if gone:
+                gone.append(gone[0])
+                if self.write_exception and len(gone) > self.tolerance:
+                    raise gone[0]
                 return
             if not req.started:
                 if req.prepared is None:
                     raise AssertionError("write() before start_response()")
                 req.begin()
-            if self.write_exception:
+            if self.write_exception and not self.tolerance:
                 req.write(data)
                 return
             try:
                 req.write(data)
             except ClientGone as e:
                 gone.append(e)
+                if self.write_exception and len(gone) > self.tolerance:
+                    raise
 
         result = self.app(env, start_response)
         if gone:

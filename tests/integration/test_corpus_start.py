@@ -33,6 +33,10 @@ SAMPLE = [
     "Reecepbcups__cosmos-cache__docker_uwsgi.ini",          # a typo (chmod-sock), uid www-data
     "SEED-platform__seed__docker_uwsgi.ini",                # ini = :base, bare flags, uid 1000
     "lukin0110__docker-django-boilerplate__deployment_uwsgi.ini",  # cheaper, uid root, pidfile
+    "1frag__product-api__uwsgi.ini",                        # http-socket = :$(PORT), PORT unset
+    "agateau__tmc2__docker_uwsgi.ini",                      # a --mount that fails beside the app
+    "CloudyneS__healthchecks__docker_uwsgi.ini",            # hook-pre-app exec: that fails
+    "CERT-Polska__mwdb-core__docker_uwsgi.ini",             # http11-socket
 ]
 
 

@@ -5,7 +5,8 @@ import pytest
 
 from uwsgi_py import config, plugins
 from uwsgi_py.cli import build_registry, cli_entries, parse_cli, parse_here
-from uwsgi_py.options import Option, OptionError, Registry, core_options
+from uwsgi_py.declared import core_options
+from uwsgi_py.options import Option, OptionError, Registry
 from uwsgi_py.signals import master_table
 
 pytestmark = pytest.mark.timeout(30)

@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from uwsgi_py.options import OptionError, Registry, core_options
+from uwsgi_py.declared import core_options
+from uwsgi_py.options import OptionError, Registry
 from uwsgi_py import config
 from uwsgi_py_python import autoreload, venv
 from uwsgi_py_python.mounts import parse_mount, split_script_name
