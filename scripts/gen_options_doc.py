@@ -109,6 +109,16 @@ def _no_effect(registry) -> list[str]:
     return out
 
 
+def uwsgi_status(opt) -> str:
+    """The option next to uWSGI 2.0's of the same name: same, differs (how), or ours only."""
+    from uwsgi_py.differences import DIFFERS
+    from uwsgi_py.uwsgi_names import NAMES
+    if not any(name in NAMES for name in (opt.name, *opt.aliases)):
+        return "uwsgi-py only"
+    how = DIFFERS.get(opt.name)
+    return f"differs: {how}" if how else "same"
+
+
 # options read before the plugins load, from a variable that is not UWSGI_<NAME>
 ENV_NAMES = {"disable-plugin": "UWSGI_PY_DISABLE_PLUGINS"}
 
@@ -122,12 +132,12 @@ def render() -> str:
     for group in order:
         title = "core" if group == "core" else f"plugin `{group}`"
         out.append(f"## {title}\n")
-        out.append("| option | value | default | environment | description |")
-        out.append("| --- | --- | --- | --- | --- |")
+        out.append("| option | value | default | environment | uWSGI 2.0 | description |")
+        out.append("| --- | --- | --- | --- | --- | --- |")
         for opt in groups.get(group, ()):
             env = "" if opt.cli_only else f"`{ENV_NAMES.get(opt.name, env_name(opt.name))}`"
             out.append(f"| {_names(opt)} | {_value(opt)} | {_default(opt)} | {env} "
-                       f"| {_cell(opt.help)}{_notes(opt)} |")
+                       f"| {_cell(uwsgi_status(opt))} | {_cell(opt.help)}{_notes(opt)} |")
         out.append("")
     out.extend(_no_effect(registry))
     return "\n".join(out)

@@ -161,3 +161,19 @@ def test_man_page_is_the_generated_one():
     for opt in cli.build_registry(plugins.build(set())):
         if opt.group == "core":
             assert f"\\fB\\-\\-{opt.name.replace('-', chr(92) + '-')}\\fR" in page.read_text()
+
+
+def test_every_documented_difference_names_a_uwsgi_option_we_accept():
+    """docs/options.md's "uWSGI 2.0" column: a difference is noted only for an option uWSGI
+    has and uwsgi-py accepts (declared, or in the no-effect table)."""
+    from uwsgi_py import compat
+    from uwsgi_py.differences import DIFFERS
+    from uwsgi_py.uwsgi_names import NAMES
+    registry = cli.build_registry(plugins.build())
+    for name in DIFFERS:
+        assert name in NAMES, f"{name} is not a uWSGI 2.0 option"
+        assert name in registry.names or name in compat.NO_EFFECT, f"{name} is not accepted here"
+    text = (ROOT / "docs" / "options.md").read_text()
+    for name in DIFFERS:
+        if name in registry.names:
+            assert f"differs: {DIFFERS[name][:30]}" in text, name
