@@ -96,7 +96,8 @@ def uwsgi_load_apps(server):
     if "" not in sys.path and os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     options = {"file_wrapper": not s.wsgi_disable_file_wrapper,
-               "write_exception": not s.disable_write_exception}
+               "write_exception": not s.disable_write_exception,
+               "multithread": s.threads > 1}
     apps = []
     target = DEMO_MODULE if s.demo else s.module
     if target:
