@@ -159,6 +159,7 @@ def markdown(results: dict) -> str:
                              f"| {fmt(m[(mode, 'rack', 'p99_ms')], 2)} "
                              f"| {fmt(ratio(r, m[(mode, 'uwsgi', 'rps')]), 2)}x |")
             lines.append("")
+    lines += threads_table(results)
     for phase, title in (("reload", "Reload under load"), ("burst", "Burst")):
         data = results.get(phase)
         if not data:
@@ -201,3 +202,34 @@ def markdown(results: dict) -> str:
     for note in results.get("notes", []):
         lines.append(f"Note: {note}")
     return "\n".join(lines) + "\n"
+
+
+def threads_table(results: dict) -> list[str]:
+    """Issue 19's rows: request threads, Connection: close, medians of the rounds."""
+    data = results.get("threads")
+    if not data:
+        return []
+    pss = results.get("threads_pss_kib", {})
+
+    def val(key, field):
+        runs = data.get(key)
+        return med([r[field] for r in runs]) if runs else float("nan")
+
+    lines = ["Threads (issue 19), -p 2, Connection: close; 50 ms app with wrk -c64, hello with -c16:",
+             "", "| row | requests/s | p50 ms | p99 ms | PSS MiB | vs uWSGI requests/s | vs uWSGI p99 |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    rows = (("slow-uwsgi-py-t8", "slow-uwsgi-t8", "50 ms app, uwsgi-py --threads 8"),
+            ("slow-uwsgi-t8", "slow-uwsgi-t8", "50 ms app, uWSGI --threads 8"),
+            ("slow-gunicorn-t8", "slow-uwsgi-t8", "50 ms app, gunicorn gthread --threads 8"),
+            ("hello-uwsgi-py-t8", "hello-uwsgi-t8", "hello, uwsgi-py --threads 8"),
+            ("hello-uwsgi-t8", "hello-uwsgi-t8", "hello, uWSGI --threads 8"),
+            ("uwsgi-py", "hello-uwsgi-t8", "hello, uwsgi-py without threads"))
+    for key, ref, label in rows:
+        if key not in data:
+            continue
+        mem = med(pss[key]) / 1024 if pss.get(key) else float("nan")
+        lines.append(f"| {label} | {fmt(val(key, 'rps'))} | {fmt(val(key, 'p50_ms'), 2)} "
+                     f"| {fmt(val(key, 'p99_ms'), 2)} | {fmt(mem, 1)} "
+                     f"| {fmt_x(ratio(val(key, 'rps'), val(ref, 'rps')))} "
+                     f"| {fmt_x(ratio(val(key, 'p99_ms'), val(ref, 'p99_ms')))} |")
+    return lines + [""]

@@ -257,6 +257,41 @@ def throughput(cfg, logdir: Path, results: dict) -> None:
             S.stop(run)
 
 
+def threads_phase(cfg, logdir: Path, results: dict) -> None:
+    """Issue 19's rows, Connection: close, interleaved as in ``throughput``: the 50 ms app
+    with -p 2 --threads 8 (wrk -c64: more clients than the 16 threads), and hello world with
+    --threads 8 next to uwsgi-py without threads."""
+    plan = {"slow": [S.SLOW_PY_T, S.SLOW_UWSGI_T, S.SLOW_GUNICORN_T],
+            "hello": [S.HELLO_PY_T, S.HELLO_UWSGI_T, S.UWSGI_PY]}
+    plan = {row: [s for s in group if s.kind in cfg.servers] for row, group in plan.items()}
+    running = {}
+    try:
+        for group in plan.values():
+            for spec in group:
+                run = running[spec.key] = S.start(spec, spec.app, logdir, tag="threads")
+                S.wait_ready(run, deadline=30)
+        for run in running.values():
+            wrk(run.port, 1, close=True)
+        out = results.setdefault("threads", {})
+        for rnd in range(cfg.rounds):
+            for row, group in plan.items():
+                for spec in group:
+                    run = running[spec.key]
+                    cpu0 = S.cpu_seconds(run.pid)
+                    r = wrk(run.port, cfg.duration, close=True,
+                            connections=64 if row == "slow" else 16)
+                    r["cpu_us"] = (S.cpu_seconds(run.pid) - cpu0) / max(1, r["requests"]) * 1e6
+                    out.setdefault(spec.key, []).append(r)
+                    print(f"  round {rnd + 1} {spec.label:42} {r['rps']:9.0f} rps  "
+                          f"p50 {r['p50_ms']:.2f} ms  p99 {r['p99_ms']:.2f} ms", flush=True)
+            for key, run in running.items():
+                results.setdefault("threads_pss_kib", {}).setdefault(key, []).append(
+                    S.pss_kib(run.pid))
+    finally:
+        for run in running.values():
+            S.stop(run)
+
+
 def cold_start(cfg, logdir: Path, results: dict) -> None:
     specs = [s for s in (S.UWSGI_PY, S.UWSGI, S.GUNICORN) if s.kind in cfg.servers]
     out = results.setdefault("cold_start_ms", {})
@@ -352,8 +387,8 @@ def parse_args(argv=None):
     p.add_argument("--servers", default="uwsgi-py,uwsgi,gunicorn,bare",
                    help="comma-separated subset of uwsgi-py,uwsgi,gunicorn,bare (bare: a Python "
                         "accept/read/write/close loop, the ceiling, Connection: close only)")
-    p.add_argument("--only", default="throughput,cold,reload,burst",
-                   help="comma-separated subset of throughput,cold,reload,burst")
+    p.add_argument("--only", default="throughput,cold,reload,burst,threads",
+                   help="comma-separated subset of throughput,cold,reload,burst,threads")
     p.add_argument("--no-rack", action="store_true", help="skip the Rack row")
     p.add_argument("--no-setup", action="store_true", help="use bench/.venv as it is")
     p.add_argument("--out", default=str(S.BENCH / "results"), help="results directory")
@@ -382,7 +417,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="uwsgi-py-bench-") as tmp:
         logdir = Path(tmp)
         phases = {"throughput": throughput, "cold": cold_start, "reload": reload_phase,
-                  "burst": burst_phase}
+                  "burst": burst_phase, "threads": threads_phase}
         for name in cfg.only:
             print(f"== {name}", flush=True)
             phases[name](cfg, logdir, results)

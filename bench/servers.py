@@ -39,6 +39,7 @@ class Spec:
     app: str            # "hello" / "slow" (WSGI) or "hello.ru" (Rack)
     keepalive: bool = False
     stop_signal: int = signal.SIGINT
+    threads: int = 0    # request threads per worker (uWSGI/uwsgi-py --threads, gunicorn gthread)
 
     def argv(self, app: str, port: int) -> list[str]:
         addr = f"127.0.0.1:{port}"
@@ -50,14 +51,18 @@ class Spec:
                 ["--wsgi-file", str(APPS / f"{app}.py")]
             if self.keepalive:
                 cmd.append("--http-keepalive")
+            if self.threads:
+                cmd += ["--threads", str(self.threads)]
             return cmd
         if self.kind == "uwsgi":
             return [str(VENV / "bin" / "uwsgi"), "--master", "-p", str(WORKERS), "--http-socket", addr,
-                    "--wsgi-file", str(APPS / f"{app}.py"), "--disable-logging"]
+                    "--wsgi-file", str(APPS / f"{app}.py"), "--disable-logging",
+                    *(["--threads", str(self.threads)] if self.threads else [])]
         if self.kind == "bare":
             return [py, str(APPS / "bare_server.py"), str(port)]
         if self.kind == "gunicorn":
-            return [str(VENV / "bin" / "gunicorn"), "-w", str(WORKERS), "-k", "sync", "-b", addr,
+            worker = ["-k", "gthread", "--threads", str(self.threads)] if self.threads else ["-k", "sync"]
+            return [str(VENV / "bin" / "gunicorn"), "-w", str(WORKERS), *worker, "-b", addr,
                     "--chdir", str(APPS), f"{app}:application"]
         raise ValueError(self.kind)
 
@@ -69,6 +74,18 @@ UWSGI_PY_KA = Spec("uwsgi-py-ka", "uwsgi-py --http-socket --http-keepalive", "uw
 UWSGI = Spec("uwsgi", "uWSGI 2.0.31 --http-socket", "uwsgi", "hello")
 GUNICORN = Spec("gunicorn", "gunicorn sync", "gunicorn", "hello", stop_signal=signal.SIGTERM)
 BARE = Spec("bare", "bare Python loop (reference, no server)", "bare", "hello")
+# issue 19: request threads, -p 2 --threads 8 (gunicorn -w 2 -k gthread --threads 8)
+THREADS = 8
+SLOW_PY_T = Spec("slow-uwsgi-py-t8", "uwsgi-py --threads 8, 50 ms app", "uwsgi-py", "slow",
+                 threads=THREADS)
+SLOW_UWSGI_T = Spec("slow-uwsgi-t8", "uWSGI 2.0.31 --threads 8, 50 ms app", "uwsgi", "slow",
+                    threads=THREADS)
+SLOW_GUNICORN_T = Spec("slow-gunicorn-t8", "gunicorn gthread --threads 8, 50 ms app", "gunicorn",
+                       "slow", stop_signal=signal.SIGTERM, threads=THREADS)
+HELLO_PY_T = Spec("hello-uwsgi-py-t8", "uwsgi-py --threads 8, hello", "uwsgi-py", "hello",
+                  threads=THREADS)
+HELLO_UWSGI_T = Spec("hello-uwsgi-t8", "uWSGI 2.0.31 --threads 8, hello", "uwsgi", "hello",
+                     threads=THREADS)
 RACK = Spec("rack", "uwsgi-py --rack (close)", "uwsgi-py", "hello.ru")
 RACK_KA = Spec("rack-ka", "uwsgi-py --rack --http-keepalive", "uwsgi-py", "hello.ru",
                keepalive=True)

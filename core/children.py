@@ -129,7 +129,7 @@ class Children:
         if respawn:
             log.log(log.RESPAWNED.format(id=wid, pid=pid))
         else:
-            log.log(log.WORKER_SPAWNED.format(id=wid, pid=pid))
+            log.log(log.WORKER_SPAWNED.format(id=wid, pid=pid, cores=self.server.settings.threads))
         return child
 
     def drop_in_worker(self) -> None:

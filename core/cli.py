@@ -365,7 +365,7 @@ def preflight(server: Server) -> int:
     s = server.settings
     if s.chdir:
         os.chdir(s.chdir)
-    server.scoreboard = Scoreboard(s.processes)
+    server.scoreboard = Scoreboard(s.processes, s.threads)
     server.master_pid = os.getppid() if s.master else 0   # apps check uwsgi.masterpid()
     loaded = server.load_apps()
     if server.app_error:
@@ -415,7 +415,7 @@ def start(server: Server) -> int:
     if s.master:   # from here on (apps load) the master's signals wait for its loop
         server.wakeup = signals.catch_early(signals.master_table(s.die_on_term, s.hook_master_start),
                                             first_start=not server.is_reload)
-    server.scoreboard = Scoreboard(s.processes)
+    server.scoreboard = Scoreboard(s.processes, s.threads)
     server.master_pid = os.getpid() if s.master else 0
     if not (s.lazy_apps or s.lazy):
         if not server.load_apps():
@@ -465,8 +465,8 @@ def run_without_master(server: Server) -> int:
         pid = os.fork()
         if pid == 0:
             Worker(server, wid, -1, -1).run()
-        log.log(log.WORKER_SPAWNED.format(id=wid, pid=pid))
-    log.log(log.WORKER_ONLY.format(id=1, pid=os.getpid()))
+        log.log(log.WORKER_SPAWNED.format(id=wid, pid=pid, cores=server.settings.threads))
+    log.log(log.WORKER_ONLY.format(id=1, pid=os.getpid(), cores=server.settings.threads))
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     Worker(server, 1, -1, -1).run()
     return 0

@@ -19,10 +19,9 @@ _LOG_FORMAT = "log lines keep uwsgi-py's format"
 _TITLES = "process titles are not changed"
 
 NO_EFFECT: dict[str, str] = {
-    "thunder-lock": "the kernel already wakes one worker per connection (EPOLLEXCLUSIVE)",
+    "thunder-lock": "the kernel already wakes one worker per connection (EPOLLEXCLUSIVE), "
+                    "and with --threads only the worker's main thread accepts",
     "single-interpreter": "each worker runs a single interpreter",
-    "enable-threads": "Python threads are always enabled",
-    "threads": "each worker serves one request at a time here; raise --processes instead",
     "offload-threads": "workers write their own responses (sendfile for files)",
     "offload-thread": "workers write their own responses (sendfile for files)",
     "py-call-osafterfork": "os.fork() hooks run as in any Python process",

@@ -31,6 +31,7 @@ class Dispatcher:
         self.pid = 0                # set by start(), in the child
         self.slot = None            # the worker's WorkerSlot (start())
         self.req = None             # the request being served (None: idle)
+        self.core = 0               # its request thread's core id (--threads, threads.py)
         self.current_uri = ""       # its URI and its start (SIGUSR2's report)
         self.busy_since = 0.0
         # False once the worker stops; each listener says whether its connections may be kept alive
@@ -171,4 +172,4 @@ class Dispatcher:
             date=time.ctime(started), method=env.get("REQUEST_METHOD", "-"), uri=uri,
             size=req.sent, time=us if micros else us // 1000, unit="micros" if micros else "msecs",
             via=" ", proto=env.get("SERVER_PROTOCOL", "-"), status=req.status,
-            nheaders=req.nheaders, hsize=req.hsize)
+            nheaders=req.nheaders, hsize=req.hsize, core=self.core)

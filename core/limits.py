@@ -66,12 +66,21 @@ class Limits:
     def check_harakiri(self) -> None:
         now = time.time()
         scoreboard = self.master.scoreboard
+        threaded = scoreboard.cores > 1
         for child in list(self.children.workers.values()):
             slot = scoreboard.read(child.id)
-            if slot["status"] == BUSY and slot["busy_since"] and now - slot["busy_since"] > self.harakiri:
+            if slot["status"] != BUSY or not slot["busy_since"]:
+                continue
+            # with --threads each core's request is timed; one overrunning kills the worker
+            late = [core for core in scoreboard.read_cores(child.id)
+                    if core["in_request"] and core["busy_since"]
+                    and now - core["busy_since"] > self.harakiri]
+            if late:
                 log.log(log.HARAKIRI.format(id=child.id, pid=child.pid))
-                log.log(log.HARAKIRI_REQUEST.format(id=child.id, pid=child.pid, uri=slot["uri"],
-                                                    since=time.ctime(slot["busy_since"])))
+                for core in late:
+                    line = log.HARAKIRI_CORE if threaded else log.HARAKIRI_REQUEST
+                    log.log(line.format(id=child.id, pid=child.pid, core=core["id"], uri=core["uri"],
+                                        since=time.ctime(core["busy_since"])))
                 if self.harakiri_verbose:
                     log_stuck_worker(child.pid)
                 scoreboard.write(child.id, harakiri_count=slot["harakiri_count"] + 1, status=DEAD)

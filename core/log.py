@@ -29,8 +29,8 @@ MERCY = "your mercy for graceful operations on workers is {mercy} seconds"
 NO_MASTER = "*** WARNING: you are running uWSGI without its master process manager ***"
 MASTER_SPAWNED = "spawned uWSGI master process (pid: {pid})"
 MASTER_RESPAWNED = "gracefully (RE)spawned uWSGI master process (pid: {pid})"
-WORKER_SPAWNED = "spawned uWSGI worker {id} (pid: {pid}, cores: 1)"
-WORKER_ONLY = "spawned uWSGI worker {id} (and the only) (pid: {pid}, cores: 1)"
+WORKER_SPAWNED = "spawned uWSGI worker {id} (pid: {pid}, cores: {cores})"
+WORKER_ONLY = "spawned uWSGI worker {id} (and the only) (pid: {pid}, cores: {cores})"
 NO_SOCKET = "The -s/--socket option is missing and stdin is not a socket."
 NO_APP = "*** no app loaded. going in full dynamic mode ***"
 NO_APP_FATAL = "*** no app loaded. GAME OVER ***"
@@ -70,6 +70,8 @@ HARAKIRI = "*** HARAKIRI ON WORKER {id} (pid: {pid}, try: 1) ***"
 HARAKIRI_SYSCALL = "HARAKIRI: -- syscall> {text}"
 HARAKIRI_WCHAN = "HARAKIRI: -- wchan> {text}"
 HARAKIRI_REQUEST = "HARAKIRI: --- uWSGI worker {id} (pid: {pid}) WAS managing request {uri} since {since} ---"
+HARAKIRI_CORE = ("HARAKIRI: --- uWSGI worker {id} core {core} (pid: {pid}) WAS managing request {uri} "
+                 "since {since} ---")
 # ---- limits (issue 10; docs/hardening.md) ------------------------------------
 LIFETIME = "worker {id} lifetime reached, it was running for {secs} second(s)"
 MEMORY_RECYCLE = ("worker {id} (pid: {pid}) uses {used} MB of {what} (reload-on-{kind} {limit} MB): "
@@ -142,7 +144,7 @@ WATCH_DROPPED = "*** fd {fd} of plugin {name!r} is no longer watched: its callba
 # ---- signals / requests ----------------------------------------------------
 REQUEST = ("[pid: {pid}|app: 0|req: {wreq}/{treq}] {addr} ({user}) {{{nvars} vars in {vsize} bytes}} "
            "[{date}] {method} {uri} => generated {size} bytes in {time} {unit}{via}({proto} {status}) "
-           "{nheaders} headers in {hsize} bytes (1 switches on core 0)")
+           "{nheaders} headers in {hsize} bytes (1 switches on core {core})")
 UNAVAILABLE_MODIFIER = "-- unavailable modifier requested: {modifier} --"
 BAD_REQUEST = "bad request from {addr}: {why}"
 

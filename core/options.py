@@ -76,6 +76,15 @@ def positive_int(raw: Any) -> int:
     return value
 
 
+def thread_count(raw: Any) -> int:
+    """--threads: uWSGI reads a value without digits (``threads = true``) as 0, and runs
+    one thread for 0."""
+    try:
+        return max(1, non_negative_int(raw))
+    except ReadAs as e:
+        raise ReadAs(max(1, e.value), f"{e.why}: one thread per worker") from None
+
+
 def non_negative_int(raw: Any) -> int:
     value, note = _leading_int(raw, "a non-negative integer")
     if value is None:
@@ -364,6 +373,14 @@ def core_options() -> list[Option]:
         O("master", "enable the master process", short="M", flag=True),
         O("processes", "spawn N worker processes", short="p", aliases=("workers",),
           convert=positive_int, default=1, metavar="N"),
+        O("threads", "serve up to N requests at once in each worker, one per request thread; "
+          "implies --enable-threads. Idle keep-alive connections wait in the worker's poller, "
+          "not in a thread", convert=thread_count, default=1, metavar="N"),
+        O("enable-threads", "accepted: threads the app starts always run here (uWSGI needs it "
+          "to release the GIL); shown in uwsgi.opt", flag=True),
+        O("threads-stacksize", "stack size of each request thread, in KiB (0 = the system's)",
+          aliases=("threads-stack-size", "thread-stacksize", "thread-stack-size"),
+          convert=non_negative_int, default=0, metavar="KIB"),
         O("lazy-apps", "load apps in each worker instead of the master", flag=True),
         O("lazy", "load apps in workers; reloads only reload workers (discouraged)", flag=True),
         O("need-app", "exit if no app can be loaded", flag=True),

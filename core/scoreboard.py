@@ -55,10 +55,44 @@ def memory(pid: int) -> tuple[int, int]:
     return int(rss) * PAGE_SIZE, int(vsz) * PAGE_SIZE
 
 
+# --threads N > 1: each worker also has N core entries after the worker slots (uWSGI's
+# cores): requests, in_request, busy_since, the URI. With one thread there are none: the
+# worker slot is its one core, and a request costs what it always did.
+CORE = struct.Struct(f"<qBd{URI_SIZE}s")
+CORE_FIELDS = ("requests", "in_request", "busy_since", "uri")
+
+
 class Scoreboard:
-    def __init__(self, workers: int):
+    def __init__(self, workers: int, cores: int = 1):
         self.workers = workers
-        self.mem = mmap.mmap(-1, HEADER.size + SLOT_SIZE * (workers + 1))
+        self.cores = cores
+        self.cores_at = HEADER.size + SLOT_SIZE * (workers + 1)
+        size = self.cores_at + (CORE.size * cores * (workers + 1) if cores > 1 else 0)
+        self.mem = mmap.mmap(-1, size)
+
+    def core_offset(self, wid: int, core: int) -> int:
+        return self.cores_at + CORE.size * (wid * self.cores + core)
+
+    def read_cores(self, wid: int) -> list[dict]:
+        """Worker ``wid``'s cores (``CORE_FIELDS`` and ``id``); with one thread, its slot's."""
+        if self.cores == 1:
+            slot = self.read(wid)
+            return [{"id": 0, "requests": slot["requests"], "in_request": int(slot["status"] == BUSY),
+                     "busy_since": slot["busy_since"], "uri": slot["uri"]}]
+        out = []
+        for core in range(self.cores):
+            entry = dict(zip(CORE_FIELDS, CORE.unpack_from(self.mem, self.core_offset(wid, core))))
+            entry["id"] = core
+            entry["uri"] = entry["uri"].split(b"\0", 1)[0].decode("latin-1")
+            out.append(entry)
+        return out
+
+    def clear_cores(self, wid: int) -> None:
+        """A new worker in the slot: no core is in a request (a killed one may have been)."""
+        for core in range(self.cores if self.cores > 1 else 0):
+            off = self.core_offset(wid, core)
+            requests = CORE.unpack_from(self.mem, off)[0]
+            CORE.pack_into(self.mem, off, requests, 0, 0.0, b"")
 
     def offset(self, wid: int) -> int:
         return HEADER.size + SLOT_SIZE * wid
@@ -134,9 +168,10 @@ class WorkerSlot:
                        busy_since, b"", self.last_spawn, self.respawn_count,
                        self.harakiri_count, self.signals, 0, 0)
 
-    def done(self, sent: int, us: int) -> None:
+    def done(self, sent: int, us: int, status: int = IDLE, since: float = 0.0) -> None:
         """A request ended: count it and flip back to idle (what flush(IDLE) writes, but
-        only the fields a request changes, which are contiguous: one pack)."""
+        only the fields a request changes, which are contiguous: one pack). ``status`` and
+        ``since``: with threads, the worker stays busy while another core is."""
         self.requests += 1
         self.delta += 1
         self.tx += sent
@@ -144,7 +179,7 @@ class WorkerSlot:
         self.avg_rt = avg = (self.avg_rt + us) // 2 if self.avg_rt else us
         if self.owns():
             _DONE.pack_into(self.mem, self.accepting_at, 1, self.requests, self.delta,
-                            self.exceptions, self.tx, self.running_time, avg, IDLE, 0.0)
+                            self.exceptions, self.tx, self.running_time, avg, status, since)
 
     def busy(self, since: float, uri: str, env: dict | None = None) -> None:
         if not self.owns():

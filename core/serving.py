@@ -61,6 +61,7 @@ class Loop:
         self.dispatcher = Dispatcher(worker, self.reject)
         self.response_hooks: tuple = ()   # plugins' uwsgi_response_headers functions (the 4xx)
         self.serve = self.dispatcher.serve   # bound once: called for every request
+        self.dispatchers = (self.dispatcher,)   # one per request thread (threads.py)
 
     def start(self, pid: int, slot) -> None:
         """In the child, apps loaded: make the epoll and poll the listeners."""
@@ -83,6 +84,10 @@ class Loop:
                 self.ep.unregister(fd)
             except OSError:
                 pass
+
+    def in_request(self) -> bool:
+        """Whether a request is being served now."""
+        return self.dispatcher.req is not None
 
     # ---- the loop --------------------------------------------------------------
     def run(self) -> None:

@@ -23,6 +23,7 @@ from .control import (CTL_CLOSE_LISTENERS, CTL_PAUSE, CTL_RECYCLE, CTL_REOPEN_LO
 from .scoreboard import IDLE, WorkerSlot
 from .server import EXIT_APP_LOAD, EXIT_GRACEFUL_IDLE, EXIT_WORKER_DONE
 from .serving import Loop
+from .threads import ThreadedLoop
 
 
 class Worker:
@@ -46,7 +47,8 @@ class Worker:
         self.stop_code = EXIT_WORKER_DONE   # exit status of a graceful stop (HUPed while idle: its own)
         self.close_listeners = False  # graceful shutdown: stop the kernel accepting too
         self.graceful = False        # the loop returned: atexit handlers run (never on a brutal exit)
-        self.loop = Loop(self)       # the epoll loop over listeners and clients
+        # the epoll loop over listeners and clients; with --threads N, N request threads
+        self.loop = ThreadedLoop(self) if settings.threads > 1 else Loop(self)
         self.dispatcher = self.loop.dispatcher   # serves each request; the signals read its current one
         self.commands = {            # the master's commands (control.CTL_*), by byte
             CTL_PAUSE: self.loop.pause,
@@ -79,7 +81,7 @@ class Worker:
         loop = self.loop
         if not loop.stopping:
             loop.stop()
-            self.stop_code = EXIT_WORKER_DONE if self.dispatcher.req is not None else EXIT_GRACEFUL_IDLE
+            self.stop_code = EXIT_WORKER_DONE if loop.in_request() else EXIT_GRACEFUL_IDLE
             # a graceful exit, even if busy now: no DAMN line (WORKER-3)
             self.tell_master(note(NOTE_GRACEFUL, self.id, self.pid))
             log.log(log.GRACEFUL_WORKER.format(id=self.id, pid=self.pid))
@@ -105,10 +107,12 @@ class Worker:
             lines.append(f"Thread 0x{tid:016x}:")
             lines.extend(entry.rstrip("\n") for entry in traceback.format_stack(top))
         lines.append("*** end of backtrace ***")
-        busy = self.dispatcher
-        if busy.req is not None:
-            lines.append(f"SIGUSR2: --- uWSGI worker {self.id} (pid: {self.pid}) is managing "
-                         f"request {busy.current_uri} since {time.ctime(busy.busy_since)} ---")
+        dispatchers = self.loop.dispatchers
+        for core, busy in enumerate(dispatchers):
+            if busy.req is not None:
+                where = f"worker {self.id} core {core}" if len(dispatchers) > 1 else f"worker {self.id}"
+                lines.append(f"SIGUSR2: --- uWSGI {where} (pid: {self.pid}) is managing "
+                             f"request {busy.current_uri} since {time.ctime(busy.busy_since)} ---")
         log.log("\n".join(lines))
 
     # ---- entry point -----------------------------------------------------------
@@ -171,10 +175,12 @@ class Worker:
         request_logger = hook.uwsgi_request_logger(worker=self)
         # plugins that see every response and may add headers (api.response_lines)
         hooks = tuple(h for h in hook.uwsgi_response_headers(worker=self) if h)
-        self.dispatcher.response_hooks = loop.response_hooks = hooks
+        loop.response_hooks = hooks
         for app in self.server.apps:
             self.apps.setdefault(app.modifier1, app)
-        self.dispatcher.start(self.pid, self.slot, handlers, request_logger)
+        for dispatcher in loop.dispatchers:
+            dispatcher.response_hooks = hooks
+            dispatcher.start(self.pid, self.slot, handlers, request_logger)
         loop.start(self.pid, self.slot)
         loop.watch(self.wake_r, self.woken)
         if self.ctl_r >= 0:

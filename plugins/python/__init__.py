@@ -132,7 +132,8 @@ def uwsgi_load_apps(server):
         sys.path.insert(0, os.getcwd())
     options = {"file_wrapper": not s.wsgi_disable_file_wrapper,
                "write_exception": not s.disable_write_exception,
-               "write_errors_tolerance": s.write_errors_tolerance}
+               "write_errors_tolerance": s.write_errors_tolerance,
+               "multithread": s.threads > 1}
     apps = []
     # uWSGI loads each app on its own: one that fails is logged and the others serve; only
     # when none loads does the first failure stand (the server's no-app path)

@@ -36,7 +36,7 @@ def build(server) -> types.ModuleType:
     mod.uwsgi_py_version = uwsgi_py.__version__
     mod.hostname = socket.gethostname().encode()
     mod.numproc = settings.processes
-    mod.cores = 1
+    mod.cores = settings.threads
     mod.buffer_size = settings.buffer_size
     mod.started_on = server.started_on
     mod.is_a_reload = server.is_reload

@@ -65,14 +65,15 @@ class WSGIApp:
     modifier1 = 0
 
     def __init__(self, callable_, name: str, scheme: str = "http", file_wrapper: bool = True,
-                 write_exception: bool = True, write_errors_tolerance: int = 0):
+                 write_exception: bool = True, write_errors_tolerance: int = 0,
+                 multithread: bool = False):
         self.app = callable_
         self.name = name
         self.base = {
             "wsgi.version": (1, 0),
             "wsgi.url_scheme": scheme,
             "wsgi.errors": ERRORS,
-            "wsgi.multithread": False,
+            "wsgi.multithread": multithread,   # --threads N > 1
             "wsgi.multiprocess": True,
             "wsgi.run_once": False,
         }

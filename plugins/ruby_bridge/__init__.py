@@ -11,7 +11,7 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
-from uwsgi_py import Option, hookimpl
+from uwsgi_py import Option, OptionError, hookimpl
 
 if TYPE_CHECKING:
     from .app import RackApp
@@ -34,6 +34,15 @@ def uwsgi_add_options(registry):
         Option("rack-ruby", "the Ruby interpreter that runs Rack apps", default="ruby",
                metavar="PATH"),
     )
+
+
+@hookimpl
+def uwsgi_configure(settings):
+    # a worker's Rack app is one Ruby child process answering one request at a time
+    if settings.rack and settings.threads > 1:
+        raise OptionError(f"--threads {settings.threads}: request threads do not apply to Rack "
+                          "apps here (each worker's Ruby process serves one request at a "
+                          "time); raise --processes instead")
 
 
 def launch_for(settings) -> Launch:

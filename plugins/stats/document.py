@@ -78,6 +78,18 @@ def core(slot: dict, busy: bool, request_vars: list[str] | None) -> dict:
     return entry
 
 
+def thread_core(entry: dict) -> dict:
+    """One of a worker's --threads cores, with its own requests and status. The request
+    vars are published per worker, not per thread: a thread's core shows none."""
+    busy = bool(entry["in_request"])
+    out = {"id": entry["id"], "requests": entry["requests"], "static_requests": 0,
+           "routed_requests": 0, "offloaded_requests": 0, "write_errors": 0, "read_errors": 0,
+           "in_request": 1 if busy else 0, "vars": [], "req_info": {}}
+    if busy:
+        out["req_info"] = {"request_start": int(entry["busy_since"])}
+    return out
+
+
 def worker(master, state, wid: int) -> dict:
     board = master.scoreboard
     slot = board.read(wid)
@@ -95,7 +107,9 @@ def worker(master, state, wid: int) -> dict:
         "last_spawn": slot["last_spawn"], "respawn_count": slot["respawn_count"],
         "tx": slot["tx"], "avg_rt": slot["avg_rt"], "apps": apps(master.server, slot),
     }
-    if state.cores:
+    if state.cores and board.cores > 1:
+        entry["cores"] = [thread_core(c) for c in board.read_cores(wid)]
+    elif state.cores:
         request_vars = None
         if busy and state.request_vars is not None:
             request_vars = stable_vars(state.request_vars, board, wid)
