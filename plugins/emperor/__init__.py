@@ -31,15 +31,15 @@ POLL_EVERY = 0.1         # seconds between two looks of the stopper process
 def uwsgi_add_options(registry):
     registry.add(
         Option("emperor", "run the Emperor: one uwsgi-py instance (vassal) per .ini/.toml file "
-               "in DIR, or matching GLOB, started, reloaded and stopped as the files come, "
-               "change and go (repeatable)", multiple=True, master=True, metavar="DIR|GLOB"),
-        Option("emperor-freq", "seconds between two scans of the Emperor's directories "
-               "(default 3)", convert=positive_int, default=3, metavar="SECS"),
+               "in PATH (a directory) or matching PATH (a glob), started, reloaded and stopped "
+               "as the files come, change and go", multiple=True, master=True, metavar="PATH"),
+        Option("emperor-freq", "seconds between two scans of the Emperor's directories",
+               convert=positive_int, default=3, metavar="SECS"),
         Option("emperor-throttle", "milliseconds a vassal that died young waits before its "
-               "next start, growing with each such death (default 1000)",
+               "next start, growing with each such death",
                convert=non_negative_int, default=1000, metavar="MS"),
         Option("emperor-max-throttle", "the most a vassal's throttle grows to, in "
-               "milliseconds (default 3 minutes)", convert=non_negative_int, default=180000,
+               "milliseconds", convert=non_negative_int, default=180000,
                metavar="MS"),
     )
 

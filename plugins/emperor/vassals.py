@@ -91,9 +91,11 @@ def scan(pattern: str, start_dir: str) -> tuple[dict[str, tuple[str, str, float]
 
 
 def vassal_env() -> dict[str, str]:
-    """The emperor's environment without what uWSGI removes before starting a vassal."""
+    """The emperor's environment without what uWSGI removes before starting a vassal, nor
+    the Emperor's own options (UWSGI_EMPEROR=DIR would make each vassal an Emperor of DIR)."""
     return {k: v for k, v in os.environ.items()
-            if k not in ("UWSGI_RELOADS", "NOTIFY_SOCKET") and not k.startswith("UWSGI_VASSAL_")}
+            if k not in ("UWSGI_RELOADS", "NOTIFY_SOCKET")
+            and not k.startswith(("UWSGI_VASSAL_", "UWSGI_EMPEROR"))}
 
 
 def spawn(v: Vassal) -> int:

@@ -163,3 +163,16 @@ def test_emperor_in_a_directory_that_does_not_exist_serves_the_app(server):
     assert inst.get() and "has been spawned" not in inst.log()
     inst.signal(signal.SIGINT)
     assert inst.wait_exit() == 0
+
+
+def test_emperor_options_from_the_environment_are_not_passed_to_vassals(server, tmp_path):
+    vassals = tmp_path / "vassals"
+    vassals.mkdir()
+    write_vassal(vassals, tmp_path, "a.ini")
+    inst = server(app=False, http=False, wait=False, name="emperor",
+                  env={"UWSGI_EMPEROR": str(vassals), "UWSGI_EMPEROR_FREQ": "1"})
+    inst.wait_log(STARTING)
+    a = Vassal(tmp_path, "a.ini")
+    assert a.serves(inst)
+    assert STARTING not in a.log(), "the vassal is no Emperor itself"
+    assert inst.count("has been spawned") == 1
