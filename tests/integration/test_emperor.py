@@ -104,10 +104,13 @@ def test_vassals_follow_their_files(server, tmp_path):
     new_master = wait_until(lambda: (lambda p: p if p != a_master else None)(a.master()), 20,
                             what="a new master for a.ini")
     assert a.serves(inst)
-    # a new file: a new vassal
-    write_vassal(vassals, tmp_path, "d.ini")
-    inst.wait_log("[emperor] vassal d.ini has been spawned")
-    d = Vassal(tmp_path, "d.ini")
+    # a new file (TOML this time): a new vassal
+    app, logto = APPS / "app.py", tmp_path / "d.toml.log"
+    (vassals / "d.toml").write_text(
+        f'[uwsgi]\nmaster = true\nhttp-socket = "127.0.0.1:0"\n'
+        f'wsgi-file = "{app}"\nlogto = "{logto}"\n')
+    inst.wait_log("[emperor] vassal d.toml has been spawned")
+    d = Vassal(tmp_path, "d.toml")
     assert d.serves(inst)
     # the emperor stops: every vassal stops with it
     inst.signal(signal.SIGINT)
