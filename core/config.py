@@ -26,9 +26,11 @@ from .version import UWSGI_VERSION as VERSION   # %V: the uWSGI version uwsgi-py
 
 Entry = tuple[str, Any, str]
 
-# UWSGI_* variables that uWSGI itself sets; they are not options.
-ENV_IGNORED_PREFIXES = ("UWSGI_PY_", "UWSGI_EMPEROR", "UWSGI_VASSAL")
+# UWSGI_* variables that uWSGI itself sets; they are not options. UWSGI_EMPEROR and
+# UWSGI_EMPEROR_FREQ are options (--emperor, --emperor-freq), as in uWSGI.
+ENV_IGNORED_PREFIXES = ("UWSGI_PY_", "UWSGI_VASSAL")
 ENV_IGNORED = {"UWSGI_RELOADS", "UWSGI_ORIGINAL_PROC_NAME", "UWSGI_FILE", "UWSGI_JAIL_PID",
+               "UWSGI_EMPEROR_FD", "UWSGI_EMPEROR_FD_CONFIG", "UWSGI_EMPEROR_PROXY",
                "UWSGI_BROODLORD_NUM"}
 
 SOURCE_RANK = {"default": 0, "file": 1, "env": 2, "cli": 3}

@@ -124,7 +124,8 @@ class Server:
             n = sum(1 for lst in self.listeners if lst.key.startswith("extra#"))
             listener.key = f"extra#{n}"
             self.listeners.append(listener)
-        if not self.listeners:
+        if not self.listeners and self.numproc > 0:
+            # a plugin that runs the master without workers (the emperor) sets processes to 0
             raise OptionError(log.NO_SOCKET)
         for index, listener in enumerate(self.listeners):
             sockets.tune_listener(listener, 0 if s.no_defer_accept else s.socket_timeout)

@@ -60,9 +60,9 @@ def test_uwsgi_ini_names_the_config_file(server, tmp_path):
      "uwsgi-py: error: unknown option 'base' (app.ini line 3) (strict mode)"),
     ("[uwsgi]\nbase = /srv\n", ["--strict"],
      "uwsgi-py: error: unknown option 'base' (app.ini line 2) (strict mode)"),
-    ("[uwsgi]\nemperor = /etc/vassals\ngevent = 100\nemperor = /etc/more\n", [],
+    ("[uwsgi]\nzerg = /run/zerg.sock\ngevent = 100\nzerg = /run/more.sock\n", [],
      "uwsgi-py: error: not implemented in uwsgi-py yet, and it would change how the app is "
-     "served: --emperor (app.ini line 2), --gevent (app.ini line 3); remove it or run uWSGI"),
+     "served: --zerg (app.ini line 2), --gevent (app.ini line 3); remove it or run uWSGI"),
 ])
 def test_refused_configs_exit_1_with_one_line(tmp_path, content, args, expected):
     (tmp_path / "app.ini").write_text(content)
@@ -72,9 +72,9 @@ def test_refused_configs_exit_1_with_one_line(tmp_path, content, args, expected)
 
 
 def test_values_uwsgi_reads_differently_than_written_warn(tmp_path):
-    # emperor (not implemented) stops the start right after the warnings are logged
+    # zerg (not implemented) stops the start right after the warnings are logged
     (tmp_path / "app.ini").write_text("[uwsgi]\nstrict = true\nprocesses = 4 workers\n"
-                                      "module = app:app  # the app\nemperor = /x\n")
+                                      "module = app:app  # the app\nzerg = /x\n")
     r = run_cli("--http-socket", "127.0.0.1:0", "app.ini", cwd=tmp_path)
     assert r.returncode == 1
     lines = r.stderr.splitlines()

@@ -265,12 +265,12 @@ def test_options_without_effect_are_accepted_with_one_info_line(read):
 
 
 def test_uwsgi_options_not_implemented_are_collected_and_refused(read):
-    s, _ = read("[uwsgi]\nemperor = /etc/vassals\ngevent = 100\n")
-    assert s.unimplemented == [("emperor", "app.ini line 2"), ("gevent", "app.ini line 3")]
+    s, _ = read("[uwsgi]\nzerg = /run/zerg.sock\ngevent = 100\n")
+    assert s.unimplemented == [("zerg", "app.ini line 2"), ("gevent", "app.ini line 3")]
     with pytest.raises(OptionError) as e:
         config.refuse_unimplemented(s)
     assert str(e.value).startswith("not implemented in uwsgi-py yet")
-    assert "--emperor (app.ini line 2), --gevent (app.ini line 3)" in str(e.value)
+    assert "--zerg (app.ini line 2), --gevent (app.ini line 3)" in str(e.value)
 
 
 def test_strict_applies_from_where_it_is_set(read):

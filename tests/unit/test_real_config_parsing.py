@@ -139,7 +139,7 @@ def test_the_options_of_real_configs_are_declared(registry, name):
 def test_no_site_and_harakiri_graceful_are_accepted_without_effect():
     for name in ("no-site", "harakiri-graceful-timeout", "harakiri-graceful-signal"):
         assert compat.classify(name) == compat.NO_EFFECT_KIND
-    assert compat.classify("emperor") == compat.NOT_IMPLEMENTED_KIND
+    assert compat.classify("zerg") == compat.NOT_IMPLEMENTED_KIND
 
 
 def test_collect_header_takes_a_header_and_a_variable(registry):
