@@ -82,8 +82,15 @@ def _sh(*argv: str) -> None:
     subprocess.run(argv, check=True, capture_output=True)
 
 
+# the checkout this file is in: a clone under /tmp (as a CI run may make) would vanish under the
+# sandbox's fresh /tmp, with the configs and the editable uwsgi-py in it, so it is bound back
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
 def _enter() -> None:
     _sh("mount", "--make-rprivate", "/")
+    # a handle on the checkout before /tmp is covered: mount follows /proc/self/fd/N to it
+    repo = os.open(REPO, os.O_PATH | os.O_DIRECTORY)
     _sh("mount", "-t", "tmpfs", "tmpfs", "/tmp")
     for d in ("upper", "work", "root"):
         os.mkdir(f"/tmp/{d}")
@@ -92,6 +99,11 @@ def _enter() -> None:
     _sh("mount", "--rbind", "/dev", "/tmp/root/dev")
     _sh("mount", "-t", "proc", "proc", "/tmp/root/proc")
     _sh("mount", "-t", "tmpfs", "tmpfs", "/tmp/root/tmp")
+    if REPO == "/tmp" or REPO.startswith("/tmp/"):
+        os.makedirs("/tmp/root" + REPO, exist_ok=True)
+        subprocess.run(["mount", "--rbind", f"/proc/self/fd/{repo}", "/tmp/root" + REPO],
+                       check=True, capture_output=True, pass_fds=(repo,))
+    os.close(repo)
     os.chroot("/tmp/root")
     os.chdir("/")
     _sh("ip", "link", "set", "lo", "up")
