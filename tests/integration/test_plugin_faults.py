@@ -8,6 +8,7 @@ callback it is logged with the plugin's name and the master carries on.
 """
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shutil
@@ -116,8 +117,16 @@ def test_a_watched_fd_callback_that_raises_is_unwatched_and_the_master_carries_o
     inst = faulty_server("--faulty-fifo", str(fifo), "--faulty-fail", "watch")
     wait_until(fifo.exists, 10, what="the faulty plugin's FIFO")
 
+    def writer() -> int | None:
+        try:
+            return os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError as e:          # ENXIO: made, but the master has not opened it to read yet
+            if e.errno != errno.ENXIO:
+                raise
+            return None
+
     def poke(data: bytes) -> None:
-        fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        fd = wait_until(writer, 10, what="the master reading the faulty plugin's FIFO")
         try:
             os.write(fd, data)
         finally:
