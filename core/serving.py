@@ -157,19 +157,7 @@ class Loop:
     def drain(self, refuse: bool) -> None:
         """After ``stop()``: serve the clients that already sent a request, close the rest.
         ``refuse`` (a graceful shutdown): first make the listeners refuse connections."""
-        if self.paused:
-            # told to stop while paused (a reload, a stop): what it accepted is still answered
-            self.paused = False
-            for conn in list(self.conns.values()):
-                self.process(conn)   # serves what is buffered, else waits in epoll for the rest
-        for lst in list(self.listeners):
-            try:
-                self.ep.unregister(lst)
-            except OSError:
-                pass
-        self.listeners = {}
-        if refuse:
-            self.refuse_connections()
+        self.stop_accepting(refuse)
         # Clients that started a request get --socket-timeout to finish sending it. An idle
         # keep-alive connection gets KEEPALIVE_GRACE for one more request, answered with
         # Connection: close: closed at once, it would fail the request a client sends at
@@ -194,6 +182,23 @@ class Loop:
                     self.readable(conn)
         for conn in list(self.conns.values()):
             self.drop(conn)
+
+    def stop_accepting(self, refuse: bool) -> None:
+        """The first step of a drain: no more connections (``refuse``: the kernel refuses
+        them too); what was accepted while paused is still answered."""
+        if self.paused:
+            # told to stop while paused (a reload, a stop): what it accepted is still answered
+            self.paused = False
+            for conn in list(self.conns.values()):
+                self.process(conn)   # serves what is buffered, else waits in epoll for the rest
+        for lst in list(self.listeners):
+            try:
+                self.ep.unregister(lst)
+            except OSError:
+                pass
+        self.listeners = {}
+        if refuse:
+            self.refuse_connections()
 
     # ---- accepting -------------------------------------------------------------
     def accept(self, lst) -> None:

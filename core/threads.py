@@ -257,18 +257,7 @@ class ThreadedLoop(Loop):
 
     def drain(self, refuse: bool) -> None:
         """Loop.drain's, and every request queued for or in a thread is answered first."""
-        if self.paused:
-            self.paused = False
-            for conn in list(self.conns.values()):
-                self.process(conn)
-        for fd in list(self.listeners):
-            try:
-                self.ep.unregister(fd)
-            except OSError:
-                pass
-        self.listeners = {}
-        if refuse:
-            self.refuse_connections()
+        self.stop_accepting(refuse)
         start = time.monotonic()
         deadline = start + self.timeout
         grace_end = start + min(self.timeout, KEEPALIVE_GRACE)
