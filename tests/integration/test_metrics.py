@@ -52,6 +52,8 @@ def test_metrics_match_the_json_document(server):
     # idle now: both answers describe the same state
     wait_until(lambda: all(w["status"] == "idle" for w in json.loads(get(port, "/")[2])["workers"]),
                10, what="idle workers")
+    # ready once every worker accepts (the fixture waited for one answer only)
+    wait_until(lambda: sample(families(port), "uwsgi_ready") == 1, 10, what="the instance ready")
     doc = json.loads(get(port, "/")[2])
     fams = families(port)
     assert fams["uwsgi_worker_requests"].type == "counter"
