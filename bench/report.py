@@ -40,24 +40,51 @@ def per_round(results: dict, mode: str, a: str, b: str) -> list[float]:
     return [ratio(x["rps"], y["rps"]) for x, y in zip(runs.get(a, []), runs.get(b, []))]
 
 
+# (mode, uwsgi-py's key, the anchor's key, label): the fair anchor first in each mode
+COMPARE = (
+    ("keepalive", "uwsgi-py-ka", "uwsgi-11", "hello, keep-alive: uWSGI --http11-socket"),
+    ("keepalive", "uwsgi-py-ka", "gunicorn-gt", "hello, keep-alive: gunicorn gthread"),
+    ("keepalive", "uwsgi-py-ka", "uwsgi", "hello, keep-alive: uWSGI --http-socket (closes each)"),
+    ("keepalive", "uwsgi-py-ka", "gunicorn", "hello, keep-alive: gunicorn sync (closes each)"),
+    ("close", "uwsgi-py", "uwsgi", "hello, Connection: close: uWSGI --http-socket"),
+    ("close", "uwsgi-py", "gunicorn", "hello, Connection: close: gunicorn sync"),
+    ("close-p4", "uwsgi-py-p4", "uwsgi-p4", "hello, close, 4 workers (-c32): uWSGI -p 4"),
+    ("big-close", "big-uwsgi-py", "big-uwsgi", "64 KiB, close: uWSGI --http-socket"),
+    ("big-keepalive", "big-uwsgi-py-ka", "big-uwsgi-11", "64 KiB, keep-alive: uWSGI --http11-socket"),
+)
+LABELS = {"uwsgi-py": "uwsgi-py", "uwsgi-py-ka": "uwsgi-py --http-keepalive",
+          "uwsgi-11": "uWSGI --http11-socket", "uwsgi": "uWSGI --http-socket",
+          "gunicorn-gt": "gunicorn gthread --threads 4", "gunicorn": "gunicorn sync",
+          "bare": "bare Python loop (reference)", "rack": "uwsgi-py --rack",
+          "rack-ka": "uwsgi-py --rack --http-keepalive", "uwsgi-py-p4": "uwsgi-py -p 4",
+          "uwsgi-p4": "uWSGI -p 4 --http-socket", "big-uwsgi-py": "uwsgi-py",
+          "big-uwsgi": "uWSGI --http-socket", "big-uwsgi-py-ka": "uwsgi-py --http-keepalive",
+          "big-uwsgi-11": "uWSGI --http11-socket"}
+MODES = {"keepalive": "hello, keep-alive", "close": "hello, Connection: close",
+         "close-p4": "hello, close, 4 workers", "big-close": "64 KiB, close",
+         "big-keepalive": "64 KiB, keep-alive"}
+
+
 def metrics(results: dict) -> dict:
-    """Medians per server: the numbers the table and the targets use."""
+    """Medians per (mode, server, field), PSS and cold start: the numbers the tables use."""
     m: dict = {}
-    for mode, ours in (("keepalive", "uwsgi-py-ka"), ("close", "uwsgi-py")):
-        for name, key in (("ours", ours), ("uwsgi", "uwsgi"), ("gunicorn", "gunicorn")):
+    for mode, servers in results.get("throughput", {}).items():
+        for key in servers:
             for field in ("rps", "p50_ms", "p99_ms", "cpu_us"):
-                m[(mode, name, field)] = _tp(results, mode, key, field)
-        rack = "rack-ka" if mode == "keepalive" else "rack"
-        for field in ("rps", "p50_ms", "p99_ms"):
-            m[(mode, "rack", field)] = _tp(results, mode, rack, field)
+                m[(mode, key, field)] = _tp(results, mode, key, field)
     pss = results.get("pss_kib", {})
     m["pss"] = {k: med(v) / 1024 for k, v in pss.items()}
     m["cold"] = {k: med(v) for k, v in results.get("cold_start_ms", {}).items()}
     return m
 
 
+def _get(m, mode, key, field):
+    return m.get((mode, key, field), float("nan"))
+
+
 def targets(results: dict, m: dict) -> list[tuple[str, str, bool | None]]:
-    """(target, measured, met) for each target of issue 9; met is None when not measured."""
+    """(target, measured, met) for each target of issue 22 (and the reload targets of issue 9);
+    met is None when not measured."""
     out = []
 
     def add(name, value, goal, higher=True, unit="x"):
@@ -67,19 +94,22 @@ def targets(results: dict, m: dict) -> list[tuple[str, str, bool | None]]:
         met = value >= goal if higher else value <= goal
         out.append((name, f"{value:.2f}{unit}" if unit == "x" else f"{value:.0f} {unit}", met))
 
-    add("hello rps, Connection: close >= 1.0x uWSGI",
-        ratio(m[("close", "ours", "rps")], m[("close", "uwsgi", "rps")]), 1.0)
-    add("hello rps, keep-alive >= 2.0x uWSGI --http-socket",
-        ratio(m[("keepalive", "ours", "rps")], m[("keepalive", "uwsgi", "rps")]), 2.0)
-    add("hello rps, keep-alive >= 3.0x gunicorn sync",
-        ratio(m[("keepalive", "ours", "rps")], m[("keepalive", "gunicorn", "rps")]), 3.0)
-    add("hello rps, Connection: close >= 3.0x gunicorn sync",
-        ratio(m[("close", "ours", "rps")], m[("close", "gunicorn", "rps")]), 3.0)
+    add("server CPU/request, Connection: close <= uWSGI --http-socket",
+        ratio(_get(m, "close", "uwsgi-py", "cpu_us"), _get(m, "close", "uwsgi", "cpu_us")), 1.0,
+        higher=False)
+    add("server CPU/request, keep-alive <= uWSGI --http11-socket",
+        ratio(_get(m, "keepalive", "uwsgi-py-ka", "cpu_us"), _get(m, "keepalive", "uwsgi-11", "cpu_us")),
+        1.0, higher=False)
+    add("requests/s, Connection: close >= uWSGI --http-socket",
+        ratio(_get(m, "close", "uwsgi-py", "rps"), _get(m, "close", "uwsgi", "rps")), 1.0)
+    add("requests/s, keep-alive >= uWSGI --http11-socket",
+        ratio(_get(m, "keepalive", "uwsgi-py-ka", "rps"), _get(m, "keepalive", "uwsgi-11", "rps")), 1.0)
     pss = m["pss"]
     add("PSS (master + 2 workers) <= uWSGI's", ratio(pss.get("uwsgi-py", float("nan")),
                                                        pss.get("uwsgi", float("nan"))), 1.0, higher=False)
-    add("cold start (exec to first 200) <= 100 ms", m["cold"].get("uwsgi-py", float("nan")), 100,
-        higher=False, unit="ms")
+    add("cold start (exec to first 200) <= 2x uWSGI's",
+        ratio(m["cold"].get("uwsgi-py", float("nan")), m["cold"].get("uwsgi", float("nan"))), 2.0,
+        higher=False)
     rl = results.get("reload", {}).get("uwsgi-py")
     if rl:
         n = rl["reloads"]
@@ -96,6 +126,29 @@ def targets(results: dict, m: dict) -> list[tuple[str, str, bool | None]]:
     return out
 
 
+def throughput_tables(results: dict, m: dict) -> list[str]:
+    """Every measured row, then uwsgi-py against each anchor of the same mode."""
+    data = results.get("throughput", {})
+    lines = ["| mode | server | requests/s | server CPU us/request | p50 ms | p99 ms | PSS MiB |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+    for mode, servers in data.items():
+        for key in servers:
+            lines.append(f"| {MODES.get(mode, mode)} | {LABELS.get(key, key)} "
+                         f"| {fmt(_get(m, mode, key, 'rps'))} | {fmt(_get(m, mode, key, 'cpu_us'))} "
+                         f"| {fmt(_get(m, mode, key, 'p50_ms'), 2)} | {fmt(_get(m, mode, key, 'p99_ms'), 2)} "
+                         f"| {fmt(m['pss'].get(key, float('nan')), 1)} |")
+    lines += ["", "| uwsgi-py against | requests/s ratio | server CPU/request ratio | p99 ratio |",
+              "| --- | ---: | ---: | ---: |"]
+    for mode, ours, anchor, label in COMPARE:
+        if (mode, ours, "rps") not in m or (mode, anchor, "rps") not in m:
+            continue
+        lines.append(f"| {label} | {fmt_x(ratio(_get(m, mode, ours, 'rps'), _get(m, mode, anchor, 'rps')))} "
+                     f"| {fmt_x(ratio(_get(m, mode, ours, 'cpu_us'), _get(m, mode, anchor, 'cpu_us')))} "
+                     f"| {fmt_x(ratio(_get(m, mode, ours, 'p99_ms'), _get(m, mode, anchor, 'p99_ms')))} |")
+    lines.append("")
+    return lines
+
+
 def markdown(results: dict) -> str:
     m = metrics(results)
     v = results.get("versions", {})
@@ -106,59 +159,36 @@ def markdown(results: dict) -> str:
         f"Machine: {v.get('nproc')} CPUs, {v.get('cpu')}, Linux {v.get('kernel')}. "
         f"Python {v.get('python')}, uWSGI {v.get('uwsgi')}, gunicorn {v.get('gunicorn')}, "
         f"uwsgi-py {v.get('uwsgi-py')} ({v.get('uwsgi-py commit')}), {v.get('wrk')}.",
-        "2 workers each, loopback, request logging off"
+        "2 workers each unless the row says otherwise, loopback, request logging off"
         + (f"; wrk -t2 -c16 --latency, {cfg.get('rounds')} x {cfg.get('duration')} s per server "
            "and mode, interleaved; medians" if "throughput" in results else "")
         + f". Run took {results.get('elapsed_s')} s.",
         "",
     ]
-    if "throughput" in results or "cold_start_ms" in results:
-        lines += ["| hello world | uwsgi-py | uWSGI | gunicorn | uwsgi-py / uWSGI | uwsgi-py / gunicorn |",
-                  "| --- | ---: | ---: | ---: | ---: | ---: |"]
-        for mode, label in (("keepalive", "keep-alive"), ("close", "Connection: close")):
-            for field, unit, digits in (("rps", "requests/s", 0), ("cpu_us", "server CPU us/request", 0),
-                                        ("p50_ms", "p50 ms", 2), ("p99_ms", "p99 ms", 2)):
-                a, b, c = (m[(mode, n, field)] for n in ("ours", "uwsgi", "gunicorn"))
-                if all(math.isnan(x) for x in (a, b, c)):
-                    continue
-                lines.append(f"| {unit}, {label} | {fmt(a, digits)} | {fmt(b, digits)} | {fmt(c, digits)} "
-                             f"| {fmt_x(ratio(a, b))} | {fmt_x(ratio(a, c))} |")
-        pss = m["pss"]
-        if pss:
-            a, b, c = (pss.get(k, float("nan")) for k in ("uwsgi-py", "uwsgi", "gunicorn"))
-            lines.append(f"| PSS MiB, master + workers | {fmt(a, 1)} | {fmt(b, 1)} | {fmt(c, 1)} "
-                         f"| {fmt_x(ratio(a, b))} | {fmt_x(ratio(a, c))} |")
-        cold = m["cold"]
-        if cold:
-            a, b, c = (cold.get(k, float("nan")) for k in ("uwsgi-py", "uwsgi", "gunicorn"))
-            lines.append(f"| cold start ms, exec to first 200 | {fmt(a)} | {fmt(b)} | {fmt(c)} "
-                         f"| {fmt_x(ratio(a, b))} | {fmt_x(ratio(a, c))} |")
-        lines.append("")
-        rounds = [(label, per_round(results, mode, ours, "uwsgi"))
-                  for mode, ours, label in (("close", "uwsgi-py", "Connection: close"),
-                                            ("keepalive", "uwsgi-py-ka", "keep-alive"))]
+    if "throughput" in results:
+        lines += throughput_tables(results, m)
+        rounds = [(label, per_round(results, mode, ours, anchor))
+                  for mode, ours, anchor, label in (("close", "uwsgi-py", "uwsgi", "Connection: close"),
+                                                    ("keepalive", "uwsgi-py-ka", "uwsgi-11",
+                                                     "keep-alive (uWSGI --http11-socket)"))]
         rounds = [(label, r) for label, r in rounds if r]
         if rounds:
             lines += ["uwsgi-py / uWSGI requests/s round by round: "
                       + "; ".join(f"{label} " + ", ".join(f"{x:.2f}x" for x in r)
                                   for label, r in rounds) + ".", ""]
-        bare = _tp(results, "close", "bare", "rps")
+        bare = _get(m, "close", "bare", "rps")
         if not math.isnan(bare):
             lines += [f"Reference: a bare Python accept/read/write/close loop (bench/apps/bare_server.py, "
                       f"no parsing, no app) served {fmt(bare)} requests/s with Connection: close, "
-                      f"{fmt(ratio(bare, m[('close', 'uwsgi', 'rps')]), 2)}x uWSGI, "
-                      f"{fmt(_tp(results, 'close', 'bare', 'cpu_us'))} us of server CPU per request: "
+                      f"{fmt(ratio(bare, _get(m, 'close', 'uwsgi', 'rps')), 2)}x uWSGI, "
+                      f"{fmt(_get(m, 'close', 'bare', 'cpu_us'))} us of server CPU per request: "
                       "the ceiling for a Python server on this machine.", ""]
-        if not math.isnan(m[("close", "rack", "rps")]):
-            lines += ["| Rack hello world (uwsgi-py --rack) | requests/s | p50 ms | p99 ms | vs uWSGI WSGI |",
-                      "| --- | ---: | ---: | ---: | ---: |"]
-            for mode, label in (("keepalive", "keep-alive (--http-keepalive)"),
-                                ("close", "Connection: close")):
-                r = m[(mode, "rack", "rps")]
-                lines.append(f"| {label} | {fmt(r)} | {fmt(m[(mode, 'rack', 'p50_ms')], 2)} "
-                             f"| {fmt(m[(mode, 'rack', 'p99_ms')], 2)} "
-                             f"| {fmt(ratio(r, m[(mode, 'uwsgi', 'rps')]), 2)}x |")
-            lines.append("")
+    cold = m["cold"]
+    if cold:
+        a, b, c = (cold.get(k, float("nan")) for k in ("uwsgi-py", "uwsgi", "gunicorn"))
+        lines += ["| cold start, exec to first 200 | uwsgi-py | uWSGI | gunicorn | uwsgi-py / uWSGI |",
+                  "| --- | ---: | ---: | ---: | ---: |",
+                  f"| ms, median | {fmt(a)} | {fmt(b)} | {fmt(c)} | {fmt_x(ratio(a, b))} |", ""]
     lines += threads_table(results)
     for phase, title in (("reload", "Reload under load"), ("burst", "Burst")):
         data = results.get(phase)
@@ -195,7 +225,7 @@ def markdown(results: dict) -> str:
                              f"| {fmt(rl['p50_ms'])} / {fmt(rl['p99_ms'])} "
                              f"| {r.get('reloads_done', '?')} of {r['reloads']} |")
         lines.append("")
-    lines += ["| target (issue 9) | measured | met |", "| --- | --- | --- |"]
+    lines += ["| target (issues 22 and 9) | measured | met |", "| --- | --- | --- |"]
     for name, measured, met in targets(results, m):
         lines.append(f"| {name} | {measured} | {'-' if met is None else 'yes' if met else '**no**'} |")
     lines.append("")

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """uwsgi-py against real uWSGI 2.0.31 and gunicorn, side by side in one run.
 
-    python3 bench/run.py              # full run, ~7 minutes
+    python3 bench/run.py              # full run, ~9 minutes
     python3 bench/run.py --quick      # smoke run, ~1.5 minutes
     python3 bench/run.py --reloads 100 --only reload --servers uwsgi-py
 
@@ -9,8 +9,10 @@ Creates bench/.venv (uWSGI compiled from source the first time, gunicorn,
 uwsgi-py itself, built from this checkout), installs wrk with apt-get if it is
 missing, then measures, interleaving the servers A B C A B C:
 
-- hello-world throughput and latency (wrk -t2 -c16 --latency), with keep-alive
-  and with ``Connection: close``
+- hello-world throughput, latency and server CPU per request (wrk -t2 -c16
+  --latency), with keep-alive (uWSGI ``--http11-socket`` and gunicorn gthread as
+  the anchors) and with ``Connection: close`` (uWSGI ``--http-socket``, gunicorn
+  sync), plus 4 workers and a 64 KiB response
 - memory: PSS of master + workers after the load
 - cold start: exec to the first 200
 - reload under load: a 50 ms app, a bounded client pool, SIGHUP every 2 s
@@ -210,15 +212,24 @@ def wrk(port: int, duration: float, close: bool, connections: int = 16) -> dict:
 
 
 # ---- phases ----------------------------------------------------------------------
+# mode -> (Connection: close?, servers); the first of each group is uwsgi-py, the others anchors
+def throughput_plan(cfg) -> dict:
+    plan = {"keepalive": (False, [S.UWSGI_PY_KA, S.UWSGI_11, S.UWSGI, S.GUNICORN_GT, S.GUNICORN]),
+            "close": (True, [S.UWSGI_PY, S.UWSGI, S.GUNICORN, S.BARE]),
+            "close-p4": (True, [S.UWSGI_PY_4, S.UWSGI_4]),
+            "big-close": (True, [S.BIG_PY, S.BIG_UWSGI]),
+            "big-keepalive": (False, [S.BIG_PY_KA, S.BIG_UWSGI_11])}
+    if cfg.rack:
+        plan["keepalive"][1].append(S.RACK_KA)
+        plan["close"][1].append(S.RACK)
+    return {mode: (close, [s for s in group if s.kind in cfg.servers])
+            for mode, (close, group) in plan.items()}
+
+
 def throughput(cfg, logdir: Path, results: dict) -> None:
     """Every server up at once, idle ones cost nothing; wrk runs interleaved."""
-    plan = {"keepalive": [S.UWSGI_PY_KA, S.UWSGI, S.GUNICORN],
-            "close": [S.UWSGI_PY, S.UWSGI, S.GUNICORN, S.BARE]}
-    if cfg.rack:
-        plan["keepalive"].append(S.RACK_KA)
-        plan["close"].append(S.RACK)
-    plan = {mode: [s for s in group if s.kind in cfg.servers] for mode, group in plan.items()}
-    specs = {s.key: s for group in plan.values() for s in group}
+    plan = throughput_plan(cfg)
+    specs = {s.key: s for _, group in plan.values() for s in group}
     running = {}
     try:
         for key, spec in specs.items():
@@ -233,21 +244,21 @@ def throughput(cfg, logdir: Path, results: dict) -> None:
                 raise
             running[key] = run
         for run in running.values():  # warm up (imports, caches, page faults)
-            wrk(run.port, 1, close=False)
+            wrk(run.port, 1, close=False, connections=run.spec.wrk_connections)
         out = results.setdefault("throughput", {})
         for rnd in range(cfg.rounds):
-            for mode, group in plan.items():
+            for mode, (close, group) in plan.items():
                 for spec in group:
                     run = running.get(spec.key)
                     if run is None:
                         continue
                     cpu0 = S.cpu_seconds(run.pid)
-                    r = wrk(run.port, cfg.duration, close=(mode == "close"))
+                    r = wrk(run.port, cfg.duration, close=close, connections=spec.wrk_connections)
                     # server CPU (master + workers, user + system) per request: steadier
                     # than requests/s on a shared machine
                     r["cpu_us"] = (S.cpu_seconds(run.pid) - cpu0) / max(1, r["requests"]) * 1e6
                     out.setdefault(mode, {}).setdefault(spec.key, []).append(r)
-                    print(f"  round {rnd + 1} {mode:9} {spec.label:42} {r['rps']:9.0f} rps  "
+                    print(f"  round {rnd + 1} {mode:13} {spec.label:42} {r['rps']:9.0f} rps  "
                           f"p50 {r['p50_ms']:.2f} ms  p99 {r['p99_ms']:.2f} ms  "
                           f"cpu {r['cpu_us']:.0f} us/req", flush=True)
             for key, run in running.items():
@@ -378,7 +389,7 @@ def burst_phase(cfg, logdir: Path, results: dict) -> None:
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="smoke run (~1.5 minutes)")
-    p.add_argument("--rounds", type=int, help="wrk rounds per server and mode (default 5, quick 1)")
+    p.add_argument("--rounds", type=int, help="wrk rounds per server and mode (default 3, quick 1)")
     p.add_argument("--duration", type=float, help="seconds per wrk run (default 5, quick 2)")
     p.add_argument("--reloads", type=int, help="SIGHUPs in the reload run (default 10, quick 3)")
     p.add_argument("--every", type=float, default=2.0, help="seconds between SIGHUPs (default 2)")
@@ -394,7 +405,7 @@ def parse_args(argv=None):
     p.add_argument("--out", default=str(S.BENCH / "results"), help="results directory")
     cfg = p.parse_args(argv)
     quick = cfg.quick
-    cfg.rounds = cfg.rounds or (1 if quick else 5)
+    cfg.rounds = cfg.rounds or (1 if quick else 3)
     cfg.duration = cfg.duration or (2 if quick else 5)
     cfg.reloads = cfg.reloads if cfg.reloads is not None else (3 if quick else 10)
     cfg.burst_reloads = 2 if quick else 6

@@ -40,12 +40,16 @@ class Spec:
     keepalive: bool = False
     stop_signal: int = signal.SIGINT
     threads: int = 0    # request threads per worker (uWSGI/uwsgi-py --threads, gunicorn gthread)
+    workers: int = WORKERS
+    http11: bool = False  # uWSGI --http11-socket (keeps connections alive) instead of --http-socket
+    wrk_connections: int = 16
 
     def argv(self, app: str, port: int) -> list[str]:
         addr = f"127.0.0.1:{port}"
         py = str(VENV / "bin" / "python")
+        workers = str(self.workers)
         if self.kind == "uwsgi-py":
-            cmd = [py, "-m", "uwsgi_py", "--master", "-p", str(WORKERS), "--http-socket", addr,
+            cmd = [py, "-m", "uwsgi_py", "--master", "-p", workers, "--http-socket", addr,
                    "--disable-logging"]
             cmd += ["--rack", str(APPS / app)] if app.endswith(".ru") else \
                 ["--wsgi-file", str(APPS / f"{app}.py")]
@@ -55,14 +59,15 @@ class Spec:
                 cmd += ["--threads", str(self.threads)]
             return cmd
         if self.kind == "uwsgi":
-            return [str(VENV / "bin" / "uwsgi"), "--master", "-p", str(WORKERS), "--http-socket", addr,
+            socket_opt = "--http11-socket" if self.http11 else "--http-socket"
+            return [str(VENV / "bin" / "uwsgi"), "--master", "-p", workers, socket_opt, addr,
                     "--wsgi-file", str(APPS / f"{app}.py"), "--disable-logging",
                     *(["--threads", str(self.threads)] if self.threads else [])]
         if self.kind == "bare":
             return [py, str(APPS / "bare_server.py"), str(port)]
         if self.kind == "gunicorn":
             worker = ["-k", "gthread", "--threads", str(self.threads)] if self.threads else ["-k", "sync"]
-            return [str(VENV / "bin" / "gunicorn"), "-w", str(WORKERS), *worker, "-b", addr,
+            return [str(VENV / "bin" / "gunicorn"), "-w", workers, *worker, "-b", addr,
                     "--chdir", str(APPS), f"{app}:application"]
         raise ValueError(self.kind)
 
@@ -72,7 +77,20 @@ UWSGI_PY = Spec("uwsgi-py", "uwsgi-py --http-socket", "uwsgi-py", "hello")
 UWSGI_PY_KA = Spec("uwsgi-py-ka", "uwsgi-py --http-socket --http-keepalive", "uwsgi-py", "hello",
                    keepalive=True)
 UWSGI = Spec("uwsgi", "uWSGI 2.0.31 --http-socket", "uwsgi", "hello")
+UWSGI_11 = Spec("uwsgi-11", "uWSGI 2.0.31 --http11-socket", "uwsgi", "hello", http11=True)
 GUNICORN = Spec("gunicorn", "gunicorn sync", "gunicorn", "hello", stop_signal=signal.SIGTERM)
+GUNICORN_GT = Spec("gunicorn-gt", "gunicorn gthread --threads 4", "gunicorn", "hello",
+                   stop_signal=signal.SIGTERM, threads=4)
+# issue 22: 4 workers (wrk -c32), and a 64 KiB response
+UWSGI_PY_4 = Spec("uwsgi-py-p4", "uwsgi-py -p 4", "uwsgi-py", "hello", workers=4, wrk_connections=32)
+UWSGI_4 = Spec("uwsgi-p4", "uWSGI 2.0.31 -p 4 --http-socket", "uwsgi", "hello", workers=4,
+               wrk_connections=32)
+BIG_PY = Spec("big-uwsgi-py", "uwsgi-py, 64 KiB", "uwsgi-py", "big")
+BIG_UWSGI = Spec("big-uwsgi", "uWSGI 2.0.31 --http-socket, 64 KiB", "uwsgi", "big")
+BIG_PY_KA = Spec("big-uwsgi-py-ka", "uwsgi-py --http-keepalive, 64 KiB", "uwsgi-py", "big",
+                 keepalive=True)
+BIG_UWSGI_11 = Spec("big-uwsgi-11", "uWSGI 2.0.31 --http11-socket, 64 KiB", "uwsgi", "big",
+                    http11=True)
 BARE = Spec("bare", "bare Python loop (reference, no server)", "bare", "hello")
 # issue 19: request threads, -p 2 --threads 8 (gunicorn -w 2 -k gthread --threads 8)
 THREADS = 8
