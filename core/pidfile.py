@@ -125,26 +125,33 @@ def send(path: str, sig: int, out=sys.stderr) -> int:
 
 
 def reload_and_wait(path: str, out=sys.stderr, wait: float = RELOAD_WAIT) -> int:
-    """``--reload PIDFILE``: SIGHUP, then wait for the outcome on the status socket.
+    """``--reload PIDFILE``: SIGHUP, then wait for the outcome (``await_reload``)."""
+    pid = master_in(path, out)
+    if pid is None:
+        return EXIT_UNREADABLE
+    return await_reload(pid, lambda: kill(pid, signal.SIGHUP, out), out, wait)
+
+
+def await_reload(pid: int, trigger: Callable[[], int], out=sys.stderr,
+                 wait: float = RELOAD_WAIT) -> int:
+    """Ask master ``pid`` for a graceful reload with ``trigger()`` (SIGHUP, a FIFO write:
+    0 when sent), then wait for the outcome on its status socket.
 
     0: the new generation serves (nothing printed); 2: the reload was refused (the
-    old code keeps serving); 3: no outcome in time; 1/255 as ``send``. Without a
-    status socket the signal is sent and 0 returned, as uWSGI does.
+    old code keeps serving); 3: no outcome in time; else ``trigger``'s code. Without a
+    status socket the request is sent and 0 returned, as uWSGI does.
     """
     import time
 
     from . import health
-    pid = master_in(path, out)
-    if pid is None:
-        return EXIT_UNREADABLE
     before = health.query(pid)
     if before is None or not before.get("reload_waitable", True):
-        return kill(pid, signal.SIGHUP, out)    # as uWSGI: sent is all it can tell
+        return trigger()    # as uWSGI: sent is all it can tell
     if before["state"] == "stopping":
         print(RELOAD_STOPPING, file=out)
         return EXIT_UNREADABLE
     mark = (before["reloads"], before["last_reload"])
-    code = kill(pid, signal.SIGHUP, out)
+    code = trigger()
     if code != EXIT_SENT:
         return code
     deadline = time.monotonic() + wait
