@@ -4,7 +4,7 @@ for its outcome, as ``--reload PIDFILE`` does (exit 0: the new code serves; 2: r
 ``echo r > PATH`` cannot tell a deploy script whether the new code loaded. This client
 finds the master that holds PATH open for reading (``/proc/PID/fd``: run it as the
 instance's user or root), writes the FIFO's graceful-reload byte, and waits on the
-master's status socket like ``--reload`` (``pidfile.await_reload``).
+master's status socket like ``--reload`` (``uwsgi_py.await_reload``).
 """
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ import os
 import stat
 import sys
 
-from uwsgi_py import pidfile
+from uwsgi_py import await_reload, find_master
 
 from .table import COMMANDS
 
+EXIT_NO_MASTER = 1        # as --reload PIDFILE's unreadable pidfile
 NOT_A_FIFO = "error: {path} is not a FIFO"
 NO_READER = ("error: no uwsgi-py master has {path} open for reading (is the instance running, "
              "and are you its user or root?)")
@@ -47,7 +48,7 @@ def readers(path: str) -> list[int]:
     return found
 
 
-def _write(path: str, out) -> int:
+def _write(path: str, out) -> bool:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         try:
@@ -56,8 +57,8 @@ def _write(path: str, out) -> int:
             os.close(fd)
     except OSError as e:
         print(WRITE_FAILED.format(path=path, error=e.strerror), file=out)
-        return pidfile.EXIT_KILL_FAILED
-    return pidfile.EXIT_SENT
+        return False
+    return True
 
 
 def reload_fifo(path: str, out=sys.stderr) -> int:
@@ -65,16 +66,12 @@ def reload_fifo(path: str, out=sys.stderr) -> int:
         is_fifo = stat.S_ISFIFO(os.stat(path).st_mode)
     except OSError as e:
         print(f'stat("{path}"): {e.strerror}', file=out)
-        return pidfile.EXIT_UNREADABLE
+        return EXIT_NO_MASTER
     if not is_fifo:
         print(NOT_A_FIFO.format(path=path), file=out)
-        return pidfile.EXIT_UNREADABLE
-    from uwsgi_py import health
-    candidates = [pid for pid in readers(path) if pidfile.looks_like_master(pid) is not False]
-    # the master answers on its status socket with its own pid (a leaked fd would not)
-    masters = [pid for pid in candidates if (health.query(pid) or {}).get("pid") == pid] \
-        or candidates
-    if not masters:
+        return EXIT_NO_MASTER
+    pid = find_master(readers(path))
+    if pid is None:
         print(NO_READER.format(path=path), file=out)
-        return pidfile.EXIT_UNREADABLE
-    return pidfile.await_reload(masters[0], lambda: _write(path, out), out)
+        return EXIT_NO_MASTER
+    return await_reload(pid, lambda: _write(path, out), out)
