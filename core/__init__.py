@@ -11,6 +11,7 @@ from .options import boolean, choice, integer, key_value, non_negative_int, posi
 from .conn import ClientGone
 from .server import App, Server, Watch
 from .version import UWSGI_VERSION, __version__
+from .pidfile import await_reload, find_master
 
 hookimpl = pluggy.HookimplMarker("uwsgi_py")
 
@@ -21,6 +22,6 @@ from .api import (MasterView, WorkerInfo, die_with_master, log_line, log_verbose
 __all__ = [
     "__version__", "UWSGI_VERSION", "hookimpl", "Option", "OptionError", "App", "Server", "Watch",
     "ClientGone", "Instance", "MasterView", "WorkerInfo", "log_line", "log_verbose",
-    "vacate_master_fds", "die_with_master",
+    "vacate_master_fds", "die_with_master", "await_reload", "find_master",
     "boolean", "choice", "integer", "key_value", "non_negative_int", "positive_int", "string",
 ]

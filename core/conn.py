@@ -58,7 +58,8 @@ class Conn:
     """A non-blocking client socket with a read buffer."""
 
     __slots__ = ("_sock", "fd", "listener", "buf", "remote", "timeout", "deadline", "served",
-                 "min_bytes", "moved", "waited", "window_moved", "corked", "unread")
+                 "min_bytes", "moved", "waited", "window_moved", "corked", "unread", "read_errors",
+                 "write_errors")
 
     def __init__(self, fd: int, listener, remote: str, timeout: float, min_bytes: int = 0,
                  corked: bool = False):
@@ -81,6 +82,8 @@ class Conn:
         # bytes the client sent may wait unread in the kernel (a request body left unread,
         # a read that filled its buffer): close() must not turn them into a reset
         self.unread = False
+        # the current request's failed reads and writes (%(rerr), %(werr), --log-ioerror)
+        self.read_errors = self.write_errors = 0
 
     def wait(self, events: int) -> None:
         """Block until the socket is ready (only when a call would block).
@@ -140,11 +143,17 @@ class Conn:
             try:
                 data = os.read(self.fd, READ_SIZE)
             except BlockingIOError:
-                self.wait(_POLLIN)
+                try:
+                    self.wait(_POLLIN)
+                except ClientGone:
+                    self.read_errors += 1
+                    raise
                 continue
             except OSError as e:
+                self.read_errors += 1
                 raise ClientGone(str(e)) from None
             if not data:
+                self.read_errors += 1
                 raise ClientGone("eof")
             self.buf += data
             self.moved += len(data)
@@ -158,11 +167,18 @@ class Conn:
         except (BlockingIOError, InterruptedError):
             n = 0
         except OSError as e:
+            self.write_errors += 1
             raise ClientGone(str(e)) from None
         self.moved += n
         if n == len(data):
             return
-        view = memoryview(data)[n:]
+        try:
+            self._send_rest(memoryview(data)[n:])
+        except ClientGone:
+            self.write_errors += 1
+            raise
+
+    def _send_rest(self, view: memoryview) -> None:
         while view:
             try:
                 n = os.write(self.fd, view)
@@ -175,6 +191,13 @@ class Conn:
             view = view[n:]
 
     def sendfile(self, fd: int, offset: int, count: int | None) -> int:
+        try:
+            return self._sendfile(fd, offset, count)
+        except ClientGone:
+            self.write_errors += 1
+            raise
+
+    def _sendfile(self, fd: int, offset: int, count: int | None) -> int:
         sent = 0
         while count is None or sent < count:
             chunk = 1 << 20 if count is None else min(1 << 20, count - sent)

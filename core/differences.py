@@ -19,6 +19,11 @@ DIFFERS: dict[str, str] = {
                   "always on",
     "log-format": "%(size), %(hsize) and %(headers) count the Content-Length and Connection headers "
                   "uwsgi-py adds",
+    "log-ioerror": "logs a request with a read or a write error (a client gone mid-response); "
+                   "uWSGI 2.0 needs both",
+    "log-sendfile": "also a flag without a value (uWSGI requires one and ignores it)",
+    "log-date": "--log-prefix is one of its names, as in uWSGI 2.0 (its text goes through "
+                "strftime, then ' - ')",
     "harakiri-graceful-timeout": "accepted with no effect: a harakiri kills at once",
     "buffer-size": "a head over it gets 431 (414 for the request line alone) and one log line",
 }

@@ -14,10 +14,12 @@ from .api import error_headers
 from .conn import ClientGone, ClientTimeout
 from .postbuffer import spool_body
 from .proto import BadRequest, simple_response
-from .response import Request
+from .response import VIA_SENDFILE, Request
 
 if TYPE_CHECKING:
     from .conn import Conn
+
+VIA = {VIA_SENDFILE: " via sendfile() "}    # the default line's note of how a body was sent
 
 
 class Dispatcher:
@@ -27,6 +29,7 @@ class Dispatcher:
         settings = worker.settings
         self.worker = worker        # what a plugin's request logger is given
         self.server = worker.server
+        self.current = worker.server.current   # this thread's request, for the in-app API
         self.reject = reject        # the loop's: answer a bad request and drop its connection
         self.pid = 0                # set by start(), in the child
         self.slot = None            # the worker's WorkerSlot (start())
@@ -89,7 +92,8 @@ class Dispatcher:
                     log.log(log.UNAVAILABLE_MODIFIER.format(modifier=head.modifier1))
                     return False
         env = head.vars
-        self.req = req
+        self.req = self.current.req = req
+        conn.read_errors = conn.write_errors = 0
         self.busy_since = started = time.time()
         self.current_uri = uri = env.get("REQUEST_URI") or env.get("PATH_INFO", "")
         slot = self.slot
@@ -130,7 +134,7 @@ class Dispatcher:
                     pass
         elapsed = time.time() - started      # wall clock, as uWSGI times requests
         us = int(elapsed * 1_000_000) if elapsed > 0 else 0
-        self.req = None
+        self.req = self.current.req = None
         slot.done(req.sent + req.hsize, us)
         if self.request_logger is not None:
             self.request_logger(self.worker, req, uri, started, us)
@@ -171,5 +175,5 @@ class Dispatcher:
             nvars=len(env), vsize=sum(len(k) + len(v) for k, v in env.items() if isinstance(v, str)),
             date=time.ctime(started), method=env.get("REQUEST_METHOD", "-"), uri=uri,
             size=req.sent, time=us if micros else us // 1000, unit="micros" if micros else "msecs",
-            via=" ", proto=env.get("SERVER_PROTOCOL", "-"), status=req.status,
+            via=VIA.get(req.via, " "), proto=env.get("SERVER_PROTOCOL", "-"), status=req.status,
             nheaders=req.nheaders, hsize=req.hsize, core=self.core)

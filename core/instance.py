@@ -4,7 +4,8 @@
 ``UWSGI`` module wrap (they only convert types), and what the stats plugin reads:
 identity, the workers' counters from the shared scoreboard, the listening sockets'
 queues, the log, and the two requests an app may make of the master (reload, stop).
-Everything is read-only but ``log``, ``reload`` and ``stop``.
+Everything is read-only but ``log``, ``reload``, ``stop`` and the current request's
+logvars.
 """
 from __future__ import annotations
 
@@ -140,6 +141,25 @@ class Instance:
         except OSError:
             return 0
 
+    # ---- the request being served ------------------------------------------------------
+    def set_logvar(self, key: str, value: str) -> None:
+        """Set ``%(key)`` of the current request's ``--log-format`` line (uWSGI's
+        uwsgi_logvar_add); RuntimeError outside a request."""
+        req = self._request("set_logvar")
+        if req.logvars is None:
+            req.logvars = {}
+        req.logvars[key] = value
+
+    def get_logvar(self, key: str) -> str | None:
+        """The current request's logvar ``key``, or None if the app has not set it."""
+        return (self._request("get_logvar").logvars or {}).get(key)
+
+    def _request(self, caller: str):
+        req = getattr(self.server.current, "req", None)   # unset in a thread that never served
+        if req is None:
+            raise RuntimeError(f"{caller}() can only be called while a request is being served")
+        return req
+
     # ---- asking the master -------------------------------------------------------------
     def reload(self, caller: str = "uwsgi.reload") -> bool:
         """A graceful reload (SIGHUP to the master); False, logged, if it cannot be asked."""
@@ -157,3 +177,4 @@ class Instance:
             log.raw(LOG_KILL_FAILED.format(caller=caller, pid=pid, why=e.strerror))
             return False
         return True
+

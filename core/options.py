@@ -445,9 +445,11 @@ def core_options() -> list[Option]:
         # logging
         O("logto", "log to FILE", metavar="FILE", aliases=("logto2",)),
         O("log-reopen", "reopen the log after a reload", flag=True),
+        # uWSGI 2.0's --log-prefix is this option too: its text goes through strftime
         O("log-date", "prefix server log lines with the date (ctime), or with the strftime "
-          "FORMAT given (--log-date=FORMAT); request lines are never prefixed",
-          aliases=("logdate",), convert=date_format, flag_value="1", metavar="[FORMAT]"),
+          "FORMAT given (--log-date=FORMAT, or --log-prefix='[app]'); request lines are never "
+          "prefixed", aliases=("logdate", "log-prefix"), convert=date_format, flag_value="1",
+          metavar="[FORMAT]"),
         O("log-maxsize", "rotate the --logto file (and file: loggers) when it grows beyond BYTES "
           "(0 = never); checked once a second", convert=non_negative_int, default=0,
           metavar="BYTES"),

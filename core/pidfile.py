@@ -91,6 +91,17 @@ def looks_like_master(pid: int) -> bool | None:
     return doc is not None and doc.get("pid") == pid
 
 
+def find_master(pids: list[int]) -> int | None:
+    """The uwsgi-py master among ``pids`` (say, the processes holding a file open): the one
+    that answers on its status socket with its own pid, else one that looks like a master."""
+    from . import health
+    candidates = [pid for pid in pids if looks_like_master(pid) is not False]
+    for pid in candidates:
+        if (health.query(pid) or {}).get("pid") == pid:
+            return pid
+    return candidates[0] if candidates else None
+
+
 def master_in(path: str, out=sys.stderr) -> int | None:
     """The master pid in ``path``, or None after saying why not (CLI-2/3)."""
     try:
@@ -125,28 +136,36 @@ def send(path: str, sig: int, out=sys.stderr) -> int:
 
 
 def reload_and_wait(path: str, out=sys.stderr, wait: float = RELOAD_WAIT) -> int:
-    """``--reload PIDFILE``: SIGHUP, then wait for the outcome on the status socket.
+    """``--reload PIDFILE``: SIGHUP, then wait for the outcome (``await_reload``)."""
+    pid = master_in(path, out)
+    if pid is None:
+        return EXIT_UNREADABLE
+    return await_reload(pid, lambda: kill(pid, signal.SIGHUP, out) == EXIT_SENT, out, wait)
+
+
+def await_reload(pid: int, trigger: Callable[[], bool], out=sys.stderr,
+                 wait: float = RELOAD_WAIT) -> int:
+    """Ask master ``pid`` for a graceful reload with ``trigger()`` (SIGHUP, a FIFO write;
+    False, after saying why, when it could not ask), then wait for the outcome on its
+    status socket. Returns the exit code of ``--reload``:
 
     0: the new generation serves (nothing printed); 2: the reload was refused (the
-    old code keeps serving); 3: no outcome in time; 1/255 as ``send``. Without a
-    status socket the signal is sent and 0 returned, as uWSGI does.
+    old code keeps serving); 3: no outcome in time; 255: ``trigger`` failed; 1: the
+    instance is stopping or exited. Without a status socket the request is sent and 0
+    returned, as uWSGI does.
     """
     import time
 
     from . import health
-    pid = master_in(path, out)
-    if pid is None:
-        return EXIT_UNREADABLE
     before = health.query(pid)
     if before is None or not before.get("reload_waitable", True):
-        return kill(pid, signal.SIGHUP, out)    # as uWSGI: sent is all it can tell
+        return EXIT_SENT if trigger() else EXIT_KILL_FAILED   # as uWSGI: sent is all it can tell
     if before["state"] == "stopping":
         print(RELOAD_STOPPING, file=out)
         return EXIT_UNREADABLE
     mark = (before["reloads"], before["last_reload"])
-    code = kill(pid, signal.SIGHUP, out)
-    if code != EXIT_SENT:
-        return code
+    if not trigger():
+        return EXIT_KILL_FAILED
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         time.sleep(POLL)

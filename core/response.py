@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
 
 _NO_BODY = {204, 304}
+VIA_SENDFILE = "sendfile"    # Request.via: uWSGI's UWSGI_VIA_SENDFILE
 
 # Response headers: (name, value) -> (the header line, its framing kind), validated and
 # formatted once per distinct pair. Responses repeat their headers (content types, constant
@@ -76,7 +77,7 @@ class Request:
 
     __slots__ = ("conn", "vars", "input", "head", "http", "keepalive", "status", "sent",
                  "pending", "chunked", "length", "hsize", "no_body", "started", "prepared",
-                 "extra", "hooks")
+                 "extra", "hooks", "via", "logvars")
 
     def __init__(self, conn: Conn, head, http: bool, keepalive_allowed: bool, limit_post: int,
                  extra: tuple[str, ...] = (), hooks: tuple = ()):
@@ -94,6 +95,8 @@ class Request:
         self.status = self.sent = self.hsize = 0
         self.pending = self.length = self.prepared = None
         self.chunked = self.no_body = self.started = False
+        self.via = ""           # "sendfile" once the app or a handler sent a file (the log line)
+        self.logvars = None     # uwsgi.set_logvar()'s values for --log-format, once one is set
 
     @property
     def committed(self) -> bool:
@@ -223,6 +226,7 @@ class Request:
 
     def sendfile(self, fd: int, offset: int = 0, count: int | None = None) -> None:
         """Send a file with ``os.sendfile`` (``wsgi.file_wrapper``)."""
+        self.via = VIA_SENDFILE
         if self.pending is not None:
             self.conn.sendall(self.pending)
             self.pending = None

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -52,6 +53,9 @@ class Server:
     ready: bool = False
     wakeup: tuple[int, int] = (-1, -1)   # the master's signal pipe (signals.catch_early)
     guard: Any = None          # plugins.HookGuard: calls plugin code, names a plugin that raises
+    # in a worker, each thread's request being served (``req``, unset or None when idle): what
+    # the in-app API's calls about "this request" act on (uwsgi.set_logvar)
+    current: threading.local = field(default_factory=threading.local)
 
     @property
     def is_reload(self) -> bool:

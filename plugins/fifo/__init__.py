@@ -1,6 +1,7 @@
 """The master FIFO (uWSGI >= 1.9.17's ``--master-fifo``): one byte, one master action.
 
-``echo r > /run/app.fifo`` gracefully reloads the instance. The byte table is
+``echo r > /run/app.fifo`` gracefully reloads the instance; ``uwsgi-py --reload-fifo
+/run/app.fifo`` does and waits for the outcome (``client.py``). The byte table is
 ``table.COMMANDS`` plus whatever other plugins return from
 ``uwsgi_fifo_commands`` (FIFO-8); every byte becomes a named master action,
 the same ones the signal table uses (STYLE §4). ``--log-maxsize`` is the
@@ -12,6 +13,7 @@ from uwsgi_py import Option, hookimpl
 
 from .channel import ACTIVE, RECREATE_ACTION, UNKNOWN, UNKNOWN_ACTION, Channel, FifoError, \
     describe, slot_actions
+from . import client
 from .table import build
 
 UNKNOWN_ACTION_NAME = "master fifo: command {text} maps to unknown action {name!r}"
@@ -38,6 +40,9 @@ def uwsgi_add_options(registry):
     registry.add(
         Option("master-fifo", "path of a master FIFO; repeat for slots 0-9 (write 0-9 to switch)",
                multiple=True, master=True, metavar="PATH"),
+        Option("reload-fifo", "gracefully reload the instance reading the master FIFO PATH and "
+               "wait for the outcome: exit 0 when the new code serves, 2 when the reload was "
+               "refused (as --reload PIDFILE)", metavar="PATH", immediate=client.reload_fifo),
     )
 
 

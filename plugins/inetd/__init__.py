@@ -4,7 +4,8 @@ sd_notify, ``--daemonize``/``--daemonize2`` (SPEC §10-12).
 Each mode lives in its own module; this one declares the options and wires
 them to the core's hooks. Which process runs what:
 
-- ``uwsgi_launch`` (first start only): ``--umask``, ``--daemonize``, sd_notify "initializing";
+- ``uwsgi_launch`` (first start only): ``--umask``, ``--daemonize``, sd_notify "initializing",
+  and ``--systemd-extend-timeout``'s renewals until READY=1;
 - ``uwsgi_adopt_sockets`` (first start only, before the configured sockets are bound):
   activated fds, then fd 0 unless activation supplied sockets or ``--skip-zero``;
 - ``uwsgi_post_apps`` (every image): ``--daemonize2`` on a first start;
@@ -22,6 +23,7 @@ from uwsgi_py import log, pidfile
 from . import daemon, inetd, systemd
 
 BOTH_DAEMONIZE = "--daemonize and --daemonize2 exclude each other: give one"
+_extension: systemd.StartupExtension | None = None   # --systemd-extend-timeout, until READY=1
 
 
 def umask_mode(raw) -> int:
@@ -47,7 +49,8 @@ def uwsgi_add_options(registry):
         Option("honour-stdin", "keep stdin as it is when it is not an inherited socket "
                "(default: replace it with /dev/null)", flag=True),
         Option("systemd-extend-timeout", "under systemd (Type=notify), ask for SECS more "
-               "start-up time (EXTEND_TIMEOUT_USEC) before loading a slow app",
+               "start-up time (EXTEND_TIMEOUT_USEC) while a slow app loads, again every SECS/2 "
+               "until READY=1",
                convert=non_negative_int, default=0, metavar="SECS"),
     )
 
@@ -69,8 +72,10 @@ def uwsgi_launch(server):
     if s.daemonize:
         daemon.detach()
     systemd.notify(systemd.STARTING)
-    if s.systemd_extend_timeout:
-        systemd.notify(systemd.extend_timeout(s.systemd_extend_timeout))
+    if s.systemd_extend_timeout and systemd.notify_address() is not None:
+        global _extension
+        _extension = systemd.StartupExtension(s.systemd_extend_timeout)
+        _extension.start_thread()
 
 
 @hookimpl
@@ -83,6 +88,8 @@ def uwsgi_adopt_sockets(server):
 
 @hookimpl(tryfirst=True)  # other plugins then see the daemon's pid
 def uwsgi_post_apps(server):
+    if _extension is not None:
+        _extension.stop_thread()   # the app is loaded; nothing may fork with a thread running
     s = server.settings
     if s.daemonize2:
         s.logto = s.daemonize2  # the file log reopen acts on
@@ -93,6 +100,8 @@ def uwsgi_post_apps(server):
     if server.is_reload:
         systemd.notify(systemd.RESTARTING)
     if not s.master:
+        if _extension is not None:
+            _extension.done()
         systemd.notify(systemd.READY_NO_MASTER)
 
 
@@ -128,11 +137,15 @@ def uwsgi_master_cycle(master):
     watchdog = getattr(master, "sd_watchdog", None)
     if watchdog is not None:
         watchdog.cycle(time.monotonic())
+    if _extension is not None:
+        _extension.cycle(time.monotonic())
 
 
 @hookimpl
 def uwsgi_master_event(master, event, info):
     context = {"workers": master.numproc, "generation": master.server.generation, **info}
+    if _extension is not None and event == "ready":
+        _extension.done()
     lines = systemd.event_message(event, context, master.server.is_reload)
     if lines is not None:
         systemd.notify(lines)

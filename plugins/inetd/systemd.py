@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import time
 
 from uwsgi_py import log_line
@@ -164,4 +165,50 @@ def extend_timeout(seconds: int) -> list[str]:
     """Ask systemd for ``seconds`` more before READY=1 (a slow app is about to load)."""
     return [f"EXTEND_TIMEOUT_USEC={seconds * 1_000_000}",
             _status(f"loading the app (start-up timeout extended by {seconds} s)")]
+
+
+class StartupExtension:
+    """``--systemd-extend-timeout SECS``: EXTEND_TIMEOUT_USEC=SECS again every SECS/2 until
+    READY=1, so an app that loads for longer than SECS (but keeps loading) is not killed.
+
+    While the master imports the app its thread is busy: a helper thread renews then, and
+    is joined before anything forks (``stop_thread``); afterwards the master's loop renews
+    (``cycle``: lazy apps load in the workers) until the instance is ready (``done``).
+    systemd accepts these only from the main pid, hence a thread, not a child process.
+    """
+
+    def __init__(self, seconds: int):
+        self.seconds = seconds
+        self.interval = max(0.5, seconds / 2)
+        self.next = 0.0
+        self.active = True
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def renew(self, now: float) -> None:
+        if self.active and now >= self.next:
+            self.next = now + self.interval
+            notify(extend_timeout(self.seconds))
+
+    def start_thread(self) -> None:
+        self.renew(time.monotonic())
+        self._thread = threading.Thread(target=self._run, name="sd-extend-timeout", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(max(0.0, self.next - time.monotonic())):
+            self.renew(time.monotonic())
+
+    def stop_thread(self) -> None:
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+            self._thread = None
+
+    def cycle(self, now: float) -> None:
+        self.renew(now)
+
+    def done(self) -> None:
+        self.active = False
+        self.stop_thread()
 

@@ -1,11 +1,13 @@
 """Request and server logging as uWSGI 2.0 configures it (docs/logging.md).
 
-- ``--log-format`` with uWSGI's variables (``logformat.py``), conditional logging
-  (``--log-4xx``, ``--log-5xx``, ``--log-slow``, ``--log-big``, ``--log-zero`` with
-  ``--disable-logging``), ``--log-x-forwarded-for``, ``--log-micros``;
+- ``--log-format`` with uWSGI's variables and the app's logvars (``logformat.py``),
+  conditional logging (``--log-4xx``, ``--log-5xx``, ``--log-slow``, ``--log-big``,
+  ``--log-zero``, ``--log-sendfile``, ``--log-ioerror`` with ``--disable-logging``),
+  ``--log-x-forwarded-for``, ``--log-micros``;
 - loggers (``--logger``, ``--req-logger``: ``targets.py``), encoders
   (``encoders.py``) and routes, written by the master (``relay.py``), which
-  also rotates their files (``--log-maxsize``, ``maxsize=``, FIFO ``L``).
+  also rotates their files (``--log-maxsize``, ``maxsize=``, FIFO ``L``), and drops or
+  keeps server lines (``--log-drain``, ``--log-filter``).
 
 Workers get their request logger once (``uwsgi_request_logger``); without any
 of these options the plugin returns None and the core's line costs nothing more.
@@ -14,7 +16,8 @@ from __future__ import annotations
 
 import os
 
-from uwsgi_py import Option, OptionError, Watch, choice, hookimpl, log, non_negative_int
+from uwsgi_py import (Option, OptionError, Watch, boolean, choice, hookimpl, log,
+                      non_negative_int, positive_int)
 
 from . import logformat, relay
 from .encoders import EncoderError
@@ -41,6 +44,13 @@ def _options():
           convert=non_negative_int, default=0, metavar="MS"),
         O("log-big", "log responses of at least BYTES bytes of body (with --disable-logging)",
           convert=non_negative_int, default=0, metavar="BYTES"),
+        # uWSGI 2.0 declares these two with a required value that it ignores: both spellings work
+        O("log-sendfile", "log requests whose body was sent with sendfile() (wsgi.file_wrapper, "
+          "static files) (with --disable-logging)", convert=boolean, flag_value="1",
+          metavar="[BOOL]"),
+        O("log-ioerror", "log requests that met a read or write error, such as a client gone "
+          "mid-response (with --disable-logging)", convert=boolean, flag_value="1",
+          metavar="[BOOL]"),
         O("logger", "add a logger for the server log: file:PATH, stdio, fd:N, socket:ADDR, "
           "syslog[:IDENT[,FACILITY]], rsyslog:ADDR[,PREFIX[,PRI]]; 'NAME KIND:ARG' names it",
           multiple=True, master=True, metavar="[NAME ]KIND[:ARG]"),
@@ -48,6 +58,17 @@ def _options():
           aliases=("logger-req",), multiple=True, master=True, metavar="[NAME ]KIND[:ARG]"),
         O("log-master", "workers' output (fds 1 and 2) goes through the master to the loggers",
           flag=True, master=True),
+        O("log-master-bufsize", "the longest message the master reads from the log pipes "
+          "(longer ones are cut), and the least socket buffer asked for them",
+          convert=positive_int, default=relay.READ_SIZE, metavar="BYTES"),
+        O("log-master-stream", "make the workers' log pipe a byte stream (SOCK_STREAM): lines "
+          "are no longer one message each", flag=True),
+        O("log-master-req-stream", "make the request log pipe (--req-logger) a byte stream",
+          flag=True),
+        O("log-drain", "drop server log lines that match REGEXP (repeatable; with the master's "
+          "loggers)", multiple=True, master=True, metavar="REGEXP"),
+        O("log-filter", "keep only the server log lines that match one REGEXP (repeatable; with "
+          "the master's loggers)", multiple=True, master=True, metavar="REGEXP"),
         O("log-encoder", "add an encoder for server log lines: prefix, suffix, nl, format, json "
           "(NAME[:LOGGER] [ARGS])", multiple=True, master=True, metavar="SPEC"),
         O("log-req-encoder", "add an encoder for request lines sent to --req-logger",
@@ -91,17 +112,24 @@ class State:
         if s.log_socket:
             loggers.append(f"socket:{s.log_socket}")
         self.server = self.requests = None
-        wants_master = loggers or s.log_master or s.log_encoder or s.log_route
+        wants_master = (loggers or s.log_master or s.log_encoder or s.log_route or s.log_drain
+                        or s.log_filter)
+        pipe = relay.Pipe(s.log_master_bufsize, s.log_master_stream)
         try:
             if wants_master:
                 self.server = relay.build_stream(loggers, s.log_encoder, s.log_route,
-                                                 s.syslog_socket, "log-route", s.log_maxsize)
+                                                 s.syslog_socket, "log-route", s.log_maxsize, pipe)
+                self.server.select(relay.regexps(s.log_drain, "log-drain"),
+                                   relay.regexps(s.log_filter, "log-filter"))
             if s.req_logger:
-                self.requests = relay.build_stream(s.req_logger, s.log_req_encoder, s.log_req_route,
-                                                   s.syslog_socket, "log-req-route", s.log_maxsize)
+                self.requests = relay.build_stream(
+                    s.req_logger, s.log_req_encoder, s.log_req_route, s.syslog_socket,
+                    "log-req-route", s.log_maxsize,
+                    relay.Pipe(s.log_master_bufsize, s.log_master_req_stream))
         except (TargetError, EncoderError, ValueError) as e:
             raise OptionError(f"--logger: {e}") from None
-        self.filtered = bool(s.log_4xx or s.log_5xx or s.log_zero or s.log_slow or s.log_big)
+        self.filtered = bool(s.log_4xx or s.log_5xx or s.log_zero or s.log_slow or s.log_big
+                             or s.log_sendfile or s.log_ioerror)
         self.identity: dict[int, tuple] = {}
 
     def wants_logger(self) -> bool:
@@ -122,6 +150,10 @@ def uwsgi_configure(settings):
     global _state
     state = State(settings)
     _state = state
+    if settings.log_format:
+        for name, close in logformat.logvar_names(settings.log_format):
+            hint = f"; did you mean %({close})?" if close else ""
+            log.log(logformat.LOGVAR_NOTE.format(name=name, hint=hint))
     for kind, specs in (("log-encoder", settings.log_encoder),
                         ("log-req-encoder", settings.log_req_encoder)):
         for spec in specs:
@@ -188,6 +220,7 @@ def request_logger(state: State):
     render = state.format
     enabled = not s.disable_logging
     _4xx, _5xx, zero, slow, big = s.log_4xx, s.log_5xx, s.log_zero, s.log_slow, s.log_big
+    sendfile, ioerror = s.log_sendfile, s.log_ioerror
     micros, xff = s.log_micros, s.log_x_forwarded_for
     fd = state.requests.w if state.requests is not None else -1
     if fd >= 0 and _identity(fd) != state.identity.get(fd):
@@ -198,7 +231,8 @@ def request_logger(state: State):
             status, size = req.status, req.sent
             if not ((zero and size == 0) or (slow and us // 1000 >= slow)
                     or (_4xx and 400 <= status <= 499) or (_5xx and 500 <= status <= 599)
-                    or (big and size >= big)):
+                    or (big and size >= big) or (sendfile and req.via)
+                    or (ioerror and (req.conn.read_errors or req.conn.write_errors))):
                 return
         try:
             if render is not None:

@@ -2,10 +2,10 @@
 
 The syntax is uWSGI's (``core/logging.c``): ``%(name)`` is a variable, anything
 else is text. Every variable of uWSGI 2.0's list is known; ``%(var.NAME)`` is the
-request variable NAME. An empty value prints ``-``, as in uWSGI. Unlike uWSGI, an
-unknown name is a start-up error (uWSGI prints ``-`` for it: a typo goes unseen),
-and values can be JSON-escaped so that a JSON format stays valid JSON whatever
-the client sent (``--log-format-escape``).
+request variable NAME; any other name is a logvar, set by the app for its request
+(``uwsgi.set_logvar``), as in uWSGI. An empty value prints ``-``, as in uWSGI. Values
+can be JSON-escaped so that a JSON format stays valid JSON whatever the client sent
+(``--log-format-escape``).
 
 A getter takes ``(worker, request, uri, started, micros)`` and returns text.
 """
@@ -18,6 +18,8 @@ from typing import Callable
 
 Getter = Callable[..., str]
 VAR = re.compile(r"%\(([^)]*)\)")
+LOGVAR_NOTE = ("--log-format: %({name}) is not one of uWSGI's variables: it is a logvar the app "
+               "sets with uwsgi.set_logvar() ('-' until then){hint}")
 
 
 class FormatError(ValueError):
@@ -104,10 +106,31 @@ def table(strftime: str | None, xff: bool) -> dict[str, Getter]:
         "modifier1": lambda w, r, uri, t, us: str(getattr(r.head, "modifier1", 0)),
         "modifier2": lambda w, r, uri, t, us: "0",
         "headers": lambda w, r, uri, t, us: str(r.nheaders),
-        "werr": lambda w, r, uri, t, us: "0",
-        "rerr": lambda w, r, uri, t, us: "0",
-        "ioerr": lambda w, r, uri, t, us: "0",
+        "werr": lambda w, r, uri, t, us: str(r.conn.write_errors),
+        "rerr": lambda w, r, uri, t, us: str(r.conn.read_errors),
+        "ioerr": lambda w, r, uri, t, us: str(r.conn.read_errors + r.conn.write_errors),
     }
+
+
+def _logvar(key: str) -> Getter:
+    def get(w, r, uri, t, us) -> str:
+        logvars = r.logvars
+        return logvars.get(key, "") if logvars else ""
+    return get
+
+
+def logvar_names(fmt: str) -> list[tuple[str, str | None]]:
+    """The logvars ``fmt`` uses: (name, the variable it is close to, if any: a typo?)."""
+    import difflib
+    known = table(None, False)
+    out = []
+    for match in VAR.finditer(fmt):
+        name = match.group(1)
+        if name in known or name.startswith(("var.", "metric.")) or not name:
+            continue
+        close = difflib.get_close_matches(name, list(known), n=1)
+        out.append((name, close[0] if close else None))
+    return out
 
 
 def _json(text: str) -> str:
@@ -125,7 +148,7 @@ def compile_format(fmt: str, strftime: str | None = None, xff: bool = False,
                    escape: bool = False) -> Callable[..., str]:
     """``fmt`` as a function ``(worker, request, uri, started, micros) -> line``.
 
-    Raises FormatError naming the first unknown variable.
+    Raises FormatError for ``%(metric.NAME)`` or an empty name.
     """
     known = table(strftime, xff)
     parts: list = []
@@ -140,11 +163,10 @@ def compile_format(fmt: str, strftime: str | None = None, xff: bool = False,
             getter = known[name]
         elif name.startswith("metric."):
             raise FormatError(f"%({name}): uwsgi-py has no metrics subsystem")
+        elif not name:
+            raise FormatError("%() names no variable")
         else:
-            import difflib
-            close = difflib.get_close_matches(name, list(known), n=1)
-            hint = f"; did you mean %({close[0]})?" if close else ""
-            raise FormatError(f"unknown variable %({name}){hint}")
+            getter = _logvar(name)
         parts.append(getter)
         pos = match.end()
     if pos < len(fmt):

@@ -24,7 +24,7 @@ from .encoders import Chain
 from .targets import Target, parse
 
 PIPE_BUFFER = 4 << 20     # asked for; the kernel caps it (net.core.wmem_max)
-READ_SIZE = 65536         # a message longer than this is cut (uWSGI: --log-master-bufsize)
+READ_SIZE = 65536         # a message longer than this is cut (--log-master-bufsize)
 READ_BATCH = 256          # messages handled per wake-up; the rest wait for the next pass
 ENCODER_REGISTERED = "[{kind}] registered {spec}"
 
@@ -42,11 +42,33 @@ class Route:
         self.target: Target | None = None
 
 
+class Pipe:
+    """How a stream's pipe is made: ``SOCK_SEQPACKET`` (one message per write) or, with
+    ``--log-master-stream``, ``SOCK_STREAM``; ``bufsize`` bytes read at most per message."""
+
+    def __init__(self, bufsize: int = READ_SIZE, stream: bool = False):
+        self.bufsize = bufsize
+        self.kind = socket.SOCK_STREAM if stream else socket.SOCK_SEQPACKET
+
+
+def regexps(patterns: list[str], option: str) -> list[re.Pattern]:
+    out = []
+    for pattern in patterns:
+        try:
+            out.append(re.compile(pattern.encode()))
+        except re.error as e:
+            raise ValueError(f"--{option}: {pattern!r} is not a regular expression: {e}") from None
+    return out
+
+
 class Stream:
     """One kind of lines (server log, request log): its loggers, encoders, routes and pipe."""
 
     def __init__(self, loggers: list[Target], encoders: Chain, routes: list[Route],
-                 route_option: str):
+                 route_option: str, pipe: Pipe | None = None):
+        self.pipe = pipe or Pipe()
+        self.drains: list[re.Pattern] = []
+        self.filters: list[re.Pattern] = []
         self.loggers = loggers
         self.encoders = encoders
         self.routes = routes
@@ -56,6 +78,11 @@ class Stream:
             if route.target is None:
                 raise ValueError(f"--{route_option}: no logger named {route.name!r}")
         self.r = self.w = -1
+
+    def select(self, drains: list[re.Pattern], filters: list[re.Pattern]) -> None:
+        """``--log-drain``: drop a line that matches one; ``--log-filter``: keep only lines
+        that match one (uWSGI's uwsgi_master_log, before the routes)."""
+        self.drains, self.filters = drains, filters
 
     def emit(self, target: Target | None, msg: bytes) -> None:
         if self.encoders:
@@ -69,7 +96,12 @@ class Stream:
             target.write(msg)
 
     def dispatch(self, msg: bytes) -> None:
-        """uWSGI's uwsgi_master_log: routes first; else every unnamed logger; else fd 2."""
+        """uWSGI's uwsgi_master_log: drains and filters, then routes; else every unnamed
+        logger; else fd 2."""
+        if self.drains and any(regex.search(msg) for regex in self.drains):
+            return
+        if self.filters and not any(regex.search(msg) for regex in self.filters):
+            return
         routed = False
         for route in self.routes:
             if route.regex.search(msg):
@@ -90,10 +122,11 @@ class Stream:
         if inherited is not None and all(_is_socket(fd) for fd in inherited):
             self.r, self.w = inherited
         else:
-            a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            a, b = socket.socketpair(socket.AF_UNIX, self.pipe.kind)
+            size = max(PIPE_BUFFER, self.pipe.bufsize)
             try:
-                b.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, PIPE_BUFFER)
-                a.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, PIPE_BUFFER)
+                b.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
+                a.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
             except OSError:
                 pass
             self.r, self.w = a.detach(), b.detach()
@@ -103,9 +136,10 @@ class Stream:
 
     def drain(self, limit: int = READ_BATCH) -> None:
         """Master: hand every waiting message (up to ``limit``) to the loggers."""
+        size = self.pipe.bufsize
         for _ in range(limit):
             try:
-                msg = os.read(self.r, READ_SIZE)
+                msg = os.read(self.r, size)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError:
@@ -134,9 +168,9 @@ def _is_socket(fd: int) -> bool:
 
 
 def build_stream(specs: list[str], encoders: list[str], routes: list[str], syslog_socket: str,
-                 route_option: str, maxsize: int = 0) -> Stream:
+                 route_option: str, maxsize: int = 0, pipe: Pipe | None = None) -> Stream:
     return Stream([parse(spec, syslog_socket, maxsize) for spec in specs], Chain(encoders),
-                  [Route(spec, route_option) for spec in routes], route_option)
+                  [Route(spec, route_option) for spec in routes], route_option, pipe)
 
 
 def take_handoff(fds: dict[str, int]) -> tuple[tuple[int, int] | None, tuple[int, int] | None]:

@@ -122,8 +122,28 @@ def build(server) -> types.ModuleType:
     def set_user_harakiri(seconds: int) -> None:
         return None
 
+    def set_logvar(key: str, value: str) -> None:
+        """``%(key)`` of this request's --log-format line (uWSGI's s#s# arguments)."""
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise TypeError("set_logvar() takes two strings")
+        try:
+            inst.set_logvar(key, value)
+        except RuntimeError as e:
+            raise SystemError(str(e)) from None
+
+    def get_logvar(key: str) -> bytes | None:
+        """This request's logvar ``key`` as bytes (as uWSGI returns it), None if unset."""
+        if not isinstance(key, str):
+            raise TypeError("get_logvar() takes a string")
+        try:
+            value = inst.get_logvar(key)
+        except RuntimeError as e:
+            raise SystemError(str(e)) from None
+        return None if value is None else value.encode("utf-8", "surrogateescape")
+
     for func in (worker_id, masterpid, total_requests, request_id, mule_id, mem, logsize,
-                 listen_queue, workers, log, reload, stop, accepting, ready, set_user_harakiri):
+                 listen_queue, workers, log, reload, stop, accepting, ready, set_user_harakiri,
+                 set_logvar, get_logvar):
         setattr(mod, func.__name__, func)
     for name in _NOT_BUILT:
         setattr(mod, name, _not_built(name))

@@ -86,6 +86,27 @@ def _logsize(server) -> int:
     return Instance(server).log_size()
 
 
+def _set_logvar(server, key, value) -> None:
+    if not isinstance(key, bytes) or not isinstance(value, bytes):
+        raise CallError("TypeError", "UWSGI.set_logvar expects two Strings")
+    try:
+        Instance(server).set_logvar(key.decode("utf-8", "surrogateescape"),
+                                    value.decode("utf-8", "surrogateescape"))
+    except RuntimeError as e:
+        raise CallError("RuntimeError", str(e)) from None
+    return None
+
+
+def _get_logvar(server, key):
+    if not isinstance(key, bytes):
+        raise CallError("TypeError", "UWSGI.get_logvar expects a String")
+    try:
+        value = Instance(server).get_logvar(key.decode("utf-8", "surrogateescape"))
+    except RuntimeError as e:
+        raise CallError("RuntimeError", str(e)) from None
+    return None if value is None else value.encode("utf-8", "surrogateescape")
+
+
 def _mem(server) -> list[int]:
     """[rss, vsz] in bytes of the worker process, as uWSGI's get_memusage."""
     return list(Instance(server).memory())
@@ -115,6 +136,9 @@ CALLS: dict[str, Callable[..., Any]] = {
     # extensions (RBAPI-3): graceful reload (SIGHUP) and stop (SIGQUIT), as PYAPI-3/4
     "reload": _reload,
     "stop": _stop,
+    # extensions: the Python API's logvars (uWSGI's rack plugin has none)
+    "set_logvar": _set_logvar,
+    "get_logvar": _get_logvar,
 }
 
 

@@ -134,6 +134,10 @@ ROUTES = {
   },
   "/api" => ->(_env) { RackTest.api },
   "/pid" => ->(_env) { RackTest.text(Process.pid.to_s) },
+  "/logvar" => lambda { |_env|
+    UWSGI.set_logvar("user_id", "rb42")
+    RackTest.text([UWSGI.get_logvar("user_id"), UWSGI.get_logvar("nope")].inspect)
+  },
   "/reload" => ->(_env) { RackTest.text(UWSGI.reload.inspect) },
   "/stop" => ->(_env) { RackTest.text(UWSGI.stop.inspect) },
   "/crash" => ->(_env) { Process.kill(:KILL, Process.pid) },

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import re
+import shutil
 import signal
 import socket
 import threading
 
 import pytest
 
-from conftest import run_cli, wait_until
+from conftest import APPS, run_cli, wait_until
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -120,6 +122,31 @@ def test_watchdog_and_extend_timeout(server, tmp_path):
     assert seen[0] == "STATUS=initializing uWSGI"
     assert seen[1] == "EXTEND_TIMEOUT_USEC=90000000"
     assert seen.index("EXTEND_TIMEOUT_USEC=90000000") < seen.index("READY=1")
+
+
+def test_extend_timeout_is_renewed_while_the_app_loads(server, tmp_path):
+    # EXTEND_TIMEOUT_USEC gives SECS from now: a load longer than SECS needs it again
+    shutil.copy(APPS / "slow_load_app.py", tmp_path / "slow_load_app.py")
+    path = str(tmp_path / "notify")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(path)
+        sock.settimeout(20)
+        inst = server("--master", "--systemd-extend-timeout", "1", "--wsgi-file",
+                      "slow_load_app.py", app=False, wait=False, env={"NOTIFY_SOCKET": path})
+        seen: list[str] = []
+        while seen.count("EXTEND_TIMEOUT_USEC=1000000") < 4:   # one every half second
+            seen.extend(sock.recv(4096).decode().splitlines())
+        assert "READY=1" not in seen
+        (tmp_path / "go").touch()
+        while "READY=1" not in seen:
+            seen.extend(sock.recv(4096).decode().splitlines())
+        inst.wait_log("spawned uWSGI worker 1")
+        # nothing after READY=1: the next datagram is the stop's
+        os.kill(inst.pid, signal.SIGINT)
+        after: list[str] = []
+        while "STOPPING=1" not in after:
+            after.extend(sock.recv(4096).decode().splitlines())
+    assert not any(line.startswith("EXTEND_TIMEOUT_USEC") for line in after), after
 
 
 def test_watchdog_for_another_pid_is_ignored(server, tmp_path):

@@ -117,6 +117,24 @@ def test_raw_stats_client_that_sends_nothing_gets_json(server):
     assert head.startswith(b"HTTP/1.0 200 OK") and json.loads(body)["pid"] == inst.pid
 
 
+def _uwsgi_metric_names(workers: int, sockets: int) -> list[str]:
+    """uWSGI 2.0's registration order (core/metrics.c uwsgi_setup_metrics), one core each."""
+    per_worker = ["requests", "delta_requests", "failed_requests", "respawns",
+                  "avg_response_time", "total_tx", "rss_size", "vsz_size", "running_time"]
+    per_core = ["requests", "write_errors", "routed_requests", "static_requests",
+                "offloaded_requests", "exceptions", "read_errors"]
+    names = ["core.routed_signals", "core.unrouted_signals", "core.busy_workers",
+             "core.idle_workers", "core.overloaded"]
+    for n in range(workers + 1):
+        names += [f"worker.{n}.{m}" for m in per_worker]
+        if n:
+            names += [f"worker.{n}.core.0.{m}" for m in per_core]
+    names += ["core.total_tx", "core.total_rss", "core.total_vsz", "core.avg_response_time",
+              "core.total_running_time"]
+    names += [f"socket.{i}.listen_queue" for i in range(sockets)]
+    return names + ["rss_size", "vsz_size"]
+
+
 def test_statsd_push(server):
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
         udp.bind(("127.0.0.1", 0))
@@ -133,24 +151,29 @@ def test_statsd_push(server):
             msg = udp.recv(65536).decode()
             name, _, rest = msg.partition(":")
             value, _, kind = rest.partition("|")
-            if name == "myapp.core.busy_workers":      # the first metric of every push
+            if name == "myapp.core.routed_signals":      # the first metric of every push
                 push.clear()
             push[name] = (int(value), kind)
-            if name == "myapp.socket.0.listen_queue":  # the last one
+            if name == "myapp.vsz_size":                  # the last one
                 pushes.append(dict(push))
                 return push.get("myapp.worker.0.requests", (0,))[0] >= 3
             return False
         wait_until(a_complete_push_with_the_requests, 20, interval=0,
                    what="a push with the 3 requests")
     values = pushes[-1]
-    # uWSGI's stats_pusher_statsd: PREFIX.NAME:VALUE|g for gauges, |c otherwise, in the order
-    # of its metrics (core.*, worker.0 = the sum, worker.N, socket.N)
-    names = list(values)
-    assert names[:3] == ["myapp.core.busy_workers", "myapp.core.idle_workers", "myapp.core.overloaded"]
-    assert names.index("myapp.worker.0.requests") < names.index("myapp.worker.1.requests") \
-        < names.index("myapp.worker.2.requests") < names.index("myapp.socket.0.listen_queue")
-    assert values["myapp.core.busy_workers"][1] == "g"
+    # uWSGI's stats_pusher_statsd: PREFIX.NAME:VALUE|g for gauges, |c otherwise, every metric
+    # in registration order
+    assert list(values) == ["myapp." + name for name in _uwsgi_metric_names(2, 1)]
+    gauges = {name for name, (_, kind) in values.items() if kind == "g"}
+    assert gauges == {"myapp." + n for n in (
+        "core.busy_workers", "core.idle_workers", "core.total_rss", "core.total_vsz",
+        "core.avg_response_time", "socket.0.listen_queue",
+        *(f"worker.{w}.{m}" for w in range(3) for m in ("avg_response_time", "rss_size",
+                                                         "vsz_size")))}
     total = values["myapp.worker.1.requests"][0] + values["myapp.worker.2.requests"][0]
     assert values["myapp.worker.0.requests"] == (total, "c") and total >= 3
-    assert values["myapp.worker.1.rss_size"][1] == "g"
-    assert values["myapp.socket.0.listen_queue"][1] == "g"
+    assert values["myapp.worker.0.total_tx"] == (0, "c")      # uWSGI's worker 0: requests only
+    assert values["myapp.worker.1.core.0.requests"][0] == values["myapp.worker.1.requests"][0]
+    assert values["myapp.core.total_tx"][0] == (values["myapp.worker.1.total_tx"][0]
+                                                + values["myapp.worker.2.total_tx"][0])
+    assert values["myapp.rss_size"] == (values["myapp.core.total_rss"][0], "c")

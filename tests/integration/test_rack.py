@@ -279,6 +279,15 @@ def test_uwsgi_module(ruby, server, tmp_path):
     assert again["request_id"] == api["request_id"] + 1
 
 
+def test_logvars_from_ruby(ruby, server, tmp_path):
+    # an extension: uWSGI's Rack plugin has no set_logvar; the same as Python's uwsgi.set_logvar
+    inst = start_rack(server, tmp_path, "--log-format", "%(method) %(uri) user=%(user_id)")
+    assert inst.get("/logvar") == b'["rb42", nil]'
+    inst.get("/")
+    inst.wait_log("GET / user=-\n")
+    assert "GET /logvar user=rb42\n" in inst.log()
+
+
 def test_uwsgi_reload_from_ruby(ruby, server, tmp_path):
     inst = start_rack(server, tmp_path, "--master", "-p", "2")
     before = inst.wait_workers(2)

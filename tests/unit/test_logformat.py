@@ -22,8 +22,9 @@ def request(**env):
     env.setdefault("SERVER_PROTOCOL", "HTTP/1.1")
     env.setdefault("REMOTE_ADDR", "127.0.0.1")
     return SimpleNamespace(vars=env, status=200, sent=12, hsize=45, nheaders=1,
-                           head=SimpleNamespace(length=0, modifier1=0),
-                           conn=SimpleNamespace(remote="127.0.0.1"))
+                           head=SimpleNamespace(length=0, modifier1=0), logvars=None,
+                           conn=SimpleNamespace(remote="127.0.0.1", read_errors=0,
+                                                write_errors=0))
 
 
 WORKER = SimpleNamespace(pid=16200, id=1, slot=None)
@@ -70,11 +71,22 @@ def test_ftime_uses_the_log_date_format_when_asked():
     assert render("%(ftime)") == render("%(ltime)")
 
 
-def test_unknown_variables_are_errors_with_a_suggestion():
-    with pytest.raises(logformat.FormatError, match=r"unknown variable %\(stauts\); did you mean %\(status\)\?"):
-        logformat.compile_format("%(stauts)")
+def test_other_names_are_logvars_and_metrics_are_errors():
+    # uWSGI: %(name) not in its list is the logvar the app set with uwsgi.set_logvar, else -
+    req = request()
+    req.logvars = {"user_id": "42", "quote": 'a"b'}
+    assert render("%(user_id) %(quote) %(unset)", req) == '42 a"b -'
+    assert render('{"q":"%(quote)"}', req, escape=True) == '{"q":"a\\"b"}'
+    assert logformat.logvar_names("%(status) %(stauts) %(user_id) %(var.X)") == [
+        ("stauts", "status"), ("user_id", "user")]
     with pytest.raises(logformat.FormatError, match="no metrics subsystem"):
         logformat.compile_format("%(metric.foo)")
+
+
+def test_io_error_counts():
+    req = request()
+    req.conn.read_errors, req.conn.write_errors = 1, 2
+    assert render("%(rerr) %(werr) %(ioerr)", req) == "1 2 3"
 
 
 def test_json_escaping():
