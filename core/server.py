@@ -30,10 +30,12 @@ class App(Protocol):
 
 @dataclass
 class Watch:
-    """An fd the master polls and the callback it runs when the fd is readable."""
+    """An fd the master polls and the callback it runs when the fd is readable (or,
+    with ``writable``, when it can be written: a reply that did not fit in one send)."""
 
     fd: int
     callback: Callable[[], Any]
+    writable: bool = False
 
 
 @dataclass
@@ -52,6 +54,7 @@ class Server:
     ready: bool = False
     wakeup: tuple[int, int] = (-1, -1)   # the master's signal pipe (signals.catch_early)
     guard: Any = None          # plugins.HookGuard: calls plugin code, names a plugin that raises
+    plugin_state: dict = field(default_factory=dict)   # Instance.state_for(plugin): one dict each
 
     @property
     def is_reload(self) -> bool:
