@@ -11,7 +11,6 @@ from . import hooks, log, privileges, sockets
 from .handoff import Handoff
 from .options import OptionError
 from .scoreboard import Scoreboard
-from .version import UWSGI_VERSION as VERSION_COMPAT  # noqa: F401 - the stats plugin reads it here
 
 # exit codes (WORKER-5, SHUT-5)
 EXIT_GRACEFUL_IDLE = 17
@@ -31,7 +30,8 @@ class App(Protocol):
 @dataclass
 class Watch:
     """An fd the master polls and the callback it runs when the fd is readable (or,
-    with ``writable``, when it can be written: a reply that did not fit in one send)."""
+    with ``writable``, when it can be written: a reply that did not fit in one send; the
+    master's watches only, a worker polls its watches for reading)."""
 
     fd: int
     callback: Callable[[], Any]

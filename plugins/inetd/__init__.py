@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import time
 
-from uwsgi_py import (Instance, Option, OptionError, daemonized, hookimpl, log_line,
+from uwsgi_py import (Instance, MasterView, Option, OptionError, daemonized, hookimpl, log_line,
                       non_negative_int, open_log_file, redirect_stdio)
 
 from . import daemon, inetd, systemd
@@ -120,7 +120,8 @@ def uwsgi_master_cycle(master):
 
 @hookimpl
 def uwsgi_master_event(master, event, info):
-    context = {"workers": master.numproc, "generation": master.server.generation, **info}
-    lines = systemd.event_message(event, context, master.server.is_reload)
+    view = MasterView(master)
+    context = {"workers": view.numproc, "generation": view.generation, **info}
+    lines = systemd.event_message(event, context, view.is_reload)
     if lines is not None:
         systemd.notify(lines)
