@@ -11,9 +11,12 @@
 """
 from __future__ import annotations
 
+import array
+import fcntl
 import json
 import os
 import stat
+import termios   # here, not where used: plugins call the API after --uid drops privileges
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -192,9 +195,6 @@ def _info(child) -> WorkerInfo:
 
 
 def _pending(fd: int) -> int:
-    import array
-    import fcntl
-    import termios
     if fd < 0:
         return 0
     buf = array.array("i", [0])
