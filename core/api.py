@@ -1,6 +1,7 @@
 """The plugin API besides the hooks (docs/plugins.md, "The plugin API").
 
-- logging: ``log_line``, ``log_verbose``;
+- logging: ``log_line``, ``log_verbose``, and for a plugin that owns the log's output:
+  ``set_log_writer``, ``add_log_file``/``remove_log_file``, ``open_log_file``, ``redirect_stdio``;
 - ``MasterView``: a read-only view of the master's workers and state, plus the only
   ways a plugin acts on it (request an action, watch an fd, keep a slot empty);
 - fd ownership: ``vacate_master_fds`` in a process forked from the master;
@@ -10,13 +11,17 @@
 """
 from __future__ import annotations
 
+import array
+import fcntl
 import json
 import os
 import stat
+import termios   # here, not where used: plugins call the API after --uid drops privileges
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from . import log
+from . import health, log
+from .errors import OptionError
 from .handoff import PLUGINS
 from .instance import Instance
 
@@ -34,6 +39,49 @@ def log_verbose(text: str) -> None:
     """One line with uWSGI's date prefix (``Mon Dec  7 02:02:59 2026 - ``), as uWSGI's
     verbose messages are written."""
     log.vlog(text)
+
+
+def set_log_writer(writer: Callable[[bytes], None] | None) -> None:
+    """Send every line this process logs (``log_line``, the core's own lines) to
+    ``writer``, one call per line with its newline, instead of fd 2; None: fd 2 again."""
+    log.set_writer(writer)
+
+
+def add_log_file(path: str, fd: int, maxsize: int = 0, backupname: str | None = None):
+    """A log file the plugin writes through ``fd``: the master reopens it with the
+    ``--logto`` file (FIFO ``l``, ``--touch-logreopen``) and rotates it at ``maxsize``
+    bytes (0: ``--log-maxsize``) or on FIFO ``L``, renaming it to ``backupname`` (default
+    ``PATH.EPOCH``). ``fd`` keeps its number: it points at the new file afterwards.
+    Returns a handle for ``remove_log_file``."""
+    entry = log.LogFile(path, fd, maxsize, backupname)
+    log.FILES.append(entry)
+    return entry
+
+
+def remove_log_file(handle) -> None:
+    """Stop reopening and rotating a file given to ``add_log_file`` (before closing it)."""
+    if handle in log.FILES:
+        log.FILES.remove(handle)
+
+
+def open_log_file(path: str, option: str) -> int:
+    """``path`` opened to append (created 0640, close-on-exec), as ``--logto`` is; an
+    ``OptionError`` naming ``--option`` and the path if it cannot be opened."""
+    try:
+        return log.open_append(path)
+    except OSError as e:
+        raise OptionError(log.LOGFILE_FAILED.format(option=option, path=path,
+                                                    error=e.strerror)) from None
+
+
+def redirect_stdio(fd: int, master_pipe: bool = False) -> None:
+    """Point this process's fds 1 and 2 (its log, and what ``print`` writes) at ``fd``,
+    then close ``fd``. ``master_pipe``: ``fd`` is a pipe the master reads and logs (a
+    worker with ``--log-master``), so the core never re-points fds 1 and 2 at the
+    ``--logto`` file when it is reopened."""
+    log.use_logfile(fd)
+    if master_pipe:
+        log.capture()
 
 
 @dataclass(frozen=True)
@@ -100,6 +148,12 @@ class MasterView(Instance):
         """The last exec reloads' outcomes, oldest first (the ``reloaded`` event's info)."""
         return [dict(outcome) for outcome in self.master.reloads]
 
+    def readiness(self) -> dict:
+        """What ``uwsgi-py --status PIDFILE`` prints (docs/health.md): ``ready``, ``state``
+        (``starting``, ``ready``, ``reloading``, ``refused``, ``paused``, ``stopping``),
+        ``pid``, ``generation``, ``reloads``, ``last_reload``, ``reload_waitable``."""
+        return health.status(self.master)
+
     def control_backlog(self, wid: int) -> int:
         """Bytes the master sent worker ``wid`` that it has not read yet."""
         child = self.master.workers.get(wid)
@@ -110,11 +164,12 @@ class MasterView(Instance):
         """Queue the named action; the loop performs it next, with its usual guards."""
         self.master.request(action)
 
-    def watch(self, fd: int, callback: Callable[[], Any]) -> None:
-        """Poll ``fd`` in the master loop; it belongs to the master from now on (the
-        core makes it unusable in every process forked later: ``vacate_master_fds``)."""
+    def watch(self, fd: int, callback: Callable[[], Any], writable: bool = False) -> None:
+        """Poll ``fd`` in the master loop: ``callback()`` runs when it is readable (or, with
+        ``writable``, writable). It belongs to the master from now on (the core makes it
+        unusable in every process forked later: ``vacate_master_fds``)."""
         from .server import Watch
-        self.master.watch(Watch(fd, callback))
+        self.master.watch(Watch(fd, callback, writable))
 
     def unwatch(self, fd: int) -> None:
         self.master.unwatch(fd)
@@ -128,15 +183,18 @@ class MasterView(Instance):
         return self.master.uncheap_slot(wid)
 
 
+def status_address(pid: int) -> str:
+    """The abstract unix socket name where ``uwsgi-py --status``/``--reload PIDFILE`` ask
+    master ``pid`` for its readiness (the health plugin listens there)."""
+    return health.address(pid)
+
+
 def _info(child) -> WorkerInfo:
     return WorkerInfo(child.id, child.pid, bool(child.accepting), bool(child.cursed_at),
                       child.spawned)
 
 
 def _pending(fd: int) -> int:
-    import array
-    import fcntl
-    import termios
     if fd < 0:
         return 0
     buf = array.array("i", [0])

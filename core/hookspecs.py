@@ -72,8 +72,8 @@ def uwsgi_adopt_sockets(server: "Server") -> "list[Listener] | None":
     """Listening sockets this launch mode supplies (inetd's fd 0, systemd's fds).
 
     Runs in the master (or worker 1 without ``--master``) on a first start
-    only, before the configured sockets are bound. Return a list of new
-    ``Listener`` objects, or None. Every implementation runs and all results
+    only, before the configured sockets are bound. Return a list of listeners
+    made by ``adopt_listener(fd, proto)``, or None. Every implementation runs and all results
     are used (not first-result-wins). A returned listener bound at a
     configured socket's address becomes that socket, with its protocol,
     instead of being bound again (SYSD-4's fix); the others are added after

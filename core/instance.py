@@ -83,6 +83,13 @@ class Instance:
             "busy_since": slot["busy_since"], "uri": slot["uri"],
         }
 
+    def cores(self, wid: int) -> list[dict]:
+        """Worker ``wid``'s cores (one per ``--threads`` thread, one without threads):
+        ``id``, ``requests``, ``in_request`` (0 or 1), ``busy_since`` (epoch seconds of the
+        request it serves, 0 when idle), ``uri``."""
+        board = self.server.scoreboard
+        return board.read_cores(wid) if board is not None else []
+
     def workers(self, memory_report: bool = False) -> list[dict]:
         """Every worker slot, 1 to ``numproc`` (``worker()`` each)."""
         if self.server.scoreboard is None:
@@ -111,13 +118,14 @@ class Instance:
 
     def sockets(self) -> list[dict]:
         """Each listening socket: ``name`` (the resolved address for an auto-assigned
-        port), ``proto``, ``fd``, and its accept queue now: ``queue``, ``max_queue``."""
+        port), ``configured`` (the address as given: ``127.0.0.1:0``), ``proto``, ``fd``,
+        and its accept queue now: ``queue``, ``max_queue``."""
         out = []
         for lst in self.server.listeners:
             waiting, backlog = queue(lst)
             name = lst.address() if lst.name.endswith(":0") else lst.name
-            out.append({"name": name, "proto": lst.proto, "fd": lst.fd, "queue": waiting,
-                        "max_queue": backlog})
+            out.append({"name": name, "configured": lst.name, "proto": lst.proto, "fd": lst.fd,
+                        "queue": waiting, "max_queue": backlog})
         return out
 
     def listen_queue(self, index: int = 0) -> int:
@@ -125,6 +133,14 @@ class Instance:
         if not 0 <= index < len(self.server.listeners):
             raise IndexError("unable to find the specified socket")
         return queue(self.server.listeners[index])[0]
+
+    # ---- plugins' own state -------------------------------------------------------------
+    def state_for(self, plugin: str) -> dict:
+        """The dict where plugin ``plugin`` keeps its state for this image (use your plugin's
+        name). The same dict on every call in this process; a process forked later gets a
+        copy as it was at the fork; an exec reload starts empty (carry what must survive
+        with ``uwsgi_handoff_give``)."""
+        return self.server.plugin_state.setdefault(plugin, {})
 
     # ---- the log --------------------------------------------------------------------
     @staticmethod

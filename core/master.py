@@ -129,7 +129,8 @@ class Master:
 
     def watch(self, watch: Watch) -> None:
         self.private_fds.add(watch.fd)
-        self.selector.register(watch.fd, selectors.EVENT_READ, watch.callback)
+        events = selectors.EVENT_WRITE if watch.writable else selectors.EVENT_READ
+        self.selector.register(watch.fd, events, watch.callback)
 
     def unwatch(self, fd: int) -> None:
         self.private_fds.discard(fd)

@@ -12,7 +12,6 @@ from . import hooks, log, privileges, sockets
 from .handoff import Handoff
 from .options import OptionError
 from .scoreboard import Scoreboard
-from .version import UWSGI_VERSION as VERSION_COMPAT  # noqa: F401 - the stats plugin reads it here
 
 # exit codes (WORKER-5, SHUT-5)
 EXIT_GRACEFUL_IDLE = 17
@@ -31,10 +30,13 @@ class App(Protocol):
 
 @dataclass
 class Watch:
-    """An fd the master polls and the callback it runs when the fd is readable."""
+    """An fd the master polls and the callback it runs when the fd is readable (or,
+    with ``writable``, when it can be written: a reply that did not fit in one send; the
+    master's watches only, a worker polls its watches for reading)."""
 
     fd: int
     callback: Callable[[], Any]
+    writable: bool = False
 
 
 @dataclass
@@ -56,6 +58,7 @@ class Server:
     # in a worker, each thread's request being served (``req``, unset or None when idle): what
     # the in-app API's calls about "this request" act on (uwsgi.set_logvar)
     current: threading.local = field(default_factory=threading.local)
+    plugin_state: dict = field(default_factory=dict)   # Instance.state_for(plugin): one dict each
 
     @property
     def is_reload(self) -> bool:

@@ -24,7 +24,7 @@ from uwsgi_py import Option, Watch, hookimpl, non_negative_int
 from . import api, remote, table
 from .mules import TOUCHED, Mules
 from .scheduler import read_up, schedule_of
-from .state import HANDED, shared
+from .state import HANDED, mine, shared
 
 
 def _checked(parse):
@@ -123,17 +123,17 @@ def uwsgi_master_watch(master):
         return None
     state.watching = True
     schedule = schedule_of(state)
-    master.appsignals_mules = Mules(state)
+    mine(master.server)["mules"] = Mules(state)
     timer = schedule.start(master)
     return [Watch(state.up_master, lambda: read_up(master, state)), Watch(timer, schedule.fire)]
 
 
 @hookimpl
 def uwsgi_master_start(master):
-    mules = getattr(master, "appsignals_mules", None)
+    mules = mine(master.server).get("mules")
     if mules is not None:
         mules.start(master)
-        master.appsignals_touch = {p: _mtime(p) for p in master.settings.touch_mules_reload}
+        mine(master.server)["touch"] = {p: _mtime(p) for p in master.settings.touch_mules_reload}
 
 
 def _mtime(path):
@@ -149,26 +149,26 @@ def uwsgi_master_tick(master):
     if state is None or state.schedule is None:
         return
     state.schedule.tick()
-    touched = getattr(master, "appsignals_touch", {})
+    touched = mine(master.server).get("touch", {})
     for path, old in touched.items():
         new = touched[path] = _mtime(path)
         if (old is None) != (new is None) or (old is not None and new > old):
             from uwsgi_py import log_verbose as vlog
             vlog(TOUCHED.format(path=path))
-            master.appsignals_mules.curse(signal.SIGHUP)
+            mine(master.server)["mules"].curse(signal.SIGHUP)
             break
 
 
 @hookimpl
 def uwsgi_master_cycle(master):
-    mules = getattr(master, "appsignals_mules", None)
+    mules = mine(master.server).get("mules")
     if mules is not None:
         mules.cycle()
 
 
 @hookimpl
 def uwsgi_master_event(master, event, info):
-    mules = getattr(master, "appsignals_mules", None)
+    mules = mine(master.server).get("mules")
     if event == "stopping" and mules is not None:
         mules.curse(signal.SIGHUP if info.get("graceful") else signal.SIGINT)
 
@@ -178,7 +178,7 @@ def uwsgi_master_reaped(master, pid, status):
     state = _state(master)
     if state is None:
         return
-    mules = getattr(master, "appsignals_mules", None)
+    mules = mine(master.server).get("mules")
     if mules is not None and mules.reaped(pid):
         return
     if state.schedule is not None:
@@ -190,7 +190,7 @@ def uwsgi_master_cleanup(master, reason):
     state = _state(master)
     if state is None:
         return
-    mules = getattr(master, "appsignals_mules", None)
+    mules = mine(master.server).get("mules")
     if reason == "reload":
         if mules is not None:
             mules.curse(signal.SIGHUP)
@@ -218,7 +218,7 @@ def uwsgi_handoff_take(state, fds):
 
 @hookimpl
 def uwsgi_post_fork(worker):
-    state = getattr(worker.server, "appsignals", None)
+    state = mine(worker.server).get("shared")
     if state is not None and worker.server.master_pid:
         state.enter_worker(worker.id)
     elif state is not None:
@@ -228,7 +228,7 @@ def uwsgi_post_fork(worker):
 
 @hookimpl
 def uwsgi_worker_watch(worker):
-    state = getattr(worker.server, "appsignals", None)
+    state = mine(worker.server).get("shared")
     if state is None or not worker.server.master_pid:
         return None
     # uWSGI's signal plugin: a uwsgi packet with modifier1 110 raises a signal. Put in this

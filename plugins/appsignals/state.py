@@ -21,6 +21,8 @@ import os
 import socket
 import stat
 
+from uwsgi_py import Instance
+
 from .locks import Locks
 
 # what the previous image handed off (uwsgi_handoff_take): {"state": ..., "fds": ...}
@@ -213,9 +215,15 @@ class Shared:
         _close(fds)
 
 
+def mine(server) -> dict:
+    """This plugin's state in this image: ``shared`` (the ``Shared``), and in the master
+    ``mules`` and ``touch`` (``--touch-mules-reload`` paths -> mtime)."""
+    return Instance(server).state_for("appsignals")
+
+
 def shared(server) -> Shared:
     """This image's ``Shared``, made on first use (the master before it forks)."""
-    state = getattr(server, "appsignals", None)
+    state = mine(server).get("shared")
     if state is None:
-        state = server.appsignals = Shared(server)
+        state = mine(server)["shared"] = Shared(server)
     return state

@@ -68,7 +68,7 @@ def uwsgi_configure(settings):
 
 @dataclass
 class Cheaper:
-    """Per-master cheaper state (``master.cheaper``)."""
+    """Per-master cheaper state (``state_for("cheaper")["cheaper"]``)."""
 
     enabled: bool
     counters: Counters
@@ -82,16 +82,16 @@ class Cheaper:
 
 
 def state(master) -> Cheaper:
-    return master.cheaper
+    return MasterView(master).state_for("cheaper")["cheaper"]
 
 
 @hookimpl
 def uwsgi_master_init(master):
     """Slots beyond ``--cheaper-initial`` start cheaped (every image)."""
     s = master.settings
-    master.cheaper = Cheaper(enabled=bool(s.cheaper), algo=s.cheaper_algo,
-                             counters=Counters(minimum=s.cheaper, step=s.cheaper_step,
-                                               overload=s.cheaper_overload))
+    MasterView(master).state_for("cheaper")["cheaper"] = Cheaper(
+        enabled=bool(s.cheaper), algo=s.cheaper_algo,
+        counters=Counters(minimum=s.cheaper, step=s.cheaper_step, overload=s.cheaper_overload))
     if s.cheaper:
         for wid in range((s.cheaper_initial or s.cheaper) + 1, master.numproc + 1):
             master.cheap_slot(wid)
@@ -161,7 +161,7 @@ def check_idle(master, st: Cheaper, now: float) -> None:
 
 @hookimpl
 def uwsgi_master_tick(master):
-    st = getattr(master, "cheaper", None)
+    st = MasterView(master).state_for("cheaper").get("cheaper")
     if st is not None and master.settings.idle and not master.paused:
         check_idle(master, st, time.time())
     if st is None or not st.enabled or st.is_cheap or master.paused:

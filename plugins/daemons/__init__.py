@@ -25,7 +25,7 @@ import signal
 import time
 from dataclasses import dataclass
 
-from uwsgi_py import Option, hookimpl
+from uwsgi_py import Instance, Option, hookimpl
 from uwsgi_py import log_line as log
 from uwsgi_py import log_verbose as vlog
 
@@ -253,7 +253,7 @@ class Daemons:
 
 
 def _state(master) -> Daemons | None:
-    return getattr(master, "daemons_state", None)
+    return Instance(master.server).state_for("daemons").get("daemons")
 
 
 @hookimpl
@@ -267,7 +267,7 @@ def uwsgi_master_start(master):
     if not daemons and not carried:
         return
     state = Daemons(master, daemons)
-    master.daemons_state = state
+    Instance(master.server).state_for("daemons")["daemons"] = state
     state.start(carried)
 
 

@@ -16,7 +16,7 @@ import os
 import signal
 import time
 
-from uwsgi_py import Option, hookimpl, non_negative_int, positive_int, vacate_master_fds
+from uwsgi_py import Instance, Option, hookimpl, non_negative_int, positive_int, vacate_master_fds
 from uwsgi_py import log_line as log
 
 from . import vassals
@@ -53,7 +53,7 @@ def uwsgi_configure(settings):
 
 
 def _state(master) -> Emperor | None:
-    return getattr(master, "emperor_state", None)
+    return Instance(master.server).state_for("emperor").get("emperor")
 
 
 @hookimpl
@@ -70,7 +70,7 @@ def uwsgi_master_start(master):
     for name, entry in (HANDED.get("blacklist") or {}).items():
         emperor.blacklist[name] = vassals.Throttle(**entry)
     HANDED.clear()
-    master.emperor_state = emperor
+    Instance(master.server).state_for("emperor")["emperor"] = emperor
     log(vassals.STARTING)
     emperor.scan()
     emperor.next_scan = time.monotonic() + emperor.freq

@@ -9,7 +9,7 @@ core's (the master checks it once a second).
 """
 from __future__ import annotations
 
-from uwsgi_py import Option, hookimpl
+from uwsgi_py import Instance, Option, hookimpl
 
 from .channel import ACTIVE, RECREATE_ACTION, UNKNOWN, UNKNOWN_ACTION, Channel, FifoError, \
     describe, slot_actions
@@ -48,7 +48,7 @@ def uwsgi_add_options(registry):
 
 # ---- actions -------------------------------------------------------------------------------
 def _channel(master) -> Channel | None:
-    return getattr(master, "fifo_channel", None)
+    return Instance(master.server).state_for("fifo").get("channel")
 
 
 def select_slot(master, slot: int) -> None:
@@ -137,5 +137,5 @@ def uwsgi_master_watch(master):
         _log(str(e))
         master.fail(1)
         return None
-    master.fifo_channel = channel
+    Instance(master.server).state_for("fifo")["channel"] = channel
     return [watch]

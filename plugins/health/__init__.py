@@ -1,19 +1,19 @@
 """The master's status socket (docs/health.md): readiness for scripts, without signals.
 
 The master listens on an abstract unix socket named after its pid
-(``uwsgi_py.health.address``) and answers every connection with one JSON line
-(``uwsgi_py.health.status``), then closes it. ``uwsgi-py --status PIDFILE``
+(``status_address``) and answers every connection with one JSON line
+(``MasterView.readiness``), then closes it. ``uwsgi-py --status PIDFILE``
 prints it (exit 0 when ready) and ``uwsgi-py --reload PIDFILE`` reads it before
 and after the SIGHUP to report the reload's outcome. The socket is closed before
 an exec reload and bound again by the new image (same pid, same name).
 """
 from __future__ import annotations
 
+import json
 import os
 import socket
 
-from uwsgi_py import Watch, hookimpl, log_line
-from uwsgi_py import health
+from uwsgi_py import Instance, MasterView, Watch, hookimpl, log_line, status_address
 
 BACKLOG = 16
 ACCEPT_BATCH = 16
@@ -22,9 +22,9 @@ BIND_FAILED = "status socket: bind(): {error}; --reload and --status cannot read
 
 class StatusSocket:
     def __init__(self, master):
-        self.master = master
+        self.view = MasterView(master)
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-        self.sock.bind(health.address(os.getpid()))
+        self.sock.bind(status_address(os.getpid()))
         self.sock.listen(BACKLOG)
         self.sock.setblocking(False)
 
@@ -38,7 +38,7 @@ class StatusSocket:
             except OSError:
                 return
             if data is None:
-                data = health.encode(health.status(self.master))
+                data = (json.dumps(self.view.readiness(), sort_keys=True) + "\n").encode()
             try:
                 client.setblocking(False)
                 client.send(data)   # a few hundred bytes: always fits the socket buffer
@@ -47,7 +47,7 @@ class StatusSocket:
             client.close()
 
     def close(self) -> None:
-        self.master.unwatch(self.sock.fileno())
+        self.view.unwatch(self.sock.fileno())
         self.sock.close()
 
 
@@ -58,13 +58,12 @@ def uwsgi_master_watch(master):
     except OSError as e:
         log_line(BIND_FAILED.format(error=e.strerror))
         return None
-    master.status_socket = status
+    Instance(master.server).state_for("health")["socket"] = status
     return [Watch(status.sock.fileno(), status.on_readable)]
 
 
 @hookimpl
 def uwsgi_master_cleanup(master, reason):
-    status = getattr(master, "status_socket", None)
+    status = Instance(master.server).state_for("health").pop("socket", None)
     if status is not None:
         status.close()
-        master.status_socket = None

@@ -17,8 +17,8 @@ from __future__ import annotations
 import os
 import time
 
-from uwsgi_py import Option, OptionError, hookimpl, non_negative_int
-from uwsgi_py import log, pidfile
+from uwsgi_py import (Instance, MasterView, Option, OptionError, daemonized, hookimpl, log_line,
+                      non_negative_int, open_log_file, redirect_stdio)
 
 from . import daemon, inetd, systemd
 
@@ -96,7 +96,7 @@ def uwsgi_post_apps(server):
         if not server.is_reload:
             _daemonize2(server)
         elif s.log_reopen:
-            _log_to(s.daemonize2, log.open_logfile)
+            redirect_stdio(open_log_file(s.daemonize2, "daemonize2"))
     if server.is_reload:
         systemd.notify(systemd.RESTARTING)
     if not s.master:
@@ -107,34 +107,22 @@ def uwsgi_post_apps(server):
 
 def _daemonize2(server) -> None:
     """DAEMON-3: detach, then the pidfiles name the daemon."""
-    log.log(daemon.DAEMONIZING)
-    _log_to(server.settings.daemonize2, daemon.detach)   # opened in the launcher, before forking
-    if server.master_pid:
-        server.master_pid = os.getpid()
-    for path in (server.settings.pidfile, server.settings.pidfile2):
-        if path:
-            log.log(log.PIDFILE.format(path=path))
-            pidfile.write(path)
-
-
-def _log_to(path: str, open_log) -> None:
-    """``open_log(path)``; a file that cannot be opened is a one-line start-up error."""
-    try:
-        open_log(path)
-    except OSError as e:
-        raise OptionError(log.LOGFILE_FAILED.format(option="daemonize2", path=path,
-                                                    error=e.strerror)) from None
+    log_line(daemon.DAEMONIZING)
+    # opened in the launcher, before forking: a file that cannot be opened is one error line
+    daemon.detach(open_log_file(server.settings.daemonize2, "daemonize2"))
+    daemonized(server)
 
 
 @hookimpl
 def uwsgi_master_start(master):
     interval = systemd.watchdog_interval()
-    master.sd_watchdog = systemd.Watchdog(interval) if interval else None
+    Instance(master.server).state_for("inetd")["watchdog"] = (
+        systemd.Watchdog(interval) if interval else None)
 
 
 @hookimpl
 def uwsgi_master_cycle(master):
-    watchdog = getattr(master, "sd_watchdog", None)
+    watchdog = Instance(master.server).state_for("inetd").get("watchdog")
     if watchdog is not None:
         watchdog.cycle(time.monotonic())
     if _extension is not None:
@@ -143,9 +131,10 @@ def uwsgi_master_cycle(master):
 
 @hookimpl
 def uwsgi_master_event(master, event, info):
-    context = {"workers": master.numproc, "generation": master.server.generation, **info}
+    view = MasterView(master)
+    context = {"workers": view.numproc, "generation": view.generation, **info}
     if _extension is not None and event == "ready":
         _extension.done()
-    lines = systemd.event_message(event, context, master.server.is_reload)
+    lines = systemd.event_message(event, context, view.is_reload)
     if lines is not None:
         systemd.notify(lines)

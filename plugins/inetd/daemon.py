@@ -11,20 +11,19 @@ from __future__ import annotations
 import os
 import sys
 
-from uwsgi_py import log
+from uwsgi_py import redirect_stdio
 
 DAEMONIZING = "*** daemonizing uWSGI ***"
 
 
-def detach(logfile: str | None = None) -> None:
+def detach(logfd: int = -1) -> None:
     """Fork twice around ``setsid()``; only the grandchild returns.
 
-    ``logfile``: point fds 1 and 2 at it (``--daemonize`` had ``--logto``
-    open it already, before any line was written). It is opened before the
-    first fork, so that a file that cannot be opened is an OSError in the
-    launcher, which reports it and exits 1.
+    ``logfd``: the log file (``open_log_file``), opened before the first fork so
+    that a file that cannot be opened is reported by the launcher; the daemon
+    points fds 1 and 2 at it (``--daemonize`` had ``--logto`` open it already,
+    before any line was written, and passes none).
     """
-    fd = log.open_append(logfile) if logfile else -1
     _flush()
     if os.fork() != 0:
         os._exit(0)  # the launcher: the command returns at once (DAEMON-1)
@@ -34,8 +33,8 @@ def detach(logfile: str | None = None) -> None:
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.close(null)
-    if fd >= 0:
-        log.use_logfile(fd)
+    if logfd >= 0:
+        redirect_stdio(logfd)
 
 
 def _flush() -> None:

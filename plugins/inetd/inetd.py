@@ -12,8 +12,7 @@ import os
 import socket
 import stat
 
-from uwsgi_py import OptionError
-from uwsgi_py import sockets
+from uwsgi_py import OptionError, adopt_listener
 
 STDIN = 0
 
@@ -73,8 +72,7 @@ def adopt_stdin(settings, check: bool) -> list:
         if not settings.honour_stdin:
             _to_devnull(STDIN)
         return []
-    listener = sockets.adopt("extra#0", "fd://0", settings.protocol, STDIN)
-    listener.name = listener.address()
+    listener = adopt_listener(STDIN, settings.protocol)
     _unshare_std_streams()
     if listener.unix_path and settings.chmod_socket is not None:
         os.chmod(listener.unix_path, settings.chmod_socket)  # INETD-1: first start only

@@ -14,8 +14,7 @@ import socket
 import threading
 import time
 
-from uwsgi_py import log_line
-from uwsgi_py import sockets
+from uwsgi_py import adopt_listener, log_line
 
 LISTEN_FDS_START = 3
 SYSTEMD_VARS = ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES")
@@ -61,13 +60,11 @@ def adopt_activated(settings, environ=os.environ) -> list:
     log_line(banner)
     out = []
     for fd in fds:
-        listener = sockets.adopt(f"extra#{len(out)}", f"fd://{fd}", settings.protocol, fd)
+        listener = adopt_listener(fd, settings.protocol, activated=True)
         if listener is None:
             log_line(NOT_A_LISTENER.format(fd=fd))
             continue
-        listener.name = listener.address()
         os.set_inheritable(fd, False)  # the core re-enables it for exec reloads only
-        listener.extra["activated"] = True
         out.append(listener)
     return out
 

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import os
 
-from uwsgi_py import (Option, OptionError, Watch, boolean, choice, hookimpl, log,
-                      non_negative_int, positive_int)
+from uwsgi_py import (Instance, Option, OptionError, Watch, boolean, choice, hookimpl, log_line,
+                      non_negative_int, positive_int, redirect_stdio, set_log_writer)
 
 from . import logformat, relay
 from .encoders import EncoderError
@@ -153,13 +153,13 @@ def uwsgi_configure(settings):
     if settings.log_format:
         for name, close in logformat.logvar_names(settings.log_format):
             hint = f"; did you mean %({close})?" if close else ""
-            log.log(logformat.LOGVAR_NOTE.format(name=name, hint=hint))
+            log_line(logformat.LOGVAR_NOTE.format(name=name, hint=hint))
     for kind, specs in (("log-encoder", settings.log_encoder),
                         ("log-req-encoder", settings.log_req_encoder)):
         for spec in specs:
-            log.log(relay.ENCODER_REGISTERED.format(kind=kind, spec=spec))
+            log_line(relay.ENCODER_REGISTERED.format(kind=kind, spec=spec))
     if state.server is not None:
-        log.set_writer(state.server.dispatch)
+        set_log_writer(state.server.dispatch)
 
 
 @hookimpl
@@ -196,15 +196,12 @@ def uwsgi_post_fork(worker):
         stream.r = -1
         for target in stream.loggers:
             target.close()
-    server = state.server
-    if server is not None and server.w >= 0:
-        if _identity(server.w) == state.identity.get(server.w):
-            os.dup2(server.w, 1)
-            os.dup2(server.w, 2)
-            _close(server.w)
-            log.capture()
-        server.w = -1
-    log.set_writer(None)
+    pipe = state.server     # the server log's stream: workers write into its pipe
+    if pipe is not None and pipe.w >= 0:
+        if _identity(pipe.w) == state.identity.get(pipe.w):
+            redirect_stdio(pipe.w, master_pipe=True)
+        pipe.w = -1
+    set_log_writer(None)
 
 
 @hookimpl
@@ -243,7 +240,7 @@ def request_logger(state: State):
         except Exception as e:  # noqa: BLE001 - a logging bug must not fail the request
             line = f"--log-format: cannot render a line: {e!r}"
         if fd < 0:
-            log.raw(line)
+            Instance.log(line)
             return
         try:
             os.write(fd, (line + "\n").encode("utf-8", "backslashreplace"))
@@ -270,7 +267,7 @@ def uwsgi_master_cleanup(master, reason):
     for stream in state.streams():
         if stream.r >= 0:
             stream.drain(limit=1 << 20)
-    log.set_writer(None)
+    set_log_writer(None)
     for stream in state.streams():
         stream.close()
 

@@ -5,7 +5,7 @@ worker's fds 1 and 2 are one end of a ``SOCK_SEQPACKET`` socketpair: each
 ``write()`` (a log line, an app's ``print``) is one message, which the master
 reads from its loop and hands to the loggers. With ``--req-logger``, request
 lines go through a second pair to the request loggers. The master writes its own
-lines to the loggers directly (``log.set_writer``), never into a pipe it must
+lines to the loggers directly (``set_log_writer``), never into a pipe it must
 drain itself. Worker ends are blocking: a worker waits for the master rather
 than lose lines; the master never blocks on them.
 

@@ -20,7 +20,7 @@ import os
 import socket
 import time
 
-from uwsgi_py import log
+from uwsgi_py import add_log_file, log_line, remove_log_file
 
 FACILITIES = {
     "auth": 4, "authpriv": 10, "cron": 9, "daemon": 3, "ftp": 11, "kern": 0, "lpr": 6,
@@ -84,12 +84,12 @@ class FileTarget(FdTarget):
             raise TargetError("file: needs a path")
         super().__init__(-1)
         self.path, self.maxsize, self.backup = path, maxsize, backup
-        self.file: log.LogFile | None = None
+        self.file = None        # the add_log_file handle: the master rotates and reopens it
         error = self.open()
         if error:
             # uWSGI's logfile plugin opens the file at each write until it can: the
             # server starts, and the lines written meanwhile are dropped
-            log.log(FILE_UNAVAILABLE.format(path=path, error=error))
+            log_line(FILE_UNAVAILABLE.format(path=path, error=error))
 
     def open(self) -> str | None:
         """Open the file; None, or why it cannot be opened (it is tried again at each write)."""
@@ -98,8 +98,7 @@ class FileTarget(FdTarget):
         except OSError as e:
             return e.strerror
         self.fd = fd
-        self.file = log.LogFile(self.path, fd, self.maxsize, self.backup)
-        log.FILES.append(self.file)
+        self.file = add_log_file(self.path, fd, self.maxsize, self.backup)
         return None
 
     def write(self, data: bytes) -> None:
@@ -108,8 +107,8 @@ class FileTarget(FdTarget):
         super().write(data)
 
     def close(self) -> None:
-        if self.file in log.FILES:
-            log.FILES.remove(self.file)
+        if self.file is not None:
+            remove_log_file(self.file)
         if self.fd >= 0:
             try:
                 os.close(self.fd)

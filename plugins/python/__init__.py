@@ -8,7 +8,7 @@ import sys
 import time
 import traceback
 
-from uwsgi_py import Option, OptionError, hookimpl, non_negative_int, string
+from uwsgi_py import Instance, Option, OptionError, hookimpl, non_negative_int, string
 
 from . import api, autoreload, venv
 from .mounts import MOUNTING, SKIP, UNABLE, Mounts, is_file_target, parse_mount
@@ -199,12 +199,12 @@ def uwsgi_master_init(master):
     every = master.settings.py_autoreload
     if every:
         extra = tuple(os.path.abspath(p) for p in (master.settings.wsgi_file,) if p)
-        master.python_reloader = autoreload.Reloader(every, extra)
+        Instance(master.server).state_for("python")["reloader"] = autoreload.Reloader(every, extra)
 
 
 @hookimpl
 def uwsgi_master_tick(master):
-    reloader = getattr(master, "python_reloader", None)
+    reloader = Instance(master.server).state_for("python").get("reloader")
     if reloader is None:
         return
     path = reloader.changed(time.monotonic())

@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from uwsgi_py import Option, OptionError, Watch, hookimpl, positive_int
+from uwsgi_py import Instance, MasterView, Option, OptionError, Watch, hookimpl, positive_int
 
 if TYPE_CHECKING:
     from .endpoint import StatsServer
@@ -69,11 +69,17 @@ def uwsgi_master_start(master):
     s = master.settings
     if s.stats_push:
         from .push import Pushers
-        master.stats_pushers = Pushers(s.stats_push, s.stats_pusher_default_freq, s.memory_report)
+        _mine(master.server)["pushers"] = Pushers(s.stats_push, s.stats_pusher_default_freq,
+                                                  s.memory_report)
+
+
+def _mine(server) -> dict:
+    """This plugin's state in this image: ``server`` (the StatsServer), ``pushers``."""
+    return Instance(server).state_for("stats")
 
 
 def _state(server) -> StatsServer | None:
-    return getattr(server, "stats_server", None)
+    return _mine(server).get("server")
 
 
 @hookimpl
@@ -96,7 +102,7 @@ def uwsgi_post_apps(server):
         return
     request_vars = None if settings.stats_no_cores else RequestVars(settings.processes)
     state = StatsServer(settings, sock, request_vars)
-    server.stats_server = state
+    _mine(server)["server"] = state
     from uwsgi_py import log_line as log
     log(ENABLED.format(address=state.shown_address(), fd=state.fd))
 
@@ -117,7 +123,7 @@ def uwsgi_master_watch(master):
     state = _state(master.server)
     if state is None:
         return None
-    state.master = master
+    state.view = MasterView(master)
     return [Watch(state.fd, state.on_readable)]
 
 
@@ -131,19 +137,19 @@ def uwsgi_master_cycle(master):
 @hookimpl
 def uwsgi_master_tick(master):
     state = _state(master.server)
+    view = MasterView(master)
     if state is not None:
-        state.check_listen_queue(master.server.listeners)
-    pushers = getattr(master, "stats_pushers", None)
+        state.check_listen_queue(view)
+    pushers = _mine(master.server).get("pushers")
     if pushers is not None:
-        pushers.tick(master, time.monotonic(), state)
+        pushers.tick(view, time.monotonic(), state)
 
 
 @hookimpl
 def uwsgi_master_cleanup(master, reason):
-    pushers = getattr(master, "stats_pushers", None)
+    pushers = _mine(master.server).pop("pushers", None)
     if pushers is not None:
         pushers.close()
-        master.stats_pushers = None
     state = _state(master.server)
     if state is None:
         return
@@ -151,7 +157,7 @@ def uwsgi_master_cleanup(master, reason):
     if reason == "reload" and state.auto_port():
         CARRIED["address"] = state.address  # for the next image's uwsgi_post_apps
     state.close()
-    master.server.stats_server = None
+    _mine(master.server).pop("server", None)
 
 
 @hookimpl

@@ -1,59 +1,34 @@
 """The stats document (STATS-2/3): the master's accounting in uWSGI 2.0's keys, order and types.
 
-Built on demand in the master, from the shared scoreboard the workers update
-once per request, the master's worker table and its listeners. Nothing here
+Built on demand in the master from a ``MasterView``: the workers' counters (the
+shared scoreboard they update once per request), the state and the listeners. Nothing here
 runs on the request path. Keys after ``workers`` are uwsgi-py's own
 (``generation``, ``state``, ``reloads``), placed where uWSGI puts optional
 sections so that tools reading uWSGI's keys are not disturbed.
 """
 from __future__ import annotations
 
-import array
-import fcntl
 import os
-import termios
 import time
 
 from uwsgi_py import UWSGI_VERSION as VERSION_COMPAT
 from uwsgi_py import __version__
-from uwsgi_py.scoreboard import BUSY, memory, status_name
-from uwsgi_py.sockets import queue
 
 from .requestvars import stable_vars
 
 # uWSGI 2.0 registers these locks; uwsgi-py has none, so every holder pid is 0
 LOCKS = ("user 0", "signal", "filemon", "timer", "rbtimer", "cron", "rpc", "snmp")
-# reload outcome keys as the master records them (Master.outcome)
+# reload outcome keys as the master records them (MasterView.reloads)
 RELOAD_KEYS = ("generation", "kind", "duration_ms", "workers_replaced", "refused", "error", "time")
 
 
-def pending_bytes(fd: int) -> int:
-    """Bytes waiting in a pipe (FIONREAD): a worker's unread control commands."""
-    if fd < 0:
-        return 0
-    buf = array.array("i", [0])
-    try:
-        fcntl.ioctl(fd, termios.FIONREAD, buf)
-    except OSError:
-        return 0
-    return buf[0]
-
-
-def socket_name(listener) -> str:
-    """The configured address, or the resolved one when the port was auto-assigned."""
-    if listener.name.endswith(":0"):
-        return listener.address()
-    return listener.name
-
-
-def sockets(listeners) -> tuple[list[dict], int]:
+def sockets(view) -> tuple[list[dict], int]:
     """``sockets[]`` and the largest current queue (uWSGI's ``listen_queue``)."""
     out, backlog = [], 0
-    for lst in listeners:
-        waiting, max_queue = queue(lst)
-        backlog = max(backlog, waiting)
-        out.append({"name": socket_name(lst), "proto": lst.proto, "queue": waiting,
-                    "max_queue": max_queue, "shared": 0, "can_offload": 0})
+    for sock in view.sockets():
+        backlog = max(backlog, sock["queue"])
+        out.append({"name": sock["name"], "proto": sock["proto"], "queue": sock["queue"],
+                    "max_queue": sock["max_queue"], "shared": 0, "can_offload": 0})
     return out, backlog
 
 
@@ -66,8 +41,9 @@ def apps(server, slot: dict) -> list[dict]:
             for i, app in enumerate(server.apps)]
 
 
-def core(slot: dict, busy: bool, request_vars: list[str] | None) -> dict:
+def core(slot: dict, request_vars: list[str] | None) -> dict:
     """The worker's one core; ``vars`` ends with uWSGI's empty string while busy."""
+    busy = slot["busy"]
     entry = {"id": 0, "requests": slot["requests"], "static_requests": 0, "routed_requests": 0,
              "offloaded_requests": 0, "write_errors": 0, "read_errors": 0,
              "in_request": 1 if busy else 0, "vars": [], "req_info": {}}
@@ -90,41 +66,31 @@ def thread_core(entry: dict) -> dict:
     return out
 
 
-def worker(master, state, wid: int) -> dict:
-    board = master.scoreboard
-    slot = board.read(wid)
-    busy = slot["status"] == BUSY
-    child = master.workers.get(wid)
-    rss, vsz = memory(slot["pid"]) if state.memory_report else (slot["rss"], slot["vsz"])
-    entry = {
-        "id": wid, "pid": slot["pid"], "accepting": slot["accepting"],
-        "requests": slot["requests"], "delta_requests": slot["delta_requests"],
-        "exceptions": slot["exceptions"], "harakiri_count": slot["harakiri_count"],
-        "signals": slot["signals"],
-        "signal_queue": pending_bytes(child.ctl if child is not None else -1),
-        "status": status_name(slot["status"], board.paused),
-        "rss": rss, "vsz": vsz, "running_time": slot["running_time"],
-        "last_spawn": slot["last_spawn"], "respawn_count": slot["respawn_count"],
-        "tx": slot["tx"], "avg_rt": slot["avg_rt"], "apps": apps(master.server, slot),
-    }
-    if state.cores and board.cores > 1:
-        entry["cores"] = [thread_core(c) for c in board.read_cores(wid)]
-    elif state.cores:
-        request_vars = None
-        if busy and state.request_vars is not None:
-            request_vars = stable_vars(state.request_vars, board, wid)
-        entry["cores"] = [core(slot, busy, request_vars)]
+def worker(view, state, wid: int) -> dict:
+    slot = view.worker(wid, state.memory_report)
+    entry = {key: slot[key] for key in ("id", "pid", "accepting", "requests", "delta_requests",
+                                        "exceptions", "harakiri_count", "signals")}
+    entry["signal_queue"] = view.control_backlog(wid)
+    for key in ("status", "rss", "vsz", "running_time", "last_spawn", "respawn_count", "tx",
+                "avg_rt"):
+        entry[key] = slot[key]
+    entry["apps"] = apps(view.server, slot)
+    if state.cores:
+        cores = view.cores(wid)
+        if len(cores) > 1:
+            entry["cores"] = [thread_core(c) for c in cores]
+        else:
+            request_vars = None
+            if slot["busy"] and state.request_vars is not None:
+                request_vars = stable_vars(state.request_vars, view, wid)
+            entry["cores"] = [core(slot, request_vars)]
     return entry
 
 
-def reloads(master) -> list[dict]:
-    return [{key: outcome.get(key) for key in RELOAD_KEYS} for outcome in master.reloads]
-
-
-def build(master, state) -> dict:
-    """The whole document, in uWSGI's key order, then uwsgi-py's keys."""
-    server = master.server
-    socks, backlog = sockets(server.listeners)
+def build(view, state) -> dict:
+    """The whole document, in uWSGI's key order, then uwsgi-py's keys (``view``: a
+    ``MasterView``)."""
+    socks, backlog = sockets(view)
     doc = {
         "version": VERSION_COMPAT,
         "listen_queue": backlog,
@@ -137,12 +103,12 @@ def build(master, state) -> dict:
         "cwd": _cwd(),
         "locks": [{name: 0} for name in LOCKS],
         "sockets": socks,
-        "workers": [worker(master, state, wid) for wid in range(1, master.numproc + 1)],
+        "workers": [worker(view, state, wid) for wid in range(1, view.numproc + 1)],
         # ---- beyond uWSGI -------------------------------------------------
         "uwsgi_py_version": __version__,
-        "generation": server.generation,
-        "state": getattr(master.state, "value", str(master.state)),
-        "reloads": reloads(master),
+        "generation": view.generation,
+        "state": view.state,
+        "reloads": [{key: outcome.get(key) for key in RELOAD_KEYS} for outcome in view.reloads],
         "time": int(time.time()),
     }
     return doc

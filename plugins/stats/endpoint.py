@@ -11,21 +11,19 @@ client would otherwise lose the response).
 With ``--stats-http`` the request line is read first (from the master's
 selector, never blocking) and picks the answer: ``/metrics`` is the same
 numbers in Prometheus' text format, ``/ready`` the instance's readiness (200 or
-503, ``uwsgi_py.health``), anything else the JSON document. A client that sends
+503, ``MasterView.readiness``), anything else the JSON document. A client that sends
 nothing within ``SEND_TIMEOUT`` gets the JSON document, as before.
 """
 from __future__ import annotations
 
+import json
 import os
-import selectors
 import socket
 import stat
 import time
 from dataclasses import dataclass
 
-from uwsgi_py import health
-from uwsgi_py import log_line, log_verbose
-from uwsgi_py.sockets import address_text, parse_address, queue
+from uwsgi_py import address_text, log_line, log_verbose, parse_address
 
 from . import document, metrics, render
 
@@ -101,7 +99,7 @@ class StatsServer:
         self.listen_queue_errors = 0
         self.pending: dict[int, Pending] = {}
         self.heads: dict[int, tuple] = {}     # --stats-http clients still sending their request
-        self.master = None
+        self.view = None     # the MasterView, once the master watches the socket
         self.unix_path = None
         name = sock.getsockname()
         if sock.family == socket.AF_UNIX and isinstance(name, str) and name:
@@ -119,7 +117,7 @@ class StatsServer:
 
     # ---- master side ---------------------------------------------------------
     def document(self) -> bytes:
-        text = render.render(document.build(self.master, self), self.minified)
+        text = render.render(document.build(self.view, self), self.minified)
         data = text.encode("utf-8", "replace")
         return HTTP_HEAD + data if self.http else data
 
@@ -127,14 +125,14 @@ class StatsServer:
         """--stats-http: the response for a request of ``path``."""
         path = path.split("?", 1)[0]
         if path == "/metrics":
-            doc = document.build(self.master, self)
-            body = metrics.render(doc, health.status(self.master))
+            doc = document.build(self.view, self)
+            body = metrics.render(doc, self.view.readiness())
             return HTTP_RESPONSE.format(status="200 OK", type=PROMETHEUS_TYPE).encode() + body.encode()
         if path in ("/ready", "/health"):
-            status = health.status(self.master)
+            status = self.view.readiness()
             code = "200 OK" if status["ready"] else "503 Service Unavailable"
             return (HTTP_RESPONSE.format(status=code, type="application/json").encode()
-                    + health.encode(status))
+                    + (json.dumps(status, sort_keys=True) + "\n").encode())
         return self.document()
 
     def on_readable(self) -> None:
@@ -165,8 +163,7 @@ class StatsServer:
         client.setblocking(False)
         fd = client.fileno()
         self.heads[fd] = (client, bytearray(), time.monotonic() + SEND_TIMEOUT)
-        self.master.private_fds.add(fd)
-        self.master.selector.register(fd, selectors.EVENT_READ, lambda: self.on_request(fd))
+        self.view.watch(fd, lambda: self.on_request(fd))
         self.on_request(fd)
 
     def on_request(self, fd: int, timed_out: bool = False) -> None:
@@ -190,7 +187,7 @@ class StatsServer:
         if not (head_done or eof):
             return
         del self.heads[fd]
-        self.master.unwatch(fd)
+        self.view.unwatch(fd)
         words = bytes(buf).split(b"\r\n", 1)[0].split()
         path = words[1].decode("latin-1") if len(words) >= 2 else "/"
         try:
@@ -223,8 +220,7 @@ class StatsServer:
         pending = Pending(client, view[sent:], time.monotonic() + SEND_TIMEOUT)
         fd = client.fileno()
         self.pending[fd] = pending
-        self.master.private_fds.add(fd)  # a worker forked now must not keep it open
-        self.master.selector.register(fd, selectors.EVENT_WRITE, lambda: self.on_writable(fd))
+        self.view.watch(fd, lambda: self.on_writable(fd), writable=True)  # the master's now
 
     def on_writable(self, fd: int) -> None:
         pending = self.pending.get(fd)
@@ -245,7 +241,7 @@ class StatsServer:
         pending = self.pending.pop(fd, None)
         if pending is None:
             return
-        self.master.unwatch(fd)
+        self.view.unwatch(fd)
         if finish:
             _finish(pending.sock)
         else:
@@ -263,20 +259,21 @@ class StatsServer:
             if pending.deadline < now:
                 self.drop(fd, finish=False)
 
-    def check_listen_queue(self, listeners) -> None:
+    def check_listen_queue(self, view) -> None:
         """uWSGI's once-a-second check: count (and log) full listen queues."""
-        for lst in listeners:
-            waiting, max_queue = queue(lst)
+        for sock in view.sockets():
+            waiting, max_queue = sock["queue"], sock["max_queue"]
             if waiting > 0 and waiting >= max_queue:
                 self.listen_queue_errors += 1
-                log_verbose(QUEUE_FULL.format(name=lst.name, fd=lst.fd, queue=waiting, max=max_queue))
+                log_verbose(QUEUE_FULL.format(name=sock["configured"], fd=sock["fd"],
+                                              queue=waiting, max=max_queue))
 
     def close(self) -> None:
         """Master cleanup (exit or exec reload): close everything, remove the unix path."""
         for fd in list(self.pending):
             self.drop(fd, finish=False)
         for fd, (client, _, _) in list(self.heads.items()):
-            self.master.unwatch(fd)
+            self.view.unwatch(fd)
             client.close()
         self.heads.clear()
         self.sock.close()

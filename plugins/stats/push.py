@@ -117,11 +117,12 @@ class Pushers:
         self.next = 0.0
         self.state = _DocState(memory_report=memory_report)
 
-    def tick(self, master, now: float, stats_server=None) -> None:
+    def tick(self, view, now: float, stats_server=None) -> None:
+        """``view``: the master's ``MasterView``."""
         if now < self.next:
             return
         self.next = now + self.freq
-        doc = document.build(master, stats_server or self.state)
+        doc = document.build(view, stats_server or self.state)
         for pusher in self.pushers:
             pusher.push(doc)
 

@@ -57,16 +57,15 @@ def parse(data: bytes) -> list[str]:
     return parts
 
 
-def stable_vars(board: RequestVars, scoreboard, wid: int) -> list[str] | None:
+def stable_vars(board: RequestVars, view, wid: int) -> list[str] | None:
     """The vars of worker ``wid``'s current request, or None if it is not busy or
-    moved on while we read (the torn-read check)."""
-    from uwsgi_py.scoreboard import BUSY
-    before = scoreboard.read(wid)
-    if before["status"] != BUSY:
+    moved on while we read (the torn-read check; ``view``: an ``Instance``)."""
+    before = view.worker(wid)
+    if not before["busy"]:
         return None
     first = board.raw(wid)
     second = board.raw(wid)
-    after = scoreboard.read(wid)
-    if first != second or after["status"] != BUSY or after["busy_since"] != before["busy_since"]:
+    after = view.worker(wid)
+    if first != second or not after["busy"] or after["busy_since"] != before["busy_since"]:
         return None
     return parse(first)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from uwsgi_py import Option, hookimpl
+from uwsgi_py import Instance, Option, hookimpl
 
 # option -> (action, log suffix); the order is the priority within a tick
 TABLE = {
@@ -50,7 +50,7 @@ def uwsgi_master_start(master):
                 from uwsgi_py import log_line as log
                 log(NO_STAT.format(path=path))
             state[(name, path)] = mtime
-    master.touch_state = state
+    Instance(master.server).state_for("touch")["mtimes"] = state
 
 
 def check(state: dict, name: str, paths: list[str]) -> str | None:
@@ -69,7 +69,7 @@ def check(state: dict, name: str, paths: list[str]) -> str | None:
 @hookimpl
 def uwsgi_master_tick(master):
     from uwsgi_py import log_verbose as vlog
-    state = getattr(master, "touch_state", None)
+    state = Instance(master.server).state_for("touch").get("mtimes")
     if not state:
         return
     s = master.settings

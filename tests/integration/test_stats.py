@@ -500,13 +500,20 @@ def test_uwsgitop_renders_our_instance(server, tmp_path):
 
 # ---- the master's writer: large documents and clients that stop reading ----------------------------
 
-class LoopMaster:
-    """Just what the stats endpoint uses of the master: its selector and private fds."""
+class LoopView:
+    """Just what the stats endpoint uses of its MasterView: watch and unwatch, on a selector;
+    ``private_fds`` are the fds the master would own (closed in workers forked meanwhile)."""
 
     def __init__(self):
         import selectors
         self.selector = selectors.DefaultSelector()
         self.private_fds: set[int] = set()
+
+    def watch(self, fd: int, callback, writable: bool = False) -> None:
+        import selectors
+        self.private_fds.add(fd)
+        self.selector.register(fd, selectors.EVENT_WRITE if writable else selectors.EVENT_READ,
+                               callback)
 
     def unwatch(self, fd: int) -> None:
         self.private_fds.discard(fd)
@@ -524,8 +531,8 @@ def endpoint_on_loopback(tmp_path, document: bytes):
     settings = SimpleNamespace(stats=str(tmp_path / "w.sock"), stats_http=False,
                                stats_minified=False, stats_no_cores=False, memory_report=False)
     state = StatsServer(settings, bind(settings.stats, None))
-    state.master = LoopMaster()
-    state.master.selector.register(state.fd, 1, state.on_readable)
+    state.view = LoopView()
+    state.view.selector.register(state.fd, 1, state.on_readable)
     state.document = lambda: document
     return state
 
@@ -541,7 +548,7 @@ def test_a_large_document_is_written_without_blocking_the_master(tmp_path):
     try:
         while time.monotonic() < deadline:
             started = time.monotonic()
-            state.master.cycle()
+            state.view.cycle()
             assert time.monotonic() - started < 1.0, "the master blocked on a slow client"
             try:
                 while chunk := client.recv(1 << 20):
@@ -553,7 +560,7 @@ def test_a_large_document_is_written_without_blocking_the_master(tmp_path):
         client.close()
         state.close()
     assert bytes(received) == payload
-    assert not state.pending and not state.master.private_fds
+    assert not state.pending and not state.view.private_fds
 
 
 def test_a_client_that_stops_reading_is_dropped(tmp_path, monkeypatch):
@@ -563,13 +570,13 @@ def test_a_client_that_stops_reading_is_dropped(tmp_path, monkeypatch):
     client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     client.connect(state.settings.stats)
     try:
-        state.master.cycle()                         # accept, send what fits, park the rest
+        state.view.cycle()                         # accept, send what fits, park the rest
         assert len(state.pending) == 1
         fd = next(iter(state.pending))
-        assert fd in state.master.private_fds        # a worker forked now closes it
-        wait_until(lambda: (state.master.cycle(0.05), state.sweep(), not state.pending)[-1], 5,
+        assert fd in state.view.private_fds        # a worker forked now closes it
+        wait_until(lambda: (state.view.cycle(0.05), state.sweep(), not state.pending)[-1], 5,
                    what="the stalled client to be dropped")
-        assert not state.master.private_fds
+        assert not state.view.private_fds
     finally:
         client.close()
         state.close()

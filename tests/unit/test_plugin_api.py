@@ -1,5 +1,6 @@
-"""The plugin boundary (STYLE §1, issue 8): the core never names a plugin package,
-the example third-party plugin uses only the public API, and the guide lists that API."""
+"""The plugin boundary (STYLE §1, issues 8 and 17): the core never names a plugin package,
+the example third-party plugins and the built-in ones use only the public API, plugins keep
+their state in ``state_for`` rather than on the core's objects, and the guide lists the API."""
 from __future__ import annotations
 
 import ast
@@ -48,26 +49,10 @@ def test_example_plugins_use_only_the_public_api(project):
                 assert not module.startswith("uwsgi_py"), f"{path.name}:{line} imports {module}"
 
 
-# Built-in plugins' imports of core internals still allowed, by (file, module): each entry says
-# why the public API does not cover it yet. The list should end empty; a new private import
-# fails the test below, and an entry no longer needed fails too (so the list only shrinks).
-ALLOWED = {
-    ("health/__init__.py", "uwsgi_py.health"):
-        "the status document is shared with the core's --status client (core/health.py)",
-    ("inetd/__init__.py", "uwsgi_py.log"): "launch mode: opens --logto files before the log exists",
-    ("inetd/__init__.py", "uwsgi_py.pidfile"): "launch mode: writes the pidfile after daemonizing",
-    ("inetd/daemon.py", "uwsgi_py.log"): "daemonize re-points fds 1/2 at the log file",
-    ("inetd/inetd.py", "uwsgi_py.sockets"): "launch mode: adopts fd 0 as a Listener (not public yet)",
-    ("inetd/systemd.py", "uwsgi_py.sockets"): "launch mode: adopts systemd's fds as Listeners",
-    ("logging/__init__.py", "uwsgi_py.log"): "replaces the core's log writer (log.set_writer, capture)",
-    ("logging/targets.py", "uwsgi_py.log"): "file loggers join the core's reopen/rotate list (log.FILES)",
-    ("stats/document.py", "uwsgi_py.scoreboard"): "builds uWSGI's document from raw slots; "
-                                                  "Instance.worker() could serve it",
-    ("stats/document.py", "uwsgi_py.sockets"): "listen queue per Listener; Instance.sockets() could",
-    ("stats/endpoint.py", "uwsgi_py.health"): "the health section of the stats document",
-    ("stats/endpoint.py", "uwsgi_py.sockets"): "parses and prints ADDR as the core's sockets do",
-    ("stats/requestvars.py", "uwsgi_py.scoreboard"): "torn-read check on the raw BUSY status",
-}
+# Built-in plugins' imports of core internals still allowed, by (file, module), each with
+# why the public API does not cover it. Empty: every built-in plugin lives on ``__all__``. A
+# new private import fails the test below, and an entry no longer needed fails too.
+ALLOWED: dict[tuple[str, str], str] = {}
 
 
 def _private_imports():
@@ -97,3 +82,65 @@ def test_all_names_exist_and_the_guide_lists_them():
     for name in uwsgi_py.__all__:
         assert hasattr(uwsgi_py, name), name
         assert f"`{name}`" in section, f"docs/plugins.md 'What a plugin imports' does not list {name}"
+
+
+# the names plugin hooks get the core's objects under; a plugin keeps its own state in
+# ``Instance(server).state_for(name)`` (or ``MasterView(master)``'s), never as attributes on these
+CORE_OBJECTS = {"master", "server"}
+
+
+def _core_object(node) -> bool:
+    """``master``, ``server``, or an attribute chain ending in one (``worker.server``)."""
+    if isinstance(node, ast.Name):
+        return node.id in CORE_OBJECTS
+    return isinstance(node, ast.Attribute) and node.attr in CORE_OBJECTS
+
+
+def _attribute_sets(path: Path):
+    tree = ast.parse(path.read_text(), str(path))
+    for node in ast.walk(tree):
+        targets = []
+        if isinstance(node, ast.Assign):
+            targets = node.targets
+        elif isinstance(node, (ast.AugAssign, ast.AnnAssign)):
+            targets = [node.target]
+        elif isinstance(node, ast.Delete):
+            targets = node.targets
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+              and node.func.id in ("setattr", "delattr") and node.args
+              and _core_object(node.args[0])):
+            yield node.lineno, f"{node.func.id}({ast.unparse(node.args[0])}, ...)"
+        for target in _flat(targets):
+            if isinstance(target, ast.Attribute) and _core_object(target.value):
+                yield node.lineno, ast.unparse(target)
+
+
+def _flat(targets):
+    """Assignment targets, unpacking ``a, b = ...`` (a subscript's key is read, not set)."""
+    for target in targets:
+        if isinstance(target, (ast.Tuple, ast.List)):
+            yield from _flat(target.elts)
+        elif isinstance(target, ast.Starred):
+            yield from _flat([target.value])
+        else:
+            yield target
+
+
+@pytest.mark.parametrize("tree", ["plugins", "examples/plugins", "tests/external_plugin"])
+def test_plugins_never_set_attributes_on_the_core_objects(tree):
+    paths = sorted((ROOT / tree).rglob("*.py"))
+    assert paths, tree
+    bad = [f"{path.relative_to(ROOT)}:{line}: {what}" for path in paths
+           for line, what in _attribute_sets(path)]
+    assert not bad, f"plugins set attributes on master/server (use state_for): {bad}"
+
+
+def test_the_scan_sees_every_form_of_attribute_set(tmp_path):
+    sample = tmp_path / "p.py"
+    sample.write_text("master.a = 1\nworker.server.b += 1\nx = master.server.c = 2\n"
+                      "setattr(master, 'd', 3)\ndel server.e\nmaster.f.g = 4\na, master.h = 5, 6\n"
+                      "state = master.settings\nself.master = master\n"
+                      "Instance(master.server).state_for('p')['k'] = 7\n")
+    assert sorted(what for _, what in _attribute_sets(sample)) == sorted([
+        "master.a", "worker.server.b", "master.server.c", "setattr(master, ...)", "server.e",
+        "master.h"])

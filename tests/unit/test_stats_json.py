@@ -8,6 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from uwsgi_py import Instance, MasterView
 from uwsgi_py.scoreboard import BUSY, CHEAP, IDLE, PAUSE, Scoreboard, WorkerSlot, memory, status_name
 from uwsgi_py_stats import document, render
 from uwsgi_py_stats.requestvars import SIZE, RequestVars, parse, stable_vars
@@ -139,12 +140,13 @@ def _board_with_busy_worker():
 
 def test_stable_vars_only_while_busy():
     board, slot, rv = _board_with_busy_worker()
+    view = Instance(fake_server(board))
     slot.flush(IDLE)
-    assert stable_vars(rv, board, 1) is None
+    assert stable_vars(rv, view, 1) is None
     slot.busy(time.time(), "/x", {"REQUEST_URI": "/x"})
-    assert stable_vars(rv, board, 1) == ["REQUEST_URI=/x"]
+    assert stable_vars(rv, view, 1) == ["REQUEST_URI=/x"]
     slot.flush(IDLE)
-    assert stable_vars(rv, board, 1) is None
+    assert stable_vars(rv, view, 1) is None
 
 
 # ---- the document ------------------------------------------------------------------------------
@@ -157,12 +159,17 @@ class FakeListener:
         return "127.0.0.1:4242"
 
 
-def fake_master(board, apps=1, reloads=()):
-    server = SimpleNamespace(listeners=[], apps=[SimpleNamespace(modifier1=0, name="")] * apps,
-                             generation=2)
-    return SimpleNamespace(server=server, scoreboard=board, numproc=board.workers,
-                           workers={1: SimpleNamespace(ctl=-1)}, reloads=list(reloads),
-                           state=SimpleNamespace(value="running"))
+def fake_server(board, apps=1, listeners=()):
+    return SimpleNamespace(listeners=list(listeners), scoreboard=board, generation=2,
+                           apps=[SimpleNamespace(modifier1=0, name="")] * apps,
+                           settings=SimpleNamespace(processes=board.workers))
+
+
+def fake_master(board, apps=1, reloads=(), ctl=-1):
+    """A ``MasterView`` over what it reads of a master: the document is built from one."""
+    master = SimpleNamespace(server=fake_server(board, apps), workers={1: SimpleNamespace(ctl=ctl)},
+                             reloads=list(reloads), state=SimpleNamespace(value="running"))
+    return MasterView(master)
 
 
 def fake_state(cores=True, memory_report=False, request_vars=None):
@@ -229,20 +236,26 @@ def test_document_pause_no_cores_and_memory_report():
 
 
 def test_socket_entries_and_listen_queue(monkeypatch):
-    monkeypatch.setattr(document, "queue", lambda listener: (7, 100))
-    socks, backlog = document.sockets([FakeListener()])
+    import uwsgi_py.instance
+    monkeypatch.setattr(uwsgi_py.instance, "queue", lambda listener: (7, 100))
+    view = Instance(fake_server(Scoreboard(1), listeners=[FakeListener()]))
+    socks, backlog = document.sockets(view)
     assert backlog == 7
     assert list(socks[0]) == SOCKET_KEYS
     assert socks[0]["name"] == "127.0.0.1:4242"   # the auto-assigned port, resolved
     assert (socks[0]["queue"], socks[0]["max_queue"], socks[0]["proto"]) == (7, 100, "http")
+    assert view.sockets()[0]["configured"] == "127.0.0.1:0"   # what the queue-full line names
 
 
-def test_pending_bytes_counts_a_pipe():
+def test_signal_queue_counts_the_unread_control_bytes():
+    board, slot, rv = _board_with_busy_worker()
     r, w = os.pipe()
     try:
         os.write(w, b"pu")
-        assert document.pending_bytes(w) == 2
-        assert document.pending_bytes(-1) == 0
+        view = fake_master(board, ctl=w)
+        assert view.control_backlog(1) == 2
+        assert view.control_backlog(2) == 0          # no worker in the slot
+        assert document.build(view, fake_state())["workers"][0]["signal_queue"] == 2
     finally:
         os.close(r)
         os.close(w)

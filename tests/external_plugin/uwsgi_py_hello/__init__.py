@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 
-from uwsgi_py import Option, OptionError, Watch, hookimpl
+from uwsgi_py import MasterView, Option, OptionError, Watch, hookimpl
 
 MODIFIER1 = 42
 ACTION = "hello"
@@ -69,10 +69,16 @@ def uwsgi_load_apps(server):
 
 
 # ---- the master: an action and a control channel -----------------------------------------------
+def _mine(master) -> dict:
+    """This plugin's state in this master image (``hello_count``, ``fd``)."""
+    return MasterView(master).state_for("hello")
+
+
 def hello(master) -> None:
     """Master action ``hello``: log the greeting; runs on the master's loop, returns at once."""
-    master.hello_count = getattr(master, "hello_count", 0) + 1
-    say(f"master action hello #{master.hello_count}: {master.settings.hello_greeting} "
+    mine = _mine(master)
+    mine["hello_count"] = mine.get("hello_count", 0) + 1
+    say(f"master action hello #{mine['hello_count']}: {master.settings.hello_greeting} "
         f"(master pid {os.getpid()}, generation {master.server.generation})")
 
 
@@ -95,7 +101,7 @@ def uwsgi_master_watch(master):
         os.mkfifo(path, 0o600)
     # O_RDWR keeps a writer open, so the FIFO never reads EOF when clients leave
     fd = os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
-    master.hello_fd = fd
+    _mine(master)["fd"] = fd
 
     def readable() -> None:
         try:
@@ -111,12 +117,11 @@ def uwsgi_master_watch(master):
 
 @hookimpl
 def uwsgi_master_cleanup(master, reason):
-    fd = getattr(master, "hello_fd", None)
+    fd = _mine(master).pop("fd", None)
     if fd is None:
         return
     master.unwatch(fd)
     os.close(fd)
-    master.hello_fd = None
     if reason == "exit":
         try:
             os.unlink(master.settings.hello_fifo)
