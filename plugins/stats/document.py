@@ -66,34 +66,39 @@ def apps(server, slot: dict) -> list[dict]:
             for i, app in enumerate(server.apps)]
 
 
-def core(slot: dict, busy: bool, request_vars: list[str] | None) -> dict:
-    """The worker's one core; ``vars`` ends with uWSGI's empty string while busy."""
-    entry = {"id": 0, "requests": slot["requests"], "static_requests": 0, "routed_requests": 0,
+def core(cid: int, requests: int, since: float | None, request_vars: list[str] | None) -> dict:
+    """One core: the worker's only one, or a request thread's (--threads). ``since``: when
+    its request started (None: idle); ``vars`` ends with uWSGI's empty string while busy."""
+    entry = {"id": cid, "requests": requests, "static_requests": 0, "routed_requests": 0,
              "offloaded_requests": 0, "write_errors": 0, "read_errors": 0,
-             "in_request": 1 if busy else 0, "vars": [], "req_info": {}}
-    if busy:
+             "in_request": 0 if since is None else 1, "vars": [], "req_info": {}}
+    if since is not None:
         if request_vars is not None:
             entry["vars"] = [*request_vars, ""]
-        entry["req_info"] = {"request_start": int(slot["busy_since"])}
+        entry["req_info"] = {"request_start": int(since)}
     return entry
 
 
-def thread_core(entry: dict) -> dict:
-    """One of a worker's --threads cores, with its own requests and status. The request
-    vars are published per worker, not per thread: a thread's core shows none."""
-    busy = bool(entry["in_request"])
-    out = {"id": entry["id"], "requests": entry["requests"], "static_requests": 0,
-           "routed_requests": 0, "offloaded_requests": 0, "write_errors": 0, "read_errors": 0,
-           "in_request": 1 if busy else 0, "vars": [], "req_info": {}}
-    if busy:
-        out["req_info"] = {"request_start": int(entry["busy_since"])}
+def cores(board, state, wid: int, slot: dict) -> list[dict]:
+    """The worker's ``cores``: one without --threads, else one per request thread."""
+    if board.cores > 1:
+        entries = [(c["id"], c["requests"], c["busy_since"] if c["in_request"] else None)
+                   for c in board.read_cores(wid)]
+    else:
+        since = slot["busy_since"] if slot["status"] == BUSY else None
+        entries = [(0, slot["requests"], since)]
+    out = []
+    for cid, requests, since in entries:
+        request_vars = None
+        if since is not None and state.request_vars is not None:
+            request_vars = stable_vars(state.request_vars, board, wid, cid)
+        out.append(core(cid, requests, since, request_vars))
     return out
 
 
 def worker(master, state, wid: int) -> dict:
     board = master.scoreboard
     slot = board.read(wid)
-    busy = slot["status"] == BUSY
     child = master.workers.get(wid)
     rss, vsz = memory(slot["pid"]) if state.memory_report else (slot["rss"], slot["vsz"])
     entry = {
@@ -107,13 +112,8 @@ def worker(master, state, wid: int) -> dict:
         "last_spawn": slot["last_spawn"], "respawn_count": slot["respawn_count"],
         "tx": slot["tx"], "avg_rt": slot["avg_rt"], "apps": apps(master.server, slot),
     }
-    if state.cores and board.cores > 1:
-        entry["cores"] = [thread_core(c) for c in board.read_cores(wid)]
-    elif state.cores:
-        request_vars = None
-        if busy and state.request_vars is not None:
-            request_vars = stable_vars(state.request_vars, board, wid)
-        entry["cores"] = [core(slot, busy, request_vars)]
+    if state.cores:
+        entry["cores"] = cores(board, state, wid, slot)
     return entry
 
 
