@@ -40,6 +40,13 @@ from .serving import EPOLLIN, EXCLUSIVE, EXPIRE_EVERY, KEEPALIVE_GRACE, Loop
 ONESHOT = select.EPOLLIN | select.EPOLLONESHOT
 
 
+def readable(fd: int, timeout: float) -> bool:
+    """Whether ``fd`` has bytes (or EOF) to read within ``timeout`` seconds."""
+    p = select.poll()
+    p.register(fd, select.POLLIN)
+    return bool(p.poll(timeout * 1000))
+
+
 class CoreSlot:
     """A request thread's view of the scoreboard: its own core entry, and the worker's
     slot (shared by the threads, updated under one lock) for the worker's totals."""
@@ -265,7 +272,7 @@ class ThreadedLoop(Loop):
         for conn in list(self.conns.values()):
             if conn.deadline >= now or self.conns.pop(conn.fd, None) is not conn:
                 continue
-            if select.select([conn.fd], (), (), 0)[0]:
+            if readable(conn.fd, 0):
                 # the client sent more, but every thread was busy: it is not late
                 self.release(conn)
             elif conn.buf and conn.listener.proto == "http":
