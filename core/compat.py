@@ -20,7 +20,7 @@ _TITLES = "process titles are not changed"
 
 NO_EFFECT: dict[str, str] = {
     "thunder-lock": "the kernel already wakes one worker per connection (EPOLLEXCLUSIVE), "
-                    "and with --threads only the worker's main thread accepts",
+                    "and with --threads one thread of the worker, waiting in its shared epoll",
     "single-interpreter": "each worker runs a single interpreter",
     "offload-threads": "workers write their own responses (sendfile for files)",
     "offload-thread": "workers write their own responses (sendfile for files)",

@@ -81,6 +81,7 @@ class Dispatcher:
         except BadRequest as e:
             self.reject(conn, e)
             return False
+        req.core = self.core
         if http:
             app = self.http_app
         else:

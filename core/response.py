@@ -77,7 +77,7 @@ class Request:
 
     __slots__ = ("conn", "vars", "input", "head", "http", "keepalive", "status", "sent",
                  "pending", "chunked", "length", "hsize", "no_body", "started", "prepared",
-                 "extra", "hooks", "via", "logvars")
+                 "extra", "hooks", "via", "logvars", "core")
 
     def __init__(self, conn: Conn, head, http: bool, keepalive_allowed: bool, limit_post: int,
                  extra: tuple[str, ...] = (), hooks: tuple = ()):

@@ -79,13 +79,14 @@ class Scoreboard:
             slot = self.read(wid)
             return [{"id": 0, "requests": slot["requests"], "in_request": int(slot["status"] == BUSY),
                      "busy_since": slot["busy_since"], "uri": slot["uri"]}]
-        out = []
-        for core in range(self.cores):
-            entry = dict(zip(CORE_FIELDS, CORE.unpack_from(self.mem, self.core_offset(wid, core))))
-            entry["id"] = core
-            entry["uri"] = entry["uri"].split(b"\0", 1)[0].decode("latin-1")
-            out.append(entry)
-        return out
+        return [self.read_core(wid, core) for core in range(self.cores)]
+
+    def read_core(self, wid: int, core: int) -> dict:
+        """One core of worker ``wid`` (--threads N > 1)."""
+        entry = dict(zip(CORE_FIELDS, CORE.unpack_from(self.mem, self.core_offset(wid, core))))
+        entry["id"] = core
+        entry["uri"] = entry["uri"].split(b"\0", 1)[0].decode("latin-1")
+        return entry
 
     def clear_cores(self, wid: int) -> None:
         """A new worker in the slot: no core is in a request (a killed one may have been)."""
@@ -150,7 +151,8 @@ class WorkerSlot:
         self.respawn_count = cur["respawn_count"]
         self.harakiri_count = cur["harakiri_count"]
         self.signals = cur["signals"]
-        self.publish = None  # set by a plugin (stats): publish(env) of the request starting
+        # set by a plugin (stats): publish(env, core) of the request starting on a core
+        self.publish = None
         self.mem = board.mem
         self.pid_bytes = _PID.pack(self.pid)
         self.accepting_at = self.off + _PID.size   # accepting .. busy_since: _DONE
@@ -181,10 +183,11 @@ class WorkerSlot:
             _DONE.pack_into(self.mem, self.accepting_at, 1, self.requests, self.delta,
                             self.exceptions, self.tx, self.running_time, avg, status, since)
 
-    def busy(self, since: float, uri: str, env: dict | None = None) -> None:
+    def busy(self, since: float, uri: str, env: dict | None = None, core: int = 0) -> None:
         if not self.owns():
             return
         if self.publish is not None:
-            self.publish(env)  # before the status flips, so a reader never sees stale vars
+            # before the status flips, so a reader never sees stale vars
+            self.publish(env, core)
         # status, busy_since and the URI at once (a URI longer than the field is cut)
         _BUSY.pack_into(self.mem, self.status_at, BUSY, since, uri.encode("latin-1", "replace"))

@@ -210,13 +210,19 @@ class Loop:
             conn = self.accept_one(lst)
             if conn is None:
                 return
-            conn.fill()
-            self.process(conn)
+            self.take(conn)
             if self.stopping:
                 return
 
+    def take(self, conn: Conn) -> None:
+        """A connection just accepted: serve what it sent, or wait for it."""
+        self.conns[conn.fd] = conn   # its deadline is set if it has to wait (process)
+        conn.fill()
+        self.process(conn)
+
     def accept_one(self, lst) -> Conn | None:
-        """One connection from ``lst``'s queue, or None (empty, or an error handled here)."""
+        """One connection from ``lst``'s queue, not yet in ``conns``, or None (empty, or an
+        error handled here)."""
         while True:
             try:
                 fd, addr = lst.sock._accept()   # an fd, not a socket object (see Conn)
@@ -246,7 +252,6 @@ class Loop:
             conn = Conn(fd, lst, remote, self.timeout, self.min_bytes, lst.corked)
             if not (lst.unix or lst.nodelay):
                 conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self.conns[fd] = conn   # its deadline is set if it has to wait (process)
             return conn
 
     def forget_listener(self, lst) -> None:
@@ -277,8 +282,7 @@ class Loop:
                 continue   # already shut down by another worker
             log.vlog(log.LISTENERS_CLOSED.format(id=self.id, pid=self.pid, name=lst.name))
         for conn in taken:
-            conn.fill()
-            self.process(conn)
+            self.take(conn)
 
     # ---- out of file descriptors: log once per burst, stop polling the listeners ----------
     def out_of_fds(self, err: OSError) -> None:
@@ -370,9 +374,20 @@ class Loop:
 
     def process(self, conn: Conn) -> None:
         """Serve every complete request in ``conn``'s buffer, then wait for more."""
+        if self.paused or not self.serve_buffered(conn, self.serve):
+            return
+        if conn.fd in self.conns and conn.fd not in self.registered:
+            if not conn.served:   # a new connection still sending its first head
+                conn.deadline = time.monotonic() + self.timeout
+            self.ep.register(conn.fd, EPOLLIN)
+            self.registered.add(conn.fd)
+
+    def serve_buffered(self, conn: Conn, serve) -> bool:
+        """Serve every complete request in ``conn``'s buffer with ``serve`` (a dispatcher's);
+        False once the connection is closed."""
         lst = conn.listener
         http = lst.proto == "http"
-        while conn.buf and not self.paused:
+        while conn.buf:
             try:
                 if http:
                     # PROXY protocol v1 line first (--enable-proxy-protocol): proxy_protocol.py
@@ -384,7 +399,7 @@ class Loop:
                     head = parse_uwsgi(conn.buf, self.limit)
             except BadRequest as e:
                 self.reject(conn, e)
-                return
+                return False
             if head is None:
                 break
             del conn.buf[:head.consumed]
@@ -392,13 +407,8 @@ class Loop:
                 head.vars["REMOTE_PORT"] = port
             if not http:
                 head.vars.setdefault("REMOTE_ADDR", conn.remote)
-            keep = self.serve(conn, head, http)
-            if not keep:
+            if not serve(conn, head, http):
                 self.drop(conn)
-                return
+                return False
             conn.deadline = time.monotonic() + (lst.idle or self.timeout)
-        if conn.fd in self.conns and conn.fd not in self.registered and not self.paused:
-            if not conn.served:   # a new connection still sending its first head
-                conn.deadline = time.monotonic() + self.timeout
-            self.ep.register(conn.fd, EPOLLIN)
-            self.registered.add(conn.fd)
+        return True

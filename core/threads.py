@@ -1,30 +1,50 @@
 """Request threads (--threads N > 1): N requests at once in one worker.
 
-The worker's main thread keeps its loop (serving.py): signals, the control pipe, accepting,
-reading request heads, deadlines and the drain of a stopping worker. Once a whole head is
-in, ``ThreadedLoop`` takes the connection out of epoll and queues it for one of N request
-threads, each with its own ``Dispatcher`` (dispatch.py) and its own core in the scoreboard
-(``CoreSlot``). The thread serves that one request and hands the connection back (a deque
-and a byte on a pipe the loop polls): an idle keep-alive connection waits in epoll, never
-in a thread. While every thread is busy the loop stops polling its listeners, so the other
-workers take the new connections.
+As in uWSGI, every request thread accepts and serves by itself: no request crosses from one
+thread to another. The N threads wait together in one epoll (``Loop.ep``) that holds the
+listeners and the connections waiting for a request (idle keep-alive connections, clients
+still sending a head). The kernel wakes one waiting thread per event; that thread accepts
+(or takes the waiting connection), reads the head and serves the request with its own
+``Dispatcher`` (dispatch.py) and scoreboard core (``CoreSlot``). A connection that has to
+wait again goes back into the epoll, armed once (EPOLLONESHOT): an idle connection waits
+there, never in a thread.
+
+Ownership: a waiting connection is in ``conns``; whoever pops it from there (a thread woken
+for it, or the main thread expiring it) owns it until it is closed or put back. A worker whose
+threads are all busy has no thread in epoll_wait, so the kernel's EPOLLEXCLUSIVE wakeup passes
+a new connection to another worker.
+
+The main thread keeps what a worker's process does: signals, the control pipe and plugins'
+fds (in its own epoll), deadlines (--socket-timeout, keep-alive), pause and resume, and the
+drain of a stopping worker. To stop accepting it takes the listeners out of the shared epoll,
+which stops every thread accepting at once; when the drain is done a byte on a pipe in the
+shared epoll (level-triggered, never read) wakes each thread to exit. What a thread needs done
+on the main thread (--max-requests reached) goes through ``call``.
 """
 from __future__ import annotations
 
 import collections
 import os
-import queue
+import select
 import threading
 import time
 import traceback
 
 from . import log
-from .api import error_headers
-from .conn import ClientGone, Conn
+from .conn import Conn
 from .dispatch import Dispatcher
-from .proto import BadRequest, parse_http, parse_uwsgi, simple_response
-from .scoreboard import BUSY, CORE, Scoreboard, WorkerSlot
-from .serving import EPOLLIN, EXCLUSIVE, KEEPALIVE_GRACE, Loop
+from .proto import BadRequest
+from .scoreboard import BUSY, CORE, IDLE, PAUSE, Scoreboard, WorkerSlot
+from .serving import EPOLLIN, EXCLUSIVE, EXPIRE_EVERY, KEEPALIVE_GRACE, Loop
+
+ONESHOT = select.EPOLLIN | select.EPOLLONESHOT
+
+
+def readable(fd: int, timeout: float) -> bool:
+    """Whether ``fd`` has bytes (or EOF) to read within ``timeout`` seconds."""
+    p = select.poll()
+    p.register(fd, select.POLLIN)
+    return bool(p.poll(timeout * 1000))
 
 
 class CoreSlot:
@@ -39,7 +59,6 @@ class CoreSlot:
         self.lock = lock           # the worker's: one writer of its slot at a time
         self.busy_cores = busy     # core -> busy_since, of the worker's busy cores
         self.core_requests = CORE.unpack_from(self.mem, self.at)[0]
-        self.publish = None
 
     # the worker's counters, as a single-threaded worker's dispatcher reads them
     @property
@@ -64,10 +83,11 @@ class CoreSlot:
     def busy(self, since: float, uri: str, env: dict | None = None) -> None:
         with self.lock:
             self.busy_cores[self.core] = since
+            # the core's request vars first (the stats plugin's), then its status
+            self.slot.busy(since, uri, env, self.core)
             if self.slot.owns():
                 CORE.pack_into(self.mem, self.at, self.core_requests, 1, since,
                                uri.encode("latin-1", "replace"))
-            self.slot.busy(since, uri, env)
 
     def done(self, sent: int, us: int) -> None:
         with self.lock:
@@ -88,167 +108,209 @@ class ThreadedLoop(Loop):
         super().__init__(worker)
         settings = worker.settings
         self.worker = worker
-        self.nthreads = settings.threads
         self.stacksize = settings.threads_stacksize * 1024
-        # every thread's dispatcher answers a bad request without closing the connection:
-        # the connection belongs to the loop again once the thread hands it back
-        self.dispatchers = tuple(Dispatcher(worker, self.answer_bad) for _ in range(self.nthreads))
+        self.dispatchers = tuple(Dispatcher(worker, self.reject) for _ in range(settings.threads))
         self.dispatcher = self.dispatchers[0]
         for core, d in enumerate(self.dispatchers):
             d.core = core
-        # counted here, on the loop's thread, once the request is back (Worker.recycle acts
-        # on the loop): not in the thread that served it
+        # checked by the thread after each request, acted on by the main thread (call):
+        # Worker.recycle acts on the loop
         self.max_requests = self.dispatcher.max_requests
         for d in self.dispatchers:
             d.max_requests = 0
-        self.jobs: queue.SimpleQueue = queue.SimpleQueue()   # (conn, head, http) or None
-        self.back: collections.deque = collections.deque()   # (conn, keep) handed back
-        self.back_r = self.back_w = -1    # the pipe that wakes the loop for ``back``
-        self.working: dict[int, Conn] = {}   # fd -> connection queued for or in a thread
-        self.throttled = False            # listeners unpolled: every thread is busy
+        self.lock = threading.Lock()   # arming vs pause; the worker slot's writers
+        self.working: dict[int, bool] = {}   # core -> True while its thread is not in epoll
+        self.main_ep = None            # the main thread's epoll: watched fds only (start)
+        self.calls: collections.deque = collections.deque()   # for the main thread (call)
+        self.kick_r = self.kick_w = -1   # wakes the main thread for ``calls``
+        self.stop_r = self.stop_w = -1   # in the shared epoll: written once, the threads exit
         self.threads: list[threading.Thread] = []
 
     def start(self, pid: int, slot) -> None:
-        super().start(pid, slot)
+        super().start(pid, slot)       # self.ep: the listeners, shared by the threads
+        self.main_ep = select.epoll()
         board = self.server.scoreboard
         board.clear_cores(slot.wid)
-        lock, busy = threading.Lock(), {}
+        busy: dict = {}
         for core, d in enumerate(self.dispatchers):
-            d.slot = CoreSlot(slot, board, core, lock, busy)
-        self.back_r, self.back_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        self.watch(self.back_r, self.returned)
+            d.slot = CoreSlot(slot, board, core, self.lock, busy)
+        self.kick_r, self.kick_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.watch(self.kick_r, self.run_calls)
+        self.stop_r, self.stop_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.ep.register(self.stop_r, EPOLLIN)
         if self.stacksize:
             threading.stack_size(self.stacksize)
-        for core, d in enumerate(self.dispatchers):
-            t = threading.Thread(target=self.work, args=(d,), name=f"uwsgi-core-{core}",
+        for d in self.dispatchers:
+            t = threading.Thread(target=self.work, args=(d,), name=f"uwsgi-core-{d.core}",
                                  daemon=True)
             t.start()
             self.threads.append(t)
 
-    # ---- in a request thread -------------------------------------------------------
-    def work(self, dispatcher: Dispatcher) -> None:
-        jobs, back, wake = self.jobs, self.back, self.back_w
-        while True:
-            job = jobs.get()
-            if job is None:
-                return
-            conn, head, http = job
-            try:
-                keep = dispatcher.serve(conn, head, http)
-            except BaseException:  # noqa: BLE001 - the thread must serve the next request
-                log.log(traceback.format_exc().rstrip())
-                dispatcher.req = None
-                keep = False
-            back.append((conn, keep))
-            try:
-                os.write(wake, b".")
-            except OSError:
-                pass   # the pipe is full: the loop is already woken
+    def watch(self, fd: int, callback) -> None:
+        self.watches[fd] = callback
+        self.main_ep.register(fd, EPOLLIN)
 
-    def answer_bad(self, conn: Conn, err: BadRequest, req=None) -> None:
-        """A bad request seen by a thread: the error response; the loop closes the connection."""
-        log.log(log.BAD_REQUEST.format(addr=conn.remote or "-", why=err))
-        if err.status and conn.listener.proto == "http":
+    def unwatch(self, fd: int) -> None:
+        if self.watches.pop(fd, None) is not None:
             try:
-                conn.sendall(simple_response(err.status, "",
-                                             error_headers(self.response_hooks, req, err.status)))
-            except ClientGone:
+                self.main_ep.unregister(fd)
+            except OSError:
                 pass
 
-    # ---- on the loop's thread ------------------------------------------------------
     def in_request(self) -> bool:
         return bool(self.working)
 
-    def process(self, conn: Conn) -> None:
-        """Hand the next complete request in ``conn``'s buffer to a thread, or wait for it."""
-        lst = conn.listener
-        http = lst.proto == "http"
-        if conn.buf and not self.paused:
-            try:
-                if http:
-                    head = parse_http(conn.buf, self.limit, lst.server_port, conn.remote,
-                                      self.http_rules)
+    # ---- in a request thread -------------------------------------------------------
+    def work(self, d: Dispatcher) -> None:
+        """A request thread: take the next event of the shared epoll and serve it."""
+        ep, conns, working, core, stop_r = self.ep, self.conns, self.working, d.core, self.stop_r
+        while True:
+            events = ep.poll(-1, 1)
+            working[core] = True   # before anything is taken: the drain waits for it
+            for fd, _ in events:
+                if fd == stop_r:
+                    del working[core]
+                    return
+                lst = self.listeners.get(fd)
+                if lst is not None:
+                    conn = self.accept_one(lst)
+                    if conn is not None:
+                        conn.deadline = time.monotonic() + self.timeout
                 else:
-                    head = parse_uwsgi(conn.buf, self.limit)
-            except BadRequest as e:
-                self.reject(conn, e)
-                return
-            if head is not None:
-                del conn.buf[:head.consumed]
-                if not http:
-                    head.vars.setdefault("REMOTE_ADDR", conn.remote)
-                self.hand_off(conn, head, http)
-                return
-        if conn.fd in self.conns and conn.fd not in self.registered and not self.paused:
-            if not conn.served:
-                conn.deadline = time.monotonic() + self.timeout
-            self.ep.register(conn.fd, EPOLLIN)
-            self.registered.add(conn.fd)
+                    conn = conns.pop(fd, None)   # None: the main thread took it meanwhile
+                if conn is not None:
+                    self.serve_conn(conn, d)
+            del working[core]
+            if self.stopping:
+                self.kick()   # the drain waits for the threads to be done
 
-    def hand_off(self, conn: Conn, head, http: bool) -> None:
-        fd = conn.fd
-        del self.conns[fd]
-        if fd in self.registered:
-            self.registered.discard(fd)
-            try:
-                self.ep.unregister(fd)
-            except OSError:
-                pass
-        self.working[fd] = conn
-        if len(self.working) >= self.nthreads and not self.throttled:
-            self.throttle()
-        self.jobs.put((conn, head, http))
-
-    def returned(self) -> None:
-        """Connections handed back by the threads: wait for their next request, or close."""
+    def serve_conn(self, conn: Conn, d: Dispatcher) -> None:
+        """Serve what ``conn`` sent (this thread owns it), then put it back to wait."""
         try:
-            os.read(self.back_r, 4096)
+            if not conn.fill():
+                self.drop(conn)
+            elif self.serve_buffered(conn, d.serve):
+                self.release(conn)
+        except BaseException:  # noqa: BLE001 - the thread must serve the next request
+            log.log(traceback.format_exc().rstrip())
+            d.req = None
+            self.drop(conn)
+        if self.max_requests and self.slot.delta >= self.max_requests and not self.stopping:
+            self.call(self.worker.max_requests_reached)
+
+    def release(self, conn: Conn) -> None:
+        """An open connection waits for its next bytes in the shared epoll."""
+        if conn.fd >= 0:
+            self.conns[conn.fd] = conn
+            self.arm(conn)
+
+    def arm(self, conn: Conn) -> None:
+        fd = conn.fd
+        with self.lock:
+            if self.paused:
+                return    # resume() arms it
+            if fd in self.registered:
+                self.ep.modify(fd, ONESHOT)
+            else:
+                self.ep.register(fd, ONESHOT)
+                self.registered.add(fd)
+
+    def drop(self, conn: Conn) -> None:
+        if self.starved:
+            self.listen_again(0.0, freed=True)
+        self.conns.pop(conn.fd, None)
+        self.registered.discard(conn.fd)
+        conn.close()   # the last reference to the socket: it leaves the epoll too
+
+    def call(self, fn) -> None:
+        """Have ``fn()`` run on the main thread."""
+        self.calls.append(fn)
+        self.kick()
+
+    def kick(self) -> None:
+        try:
+            os.write(self.kick_w, b".")
+        except OSError:
+            pass   # the pipe is full: the main thread is woken already
+
+    # ---- on the main thread --------------------------------------------------------
+    def run_calls(self) -> None:
+        try:
+            os.read(self.kick_r, 4096)
         except OSError:
             pass
-        back = self.back
+        while self.calls:
+            self.calls.popleft()()
+
+    def run(self) -> None:
+        ep = self.main_ep
+        while not self.stopping:
+            for fd, _ in ep.poll(EXPIRE_EVERY if self.conns or self.starved else 1.0):
+                callback = self.watches.get(fd)
+                if callback is not None:
+                    callback()
+            now = time.monotonic()
+            if self.conns and now >= self.next_expire:
+                self.next_expire = now + EXPIRE_EVERY
+                self.expire()
+            if self.starved:
+                self.listen_again(now)
+
+    def take(self, conn: Conn) -> None:
+        """A connection accepted by the main thread (a graceful stop): for the threads."""
+        conn.deadline = time.monotonic() + self.timeout
+        self.release(conn)
+
+    def process(self, conn: Conn) -> None:
+        """A waiting connection that was not polled (paused): poll it again."""
+        self.arm(conn)
+
+    def expire(self) -> None:
+        if self.paused:
+            return
         now = time.monotonic()
-        while back:
-            conn, keep = back.popleft()
-            self.working.pop(conn.fd, None)
-            if keep and conn.fd >= 0:
-                self.conns[conn.fd] = conn
-                conn.deadline = now + (conn.listener.idle or self.timeout)
-                self.process(conn)
+        for conn in list(self.conns.values()):
+            if conn.deadline >= now or self.conns.pop(conn.fd, None) is not conn:
+                continue
+            if readable(conn.fd, 0):
+                # the client sent more, but every thread was busy: it is not late
+                self.release(conn)
+            elif conn.buf and conn.listener.proto == "http":
+                self.reject(conn, BadRequest("timeout waiting for the request", 408))
             else:
                 self.drop(conn)
-        if self.throttled and len(self.working) < self.nthreads:
-            self.unthrottle()
-        if self.max_requests and self.slot.delta >= self.max_requests:
-            self.worker.max_requests_reached()
 
-    def throttle(self) -> None:
-        self.throttled = True
-        for fd in self.listeners:
-            try:
-                self.ep.unregister(fd)
-            except OSError:
-                pass
-
-    def unthrottle(self) -> None:
-        self.throttled = False
-        if self.paused or self.starved or self.stopping:
+    def pause(self) -> None:
+        if self.paused:
             return
-        for fd in self.listeners:
-            try:
-                self.ep.register(fd, EXCLUSIVE)
-            except OSError:
-                pass
+        with self.lock:
+            self.paused = True
+            for fd in list(self.listeners):
+                try:
+                    self.ep.unregister(fd)
+                except OSError:
+                    pass
+            for fd in list(self.conns):
+                if fd in self.registered:
+                    try:
+                        self.ep.modify(fd, 0)
+                    except OSError:
+                        pass
+            self.slot.flush(PAUSE, 0)
+        log.vlog(log.WORKER_SUSPENDED.format(id=self.id))
 
     def resume(self) -> None:
-        super().resume()
-        if self.throttled:
-            self.throttle()
-
-    def listen_again(self, now: float, freed: bool = False) -> None:
-        if self.throttled:
-            self.starved = False   # unthrottle() polls the listeners again
+        if not self.paused:
             return
-        super().listen_again(now, freed)
+        with self.lock:
+            self.paused = False
+            if not (self.starved or self.stopping):
+                for fd in self.listeners:
+                    self.ep.register(fd, EXCLUSIVE)
+            self.slot.flush(IDLE, 1)
+        for conn in list(self.conns.values()):
+            self.arm(conn)
+        log.vlog(log.WORKER_RESUMED.format(id=self.id))
 
     def stop(self) -> None:
         self.stopping = True
@@ -256,24 +318,24 @@ class ThreadedLoop(Loop):
             d.end_keepalive()
 
     def drain(self, refuse: bool) -> None:
-        """Loop.drain's, and every request queued for or in a thread is answered first."""
+        """Loop.drain's, for the threads: they stop accepting at once, answer every request
+        they have, and exit once no connection is left."""
         self.stop_accepting(refuse)
         start = time.monotonic()
         deadline = start + self.timeout
         grace_end = start + min(self.timeout, KEEPALIVE_GRACE)
+        wait = select.poll()
+        wait.register(self.kick_r, select.POLLIN)
         while self.conns or self.working:
             now = time.monotonic()
             for conn in list(self.conns.values()):
                 if now >= deadline or (now >= grace_end and conn.served and not conn.buf):
-                    self.drop(conn)
-            if not (self.conns or self.working):
-                break
-            for fd, ev in self.ep.poll(0.05):
-                if fd == self.back_r:
-                    self.returned()
-                    continue
-                conn = self.conns.get(fd)
-                if conn is not None:
-                    self.readable(conn)
-        for _ in self.threads:
-            self.jobs.put(None)
+                    if self.conns.pop(conn.fd, None) is conn:
+                        self.drop(conn)
+            if wait.poll(50):
+                self.run_calls()
+        os.write(self.stop_w, b"x")
+        for t in self.threads:
+            t.join()
+        for conn in list(self.conns.values()):
+            self.drop(conn)

@@ -97,7 +97,7 @@ def table(strftime: str | None, xff: bool) -> dict[str, Getter]:
         # one switch per response that has a body: uwsgi-py runs no async cores
         "switches": lambda w, r, uri, t, us: "1" if r.sent else "0",
         "vars": lambda w, r, uri, t, us: str(_nvars(r.vars)),
-        "core": lambda w, r, uri, t, us: "0",
+        "core": lambda w, r, uri, t, us: str(r.core),   # the request thread's (--threads)
         "vsz": lambda w, r, uri, t, us: str(_memory(w, "vsz")),
         "rss": lambda w, r, uri, t, us: str(_memory(w, "rss")),
         "vszM": lambda w, r, uri, t, us: str(_memory(w, "vsz") // 1048576),

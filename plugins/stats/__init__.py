@@ -100,7 +100,8 @@ def uwsgi_post_apps(server):
         from uwsgi_py import log_line as log
         log(BIND_FAILED_RELOAD.format(why=e.strerror, address=address))
         return
-    request_vars = None if settings.stats_no_cores else RequestVars(settings.processes)
+    request_vars = None if settings.stats_no_cores else RequestVars(settings.processes,
+                                                                   settings.threads)
     state = StatsServer(settings, sock, request_vars)
     _mine(server)["server"] = state
     from uwsgi_py import log_line as log

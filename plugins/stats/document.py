@@ -41,28 +41,29 @@ def apps(server, slot: dict) -> list[dict]:
             for i, app in enumerate(server.apps)]
 
 
-def core(slot: dict, request_vars: list[str] | None) -> dict:
-    """The worker's one core; ``vars`` ends with uWSGI's empty string while busy."""
-    busy = slot["busy"]
-    entry = {"id": 0, "requests": slot["requests"], "static_requests": 0, "routed_requests": 0,
+def core(cid: int, requests: int, since: float | None, request_vars: list[str] | None) -> dict:
+    """One core: the worker's only one, or a request thread's (--threads). ``since``: when
+    its request started (None: idle); ``vars`` ends with uWSGI's empty string while busy."""
+    entry = {"id": cid, "requests": requests, "static_requests": 0, "routed_requests": 0,
              "offloaded_requests": 0, "write_errors": 0, "read_errors": 0,
-             "in_request": 1 if busy else 0, "vars": [], "req_info": {}}
-    if busy:
+             "in_request": 0 if since is None else 1, "vars": [], "req_info": {}}
+    if since is not None:
         if request_vars is not None:
             entry["vars"] = [*request_vars, ""]
-        entry["req_info"] = {"request_start": int(slot["busy_since"])}
+        entry["req_info"] = {"request_start": int(since)}
     return entry
 
 
-def thread_core(entry: dict) -> dict:
-    """One of a worker's --threads cores, with its own requests and status. The request
-    vars are published per worker, not per thread: a thread's core shows none."""
-    busy = bool(entry["in_request"])
-    out = {"id": entry["id"], "requests": entry["requests"], "static_requests": 0,
-           "routed_requests": 0, "offloaded_requests": 0, "write_errors": 0, "read_errors": 0,
-           "in_request": 1 if busy else 0, "vars": [], "req_info": {}}
-    if busy:
-        out["req_info"] = {"request_start": int(entry["busy_since"])}
+def cores(view, state, wid: int) -> list[dict]:
+    """The worker's ``cores``: one without --threads, else one per request thread, each with
+    the vars of the request it serves."""
+    out = []
+    for entry in view.cores(wid):
+        since = entry["busy_since"] if entry["in_request"] else None
+        request_vars = None
+        if since is not None and state.request_vars is not None:
+            request_vars = stable_vars(state.request_vars, view, wid, entry["id"])
+        out.append(core(entry["id"], entry["requests"], since, request_vars))
     return out
 
 
@@ -76,14 +77,7 @@ def worker(view, state, wid: int) -> dict:
         entry[key] = slot[key]
     entry["apps"] = apps(view.server, slot)
     if state.cores:
-        cores = view.cores(wid)
-        if len(cores) > 1:
-            entry["cores"] = [thread_core(c) for c in cores]
-        else:
-            request_vars = None
-            if slot["busy"] and state.request_vars is not None:
-                request_vars = stable_vars(state.request_vars, view, wid)
-            entry["cores"] = [core(slot, request_vars)]
+        entry["cores"] = cores(view, state, wid)
     return entry
 
 

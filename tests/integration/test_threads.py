@@ -233,7 +233,7 @@ def test_stats_cores_and_uwsgitop(server, tmp_path):
     inst = start(server, tmp_path, "--master", "-p", "1", "--threads", "3", "--stats", path)
     for _ in range(3):
         fetch(inst.port, "/")
-    threads, _ = in_parallel(inst.port, ["/wait", "/wait"])
+    threads, _ = in_parallel(inst.port, ["/wait?first", "/wait?second"])
     wait_inside(inst, 2)
     doc = stats(path)
     cores = doc["workers"][0]["cores"]
@@ -241,6 +241,17 @@ def test_stats_cores_and_uwsgitop(server, tmp_path):
     assert sum(c["in_request"] for c in cores) == 2
     assert all(c["req_info"].get("request_start") for c in cores if c["in_request"])
     assert doc["workers"][0]["status"] == "busy"
+    # each busy core shows its own request's vars (uWSGI's cores[].vars), an idle one none
+    queries = set()
+    for c in cores:
+        assert set(c) >= {"static_requests", "routed_requests", "offloaded_requests",
+                          "write_errors", "read_errors"}
+        if not c["in_request"]:
+            assert c["vars"] == [] and c["req_info"] == {}
+            continue
+        assert c["vars"][-1] == "" and "PATH_INFO=/wait" in c["vars"], c["vars"]
+        queries.update(v for v in c["vars"] if v.startswith("QUERY_STRING="))
+    assert queries == {"QUERY_STRING=first", "QUERY_STRING=second"}
     pids = [str(p) for p in inst.wait_workers(1)]
     header = "uwsgi-2.0.31 - "
     screen = screen_of([sys.executable, script, "--frequency", "1", path],
@@ -283,3 +294,18 @@ def test_bad_threads_values(tmp_path):
     from conftest import run_cli
     out = run_cli("--http-socket", "127.0.0.1:0", "--threads", "-2", cwd=tmp_path)
     assert out.returncode != 0 and "--threads" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_log_format_core_is_the_thread_that_served(server, tmp_path):
+    """%(core) is the request thread's core id, as in uWSGI: two requests held at once
+    are logged with two different cores."""
+    inst = start(server, tmp_path, "--master", "-p", "1", "--threads", "3",
+                 "--log-format", "core=%(core) uri=%(uri)")
+    threads, _ = in_parallel(inst.port, ["/wait", "/wait"])
+    wait_inside(inst, 2)
+    assert fetch(inst.port, "/open")[0] == 200
+    join(threads)
+    text = inst.wait_log("uri=/wait", count=2)
+    cores = re.findall(r"core=(\d+) uri=/wait", text)
+    assert len(cores) == 2 and len(set(cores)) == 2, text[-2000:]
+    assert {int(c) for c in cores} <= {0, 1, 2}

@@ -21,7 +21,7 @@ def request(**env):
     env.setdefault("REQUEST_METHOD", "GET")
     env.setdefault("SERVER_PROTOCOL", "HTTP/1.1")
     env.setdefault("REMOTE_ADDR", "127.0.0.1")
-    return SimpleNamespace(vars=env, status=200, sent=12, hsize=45, nheaders=1,
+    return SimpleNamespace(vars=env, status=200, sent=12, hsize=45, nheaders=1, core=0,
                            head=SimpleNamespace(length=0, modifier1=0), logvars=None,
                            conn=SimpleNamespace(remote="127.0.0.1", read_errors=0,
                                                 write_errors=0))
