@@ -15,6 +15,7 @@ import array
 import fcntl
 import json
 import os
+import signal
 import stat
 import termios   # here, not where used: plugins call the API after --uid drops privileges
 from dataclasses import dataclass
@@ -28,6 +29,17 @@ from .instance import Instance
 HANDOFF_BAD = "*** plugin {name!r}: uwsgi_handoff_give: {why}; nothing of it crosses the reload ***"
 HANDOFF_FD_GONE = "*** plugin {name!r}: handed-off fd {key}={fd} did not survive the exec ***"
 RESPONSE_HOOK_FAILED = "*** a response hook raised {error}; its headers are left out ***"
+
+# What a plugin reads or calls on the core objects its hooks get, by argument name (a
+# request's are in docs/plugins.md, "A request handler"). docs/plugins.md, "What the hook
+# arguments offer", lists each; tests/unit/test_plugin_api.py holds every plugin to these.
+# The rest of those objects is the core's: the instance's facts and the master's state are
+# read through ``Instance``/``MasterView``.
+PUBLIC_ATTRIBUTES: dict[str, tuple[str, ...]] = {
+    "master": ("settings", "server", "hook", "request", "watch", "unwatch"),
+    "server": ("settings", "hook", "listeners", "apps", "is_reload", "generation", "start_dir"),
+    "worker": ("id", "pid", "server", "settings", "apps", "unwatch"),
+}
 
 
 def log_line(text: str) -> None:
@@ -97,8 +109,9 @@ class WorkerInfo:
 
 class MasterView(Instance):
     """The master as a plugin sees it: ``Instance`` facts, the worker table and the
-    state, read-only; ``request``, ``watch``/``unwatch`` and the cheaper's slot
-    controls are the ways to act. Build one where you need it: ``MasterView(master)``."""
+    state, read-only; ``request``, ``watch``/``unwatch``, the cheaper's slot controls
+    and, inside an action, ``fail``/``refork`` are the ways to act. Build one where you
+    need it: ``MasterView(master)``."""
 
     __slots__ = ("master",)
 
@@ -138,6 +151,11 @@ class MasterView(Instance):
         """Workers replaced by a reload that are finishing their requests."""
         return [_info(child) for child in self.master.retiring.values()]
 
+    def worker_info(self, wid: int) -> WorkerInfo | None:
+        """The worker serving slot ``wid`` now; None if the slot is empty."""
+        child = self.master.workers.get(wid)
+        return _info(child) if child is not None else None
+
     @property
     def cheaped(self) -> frozenset[int]:
         """Slots kept empty on purpose (cheaper mode, FIFO ``C``)."""
@@ -147,6 +165,16 @@ class MasterView(Instance):
     def reloads(self) -> list[dict]:
         """The last exec reloads' outcomes, oldest first (the ``reloaded`` event's info)."""
         return [dict(outcome) for outcome in self.master.reloads]
+
+    @property
+    def actions(self) -> frozenset[str]:
+        """The names ``request`` can queue: the built-in actions and the plugins'."""
+        return frozenset(self.master.actions)
+
+    @property
+    def has_log_files(self) -> bool:
+        """There is a log file to reopen or rotate (``--logto``, ``add_log_file``)."""
+        return bool(self.master.log_files())
 
     def readiness(self) -> dict:
         """What ``uwsgi-py --status PIDFILE`` prints (docs/health.md): ``ready``, ``state``
@@ -174,13 +202,25 @@ class MasterView(Instance):
     def unwatch(self, fd: int) -> None:
         self.master.unwatch(fd)
 
-    def keep_slot_empty(self, wid: int) -> None:
-        """Stop worker ``wid`` gracefully and do not respawn it (cheaper mode)."""
-        self.master.cheap_slot(wid)
+    def keep_slot_empty(self, wid: int, brutal: bool = False) -> None:
+        """Stop worker ``wid`` gracefully (``brutal``: kill it) and do not respawn it
+        (cheaper mode)."""
+        self.master.cheap_slot(wid, signal.SIGKILL if brutal else signal.SIGHUP)
 
     def fill_slot(self, wid: int) -> bool:
         """Spawn a worker in a slot kept empty; False if it was not empty."""
         return self.master.uncheap_slot(wid)
+
+    # ---- inside an action only: the loop is the caller ------------------------------
+    def fail(self, code: int) -> None:
+        """Shut down at once (as SIGINT) and exit with status ``code``: the instance
+        cannot go on (a control channel the user asked for cannot be created)."""
+        self.master.fail(code)
+
+    def refork(self) -> int:
+        """uWSGI's refork (FIFO ``F``): a detached copy of this master execs and serves the
+        same sockets; its pid (0 if the fork failed)."""
+        return self.master.refork()
 
 
 def status_address(pid: int) -> str:

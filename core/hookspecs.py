@@ -180,6 +180,19 @@ def uwsgi_response_headers(worker: "Worker") -> "Callable[[Any, int], Any] | Non
     """
 
 
+@hookspec
+def uwsgi_request_start(worker: "Worker") -> "Callable[[dict | None, int], None] | None":
+    """A function called as each request of this worker starts being served.
+
+    Runs once in each worker, after its apps are loaded and before it serves.
+    Return ``on_start(env, core)`` or None (then no request pays anything).
+    Every implementation runs; each function is called on every request, before
+    the worker shows busy: ``env`` is the request's variables (None or empty if
+    it has none), ``core`` the thread that serves it (0 without ``--threads``).
+    It must be cheap and never raise or block.
+    """
+
+
 # ---- master ------------------------------------------------------------------
 # An exception raised by an implementation of a master hook (actions, init, watch, start,
 # cycle, tick, event, cleanup) is logged with the plugin's name; the other

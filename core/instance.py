@@ -60,6 +60,11 @@ class Instance:
         return self.server.started_on
 
     @property
+    def reload_check(self) -> bool:
+        """True in the throwaway process a graceful reload starts to load the new code."""
+        return self.server.handoff.preflight
+
+    @property
     def ready(self) -> bool:
         """True once the workers of this image accept (in a worker: always)."""
         return bool(self.server.ready or self.server.worker_id)
@@ -105,6 +110,12 @@ class Instance:
         board = self.server.scoreboard
         wid = self.server.worker_id
         return board.read(wid)["requests"] if board is not None and wid else 0
+
+    def count_signal(self) -> None:
+        """In a worker: one more uWSGI signal handled (its ``signals`` counter)."""
+        board, wid = self.server.scoreboard, self.server.worker_id
+        if board is not None and board.read(wid)["pid"] == os.getpid():
+            board.write(wid, signals=board.read(wid)["signals"] + 1)
 
     @staticmethod
     def memory(pid: int = 0) -> tuple[int, int]:

@@ -151,7 +151,7 @@ class WorkerSlot:
         self.respawn_count = cur["respawn_count"]
         self.harakiri_count = cur["harakiri_count"]
         self.signals = cur["signals"]
-        # set by a plugin (stats): publish(env, core) of the request starting on a core
+        # plugins' uwsgi_request_start (stats): publish(env, core) as a request starts on a core
         self.publish = None
         self.mem = board.mem
         self.pid_bytes = _PID.pack(self.pid)

@@ -176,6 +176,8 @@ class Worker:
         # plugins that see every response and may add headers (api.response_lines)
         hooks = tuple(h for h in hook.uwsgi_response_headers(worker=self) if h)
         loop.response_hooks = hooks
+        starts = [h for h in hook.uwsgi_request_start(worker=self) if h]
+        self.slot.publish = starts[0] if len(starts) == 1 else _each(starts) if starts else None
         for app in self.server.apps:
             self.apps.setdefault(app.modifier1, app)
         for dispatcher in loop.dispatchers:
@@ -268,3 +270,11 @@ class Worker:
 
 def _noop(signum, frame) -> None:
     pass
+
+
+def _each(functions):
+    """One ``uwsgi_request_start`` callable for several plugins' (the common case is one)."""
+    def on_start(env, core):
+        for function in functions:
+            function(env, core)
+    return on_start

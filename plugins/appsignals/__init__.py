@@ -219,7 +219,7 @@ def uwsgi_handoff_take(state, fds):
 @hookimpl
 def uwsgi_post_fork(worker):
     state = mine(worker.server).get("shared")
-    if state is not None and worker.server.master_pid:
+    if state is not None and state.instance.master_pid:
         state.enter_worker(worker.id)
     elif state is not None:
         state.locks.after_fork()
@@ -229,7 +229,7 @@ def uwsgi_post_fork(worker):
 @hookimpl
 def uwsgi_worker_watch(worker):
     state = mine(worker.server).get("shared")
-    if state is None or not worker.server.master_pid:
+    if state is None or not state.instance.master_pid:
         return None
     # uWSGI's signal plugin: a uwsgi packet with modifier1 110 raises a signal. Put in this
     # worker's modifier1 table directly: as a loaded app it could become the default app

@@ -20,7 +20,7 @@ def run_handler(state: Shared, sig: int) -> None:
     """Run this process's handler for ``sig`` (uWSGI's ``uwsgi_signal_handler``)."""
     state.received = sig
     handler = state.handlers.get(sig)
-    kind, ident = ("mule", state.mule_id) if state.mule_id else ("worker", state.server.worker_id)
+    kind, ident = ("mule", state.mule_id) if state.mule_id else ("worker", state.instance.worker_id)
     if handler is None:
         vlog(table.ERROR_MANAGING.format(sig=sig, kind=kind, id=ident))
         return
@@ -34,9 +34,7 @@ def run_handler(state: Shared, sig: int) -> None:
 
 
 def count_signal(state: Shared) -> None:
-    board, wid = state.server.scoreboard, state.server.worker_id
-    if board is not None and board.read(wid)["pid"] == os.getpid():
-        board.write(wid, signals=board.read(wid)["signals"] + 1)
+    state.instance.count_signal()
 
 
 def read_signals(state: Shared, fd: int, one: bool) -> bool:
@@ -81,7 +79,7 @@ def build(state: Shared) -> dict:
         if role == "worker":
             state.send_up(["reg", sig, target])
         if role != "check":
-            wid = state.server.worker_id
+            wid = state.instance.worker_id
             line = table.REGISTERED_DEFAULT if not target else table.REGISTERED
             log(line.format(sig=sig, wid=wid, target=target))
         return None

@@ -18,7 +18,7 @@ import traceback
 
 _BLOCKABLE = signal.valid_signals() - {signal.SIGKILL, signal.SIGSTOP}   # around fork
 
-from uwsgi_py import die_with_master, vacate_master_fds
+from uwsgi_py import MasterView, die_with_master, vacate_master_fds
 from uwsgi_py import log_line as log, log_verbose as vlog
 
 from . import api, table
@@ -97,7 +97,7 @@ class Mules:
         mule = next((m for m in self.mules if m.pid == pid), None)
         if mule is None:
             return False
-        running = self.master.state.value in ("running", "reload-check")
+        running = MasterView(self.master).state in ("running", "reload-check")
         if not running:
             log(ANNIHILATED.format(id=mule.id, pid=pid))
         elif not mule.cursed_at:
@@ -111,7 +111,7 @@ class Mules:
     def cycle(self) -> None:
         """Every pass of the master's loop: due respawns, the reload mercy."""
         now = time.monotonic()
-        if self.master.state.value in ("running", "reload-check"):
+        if MasterView(self.master).state in ("running", "reload-check"):
             for mule in self.mules:
                 if not mule.pid and mule.respawn_at and now >= mule.respawn_at:
                     self.spawn(mule)
@@ -166,7 +166,7 @@ def run(master, state, mule: Mule) -> None:
             signal.signal(sig, signal.SIG_DFL)
         die_with_master(signal.SIGKILL)
         signal.pthread_sigmask(signal.SIG_SETMASK, set())
-        if os.getppid() != master.server.master_pid:
+        if os.getppid() != MasterView(master).master_pid:
             return
         api.call_hook("post_fork_hook")
         if program(mule.patch):

@@ -14,7 +14,7 @@ import os
 import signal
 import time
 
-from uwsgi_py import log_line as log, log_verbose as vlog
+from uwsgi_py import MasterView, log_line as log, log_verbose as vlog
 
 from . import table
 
@@ -152,7 +152,7 @@ class Schedule:
         except OSError:
             pass
         now = time.monotonic()
-        dying = self.master.state.value == "shutting-down"
+        dying = MasterView(self.master).state == "shutting-down"
         for entry in list(self.entries.values()):
             kind = entry.key[0]
             if kind not in ("timer", "rbtimer") or entry.when > now:
@@ -307,9 +307,10 @@ def route(master, state, sig: int) -> None:
         for mid in ids:
             _send(state.mules[mid][1], sig, f"mule {mid}")
     else:
+        view = MasterView(master)
         for wid in ids:
-            if kind == "active-workers" and (wid not in master.workers or wid in master.cheaped
-                                             or master.paused):
+            if kind == "active-workers" and (view.worker_info(wid) is None
+                                             or wid in view.cheaped or view.paused):
                 continue
             _send(state.workers[wid][1], sig, f"worker {wid}")
 
@@ -330,7 +331,7 @@ def read_up(master, state) -> None:
         except (ValueError, IndexError, TypeError):
             continue
         if kind == "sig":
-            if master.state.value != "shutting-down":
+            if MasterView(master).state != "shutting-down":
                 route(master, state, message[1])
         elif kind == "reg":
             if message[1] not in state.handlers:      # the master's own registration wins

@@ -64,7 +64,7 @@ class Shared:
     check) and inherited by every worker and mule forked from it."""
 
     def __init__(self, server):
-        self.server = server
+        self.instance = Instance(server)
         self.settings = s = server.settings
         self.mule_id = 0
         self.handlers: dict[int, object] = {}   # signal -> callable, in this process
@@ -83,7 +83,7 @@ class Shared:
         self.carried: dict = {}
         self.handoff: dict | None = None        # what uwsgi_handoff_give returns (set at cleanup)
         lock_fd = -1
-        if HANDED and not server.handoff.preflight:
+        if HANDED and not self.instance.reload_check:
             self.carried = HANDED.pop("state") or {}
             fds = HANDED.pop("fds")
             if _is_socket(fds.get("up_master", -1)) and _is_socket(fds.get("up_proc", -1)):
@@ -108,9 +108,9 @@ class Shared:
         (no master: worker 1 is the first process)."""
         if self.mule_id:
             return "mule"
-        if self.server.worker_id:
+        if self.instance.worker_id:
             return "worker"
-        if self.server.handoff.preflight:
+        if self.instance.reload_check:
             return "check"
         if self.settings.master:
             return "master"
@@ -180,7 +180,7 @@ class Shared:
         """The fds this worker or mule reads signals from: its own, then the shared one."""
         if self.mule_id:
             return [fd for fd in (self.mules[self.mule_id][0], self.any_mule[0]) if fd >= 0]
-        own = self.workers.get(self.server.worker_id, (-1, -1))[0]
+        own = self.workers.get(self.instance.worker_id, (-1, -1))[0]
         return [fd for fd in (own, self.any_worker[0]) if fd >= 0]
 
     def queue_fds(self) -> list[int]:

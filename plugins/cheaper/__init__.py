@@ -5,12 +5,11 @@ of the slots are *cheaped* (empty, stats status ``cheap``, pid 0). Once a
 second the algorithm (``--cheaper-algo spare|manual``) or the FIFO's ``+``/``-``
 decide to spawn cheaped slots or to cheap idle workers. FIFO ``C`` ("go
 cheap") kills every worker and waits for the next connection, with or without
-``--cheaper``. The core only knows cheaped slots (``master.cheap_slot``);
+``--cheaper``. The core only knows cheaped slots (``MasterView.keep_slot_empty``);
 everything else is here.
 """
 from __future__ import annotations
 
-import signal
 import time
 from dataclasses import dataclass, field
 
@@ -89,12 +88,13 @@ def state(master) -> Cheaper:
 def uwsgi_master_init(master):
     """Slots beyond ``--cheaper-initial`` start cheaped (every image)."""
     s = master.settings
-    MasterView(master).state_for("cheaper")["cheaper"] = Cheaper(
+    view = MasterView(master)
+    view.state_for("cheaper")["cheaper"] = Cheaper(
         enabled=bool(s.cheaper), algo=s.cheaper_algo,
         counters=Counters(minimum=s.cheaper, step=s.cheaper_step, overload=s.cheaper_overload))
     if s.cheaper:
-        for wid in range((s.cheaper_initial or s.cheaper) + 1, master.numproc + 1):
-            master.cheap_slot(wid)
+        for wid in range((s.cheaper_initial or s.cheaper) + 1, view.numproc + 1):
+            view.keep_slot_empty(wid)
 
 
 # ---- the once-a-second check (uWSGI's uwsgi_calc_cheaper) ------------------------------------
@@ -106,7 +106,8 @@ def load(master) -> Load:
 
 
 def free_slots(master) -> list[int]:
-    return [wid for wid in sorted(master.cheaped) if wid not in master.workers]
+    view = MasterView(master)
+    return [wid for wid in sorted(view.cheaped) if view.worker_info(wid) is None]
 
 
 def oldest_idle(master) -> int | None:
@@ -119,12 +120,13 @@ def oldest_idle(master) -> int | None:
 
 def apply(master, st: Cheaper, needed: int) -> None:
     from uwsgi_py import log_line as log
+    view = MasterView(master)
     if needed > 0:
         slots = free_slots(master)
         for wid in slots[:needed]:
-            master.uncheap_slot(wid)
+            view.fill_slot(wid)
         if needed > len(slots):
-            log(AT_MAXIMUM.format(n=master.numproc, extra=needed - len(slots)))
+            log(AT_MAXIMUM.format(n=view.numproc, extra=needed - len(slots)))
         return
     for _ in range(-needed):
         if load(master).active <= st.counters.minimum:
@@ -134,7 +136,7 @@ def apply(master, st: Cheaper, needed: int) -> None:
         if wid is None:
             st.fifo_delta -= 1     # uWSGI keeps it for the next check
             return
-        master.cheap_slot(wid)
+        view.keep_slot_empty(wid)
 
 
 def check_idle(master, st: Cheaper, now: float) -> None:
@@ -161,10 +163,11 @@ def check_idle(master, st: Cheaper, now: float) -> None:
 
 @hookimpl
 def uwsgi_master_tick(master):
-    st = MasterView(master).state_for("cheaper").get("cheaper")
-    if st is not None and master.settings.idle and not master.paused:
+    view = MasterView(master)
+    st = view.state_for("cheaper").get("cheaper")
+    if st is not None and master.settings.idle and not view.paused:
         check_idle(master, st, time.time())
-    if st is None or not st.enabled or st.is_cheap or master.paused:
+    if st is None or not st.enabled or st.is_cheap or view.paused:
         return
     if st.fifo_delta:
         needed, st.fifo_delta = st.fifo_delta, 0
@@ -201,18 +204,19 @@ def go_cheap(master) -> None:
     st = state(master)
     if st.is_cheap:
         return
-    why = ("a reload or shutdown is in progress" if not MasterView(master).running
-           else "a chain reload is in progress" if master.chain else "")
+    view = MasterView(master)
+    why = ("a reload or shutdown is in progress" if not view.running
+           else "a chain reload is in progress" if view.chain_reloading else "")
     if why:
         log(CHEAP_REFUSED.format(why=why))
         return
     vlog(GOING_CHEAP)
     st.is_cheap, st.waking = True, False
-    for wid in range(1, master.numproc + 1):
-        child = master.workers.get(wid)
-        if child is not None:
-            log(KILLING.format(id=wid, pid=child.pid))
-        master.cheap_slot(wid, signal.SIGKILL)
+    for wid in range(1, view.numproc + 1):
+        worker = view.worker_info(wid)
+        if worker is not None:
+            log(KILLING.format(id=wid, pid=worker.pid))
+        view.keep_slot_empty(wid, brutal=True)
     st.watched = [lst.fd for lst in master.server.listeners]
     for fd in st.watched:
         master.watch(Watch(fd, lambda: _connection(master)))
@@ -236,9 +240,10 @@ def cheap_wakeup(master) -> None:
     for fd in st.watched:
         master.unwatch(fd)
     st.watched, st.is_cheap, st.waking = [], False, False
-    needed = st.counters.minimum if st.enabled else master.numproc
+    view = MasterView(master)
+    needed = st.counters.minimum if st.enabled else view.numproc
     for wid in range(1, needed + 1):
-        master.uncheap_slot(wid)
+        view.fill_slot(wid)
 
 
 @hookimpl

@@ -9,7 +9,7 @@ core's (the master checks it once a second).
 """
 from __future__ import annotations
 
-from uwsgi_py import Instance, Option, hookimpl
+from uwsgi_py import Instance, MasterView, Option, hookimpl
 
 from .channel import ACTIVE, RECREATE_ACTION, UNKNOWN, UNKNOWN_ACTION, Channel, FifoError, \
     describe, slot_actions
@@ -68,7 +68,7 @@ def fifo_recreate(master) -> None:
         channel.recreate()
     except FifoError as e:
         _log(str(e))
-        master.fail(1)
+        MasterView(master).fail(1)
 
 
 def fifo_unknown(master) -> None:
@@ -81,7 +81,7 @@ def fifo_unknown(master) -> None:
 
 def refork_master(master) -> None:
     """uWSGI ``uwsgi_refork_master`` (FIFO-11): a detached copy of the master execs."""
-    master.refork()
+    MasterView(master).refork()
 
 
 def subscriptions_toggle(master) -> None:
@@ -118,8 +118,9 @@ def uwsgi_master_actions():
 # ---- the channel ---------------------------------------------------------------------------
 def build_table(master) -> dict[int, str]:
     table = build(master.hook.uwsgi_fifo_commands(), warn=_log)
+    actions = MasterView(master).actions
     for byte, name in sorted(table.items()):
-        if name not in master.actions:
+        if name not in actions:
             _log(UNKNOWN_ACTION_NAME.format(text=describe(byte), name=name))
     return table
 
@@ -135,7 +136,7 @@ def uwsgi_master_watch(master):
         watch = channel.open()
     except FifoError as e:
         _log(str(e))
-        master.fail(1)
+        MasterView(master).fail(1)
         return None
     Instance(master.server).state_for("fifo")["channel"] = channel
     return [watch]

@@ -111,15 +111,15 @@ class State:
             loggers.append("syslog" + (f":{s.log_syslog}" if s.log_syslog else ""))
         if s.log_socket:
             loggers.append(f"socket:{s.log_socket}")
-        self.server = self.requests = None
+        self.server_log = self.requests = None
         wants_master = (loggers or s.log_master or s.log_encoder or s.log_route or s.log_drain
                         or s.log_filter)
         pipe = relay.Pipe(s.log_master_bufsize, s.log_master_stream)
         try:
             if wants_master:
-                self.server = relay.build_stream(loggers, s.log_encoder, s.log_route,
+                self.server_log = relay.build_stream(loggers, s.log_encoder, s.log_route,
                                                  s.syslog_socket, "log-route", s.log_maxsize, pipe)
-                self.server.select(relay.regexps(s.log_drain, "log-drain"),
+                self.server_log.select(relay.regexps(s.log_drain, "log-drain"),
                                    relay.regexps(s.log_filter, "log-filter"))
             if s.req_logger:
                 self.requests = relay.build_stream(
@@ -138,7 +138,7 @@ class State:
                     or (s.disable_logging and self.filtered))
 
     def streams(self) -> list:
-        return [stream for stream in (self.server, self.requests) if stream is not None]
+        return [stream for stream in (self.server_log, self.requests) if stream is not None]
 
 
 _state: State | None = None   # one per process: built by uwsgi_configure
@@ -158,8 +158,8 @@ def uwsgi_configure(settings):
                         ("log-req-encoder", settings.log_req_encoder)):
         for spec in specs:
             log_line(relay.ENCODER_REGISTERED.format(kind=kind, spec=spec))
-    if state.server is not None:
-        set_log_writer(state.server.dispatch)
+    if state.server_log is not None:
+        set_log_writer(state.server_log.dispatch)
 
 
 @hookimpl
@@ -170,8 +170,8 @@ def uwsgi_post_apps(server):
     state = _state
     wanted = {}
     if state is not None and server.settings.master:
-        if state.server is not None:
-            wanted["log"] = (state.server, inherited_log)
+        if state.server_log is not None:
+            wanted["log"] = (state.server_log, inherited_log)
         if state.requests is not None:
             wanted["req"] = (state.requests, inherited_req)
     for key, pair in (("log", inherited_log), ("req", inherited_req)):
@@ -196,7 +196,7 @@ def uwsgi_post_fork(worker):
         stream.r = -1
         for target in stream.loggers:
             target.close()
-    pipe = state.server     # the server log's stream: workers write into its pipe
+    pipe = state.server_log     # the server log's stream: workers write into its pipe
     if pipe is not None and pipe.w >= 0:
         if _identity(pipe.w) == state.identity.get(pipe.w):
             redirect_stdio(pipe.w, master_pipe=True)
@@ -277,7 +277,7 @@ def uwsgi_handoff_give():
     state = _state
     if state is None:
         return None
-    fds = relay.give_handoff(state.server, state.requests)
+    fds = relay.give_handoff(state.server_log, state.requests)
     return {"fds": fds} if fds else None
 
 

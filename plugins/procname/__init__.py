@@ -13,7 +13,7 @@ Without it, ``prctl(PR_SET_NAME)`` sets the 15-byte name that ``ps -o comm``,
 """
 from __future__ import annotations
 
-from uwsgi_py import Option, hookimpl
+from uwsgi_py import Instance, Option, hookimpl
 
 MASTER = "uWSGI master"
 WORKER = "uWSGI worker {id}"
@@ -86,5 +86,5 @@ def uwsgi_master_init(master):
 @hookimpl
 def uwsgi_post_fork(worker):
     s = worker.settings
-    if enabled(s) and worker.server.master_pid:
+    if enabled(s) and Instance(worker.server).master_pid:
         set_title(worker_title(s, worker.id))

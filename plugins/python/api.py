@@ -38,7 +38,7 @@ def build(server) -> types.ModuleType:
     mod.numproc = settings.processes
     mod.cores = settings.threads
     mod.buffer_size = settings.buffer_size
-    mod.started_on = server.started_on
+    mod.started_on = inst.started_on
     mod.is_a_reload = server.is_reload
     mod.sockets = [lst.fd for lst in server.listeners]
     mod.opt = settings.opt_dict()

@@ -11,7 +11,7 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
-from uwsgi_py import Option, OptionError, hookimpl
+from uwsgi_py import Instance, Option, OptionError, hookimpl
 
 if TYPE_CHECKING:
     from .app import RackApp
@@ -68,7 +68,7 @@ def uwsgi_load_apps(server):
         return None
     from .app import RackApp
     app = RackApp(launch_for(server.settings), server)
-    if server.worker_id:
+    if Instance(server).worker_id:
         app.start()   # --lazy-apps: this worker loads its own app now
     else:
         app.check()   # the master (or the reload check): prove it loads, run no Ruby after

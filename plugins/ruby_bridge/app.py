@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import time
 
+from uwsgi_py import Instance
+
 from . import logs, wire
 from .child import BOOT_TIMEOUT, GONE_GRACE, Launch, RubyChild, RubyError
 from .exchange import Exchange
@@ -52,6 +54,11 @@ class RackApp:
         self.child: RubyChild | None = None
         self.owner = 0
 
+    @property
+    def wid(self) -> int:
+        """The worker this app serves in (0 in the master)."""
+        return Instance(self.server).worker_id
+
     # ---- load check (master, reload check) -------------------------------------
     def check(self) -> None:
         """Load the app once in a throwaway Ruby process; RackLoadError if it fails."""
@@ -76,7 +83,7 @@ class RackApp:
         self.owner = os.getpid()
         child = self.child = RubyChild(self.launch, self.server)
         child.spawn()
-        logs.log(logs.STARTED.format(wid=self.server.worker_id, pid=child.pid, app=self.name))
+        logs.log(logs.STARTED.format(wid=self.wid, pid=child.pid, app=self.name))
         if wait:
             self.boot(boot_deadline(None))
 
@@ -94,7 +101,7 @@ class RackApp:
             how = child.kill(GONE_GRACE)
             logs.log(logs.BOOT_FAILED.format(pid=child.pid, app=self.name, error=f"{e} ({how})"))
             raise RackLoadError(f"--rack {self.name}: the ruby child failed to start ({how})") from None
-        logs.log(logs.READY.format(pid=child.pid, wid=self.server.worker_id, ruby=info.get("ruby"),
+        logs.log(logs.READY.format(pid=child.pid, wid=self.wid, ruby=info.get("ruby"),
                                    rack=info.get("rack"),
                                    ms=int((time.monotonic() - child.started) * 1000)))
         return child
@@ -103,7 +110,7 @@ class RackApp:
         child, self.child = self.child, None
         if child is not None and self.owner == os.getpid():
             how = child.stop()
-            logs.log(logs.STOPPED.format(pid=child.pid, wid=self.server.worker_id, how=how))
+            logs.log(logs.STOPPED.format(pid=child.pid, wid=self.wid, how=how))
 
     def ready_child(self, deadline: float | None) -> RubyChild:
         """This worker's child, replaced if it died since the last request."""
@@ -111,7 +118,7 @@ class RackApp:
             self.child = None  # inherited across fork: not ours
         child = self.child
         if child is not None and not child.alive():
-            logs.log(logs.DIED.format(pid=child.pid, wid=self.server.worker_id,
+            logs.log(logs.DIED.format(pid=child.pid, wid=self.wid,
                                       how=child.kill()))
             child = None
         if child is None:
@@ -131,13 +138,13 @@ class RackApp:
         except wire.RubyTimeout:
             uri = req.vars.get("REQUEST_URI") or req.vars.get("PATH_INFO", "")
             child.kill()
-            logs.log(logs.HARAKIRI.format(pid=child.pid, wid=self.server.worker_id, uri=uri,
+            logs.log(logs.HARAKIRI.format(pid=child.pid, wid=self.wid, uri=uri,
                                           elapsed=time.monotonic() - started,
                                           secs=self.server.settings.harakiri))
             self.start(wait=False)
             raise RubyHarakiri(f"ruby child {child.pid} killed after --harakiri") from None
         except (wire.RubyGone, wire.ProtocolError) as e:
             how = child.kill(GONE_GRACE)
-            logs.log(logs.DIED.format(pid=child.pid, wid=self.server.worker_id, how=how))
+            logs.log(logs.DIED.format(pid=child.pid, wid=self.wid, how=how))
             self.start(wait=False)
             raise RubyCrashed(f"ruby child {child.pid} failed during the request: {e} ({how})") from None

@@ -8,6 +8,8 @@ import subprocess
 import time
 from dataclasses import dataclass
 
+from uwsgi_py import Instance
+
 from . import api, logs, wire
 
 BRIDGE_RB = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bridge.rb")
@@ -92,7 +94,7 @@ class RubyChild:
         self.chan = wire.Channel(ours)
         self.started = time.monotonic()
         init = api.init_constants(self.server)
-        init["worker"] = self.server.worker_id
+        init["worker"] = Instance(self.server).worker_id
         self.chan.send_value(wire.INIT, init, time.monotonic() + BOOT_TIMEOUT)
 
     def next_frame(self, deadline: float | None) -> tuple[bytes, bytes]:

@@ -110,13 +110,19 @@ def uwsgi_post_apps(server):
 
 @hookimpl
 def uwsgi_post_fork(worker):
-    """Worker: drop the stats socket, publish each request's vars for ``cores[].vars``."""
+    """Worker: drop the stats socket."""
     state = _state(worker.server)
-    if state is None:
-        return
-    state.forget_in_worker()
-    if state.request_vars is not None and worker.slot is not None:
-        worker.slot.publish = state.request_vars.writer(worker.id)
+    if state is not None:
+        state.forget_in_worker()
+
+
+@hookimpl
+def uwsgi_request_start(worker):
+    """Worker: publish each request's vars for ``cores[].vars``."""
+    state = _state(worker.server)
+    if state is None or state.request_vars is None:
+        return None
+    return state.request_vars.writer(worker.id)
 
 
 @hookimpl

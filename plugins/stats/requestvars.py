@@ -4,7 +4,7 @@ A second anonymous shared mmap beside the core scoreboard, made in the master
 before it forks (``uwsgi_post_apps``): one slot per core of each worker (one core
 without --threads, else one per request thread, as uWSGI's ``cores[].vars``). A
 core writes its slot once per request, before its status turns busy
-(``WorkerSlot.publish``): ``KEY=VALUE`` strings joined by NUL, cut to ``SIZE``
+(``uwsgi_request_start``): ``KEY=VALUE`` strings joined by NUL, cut to ``SIZE``
 bytes, after a 4-byte length. About 1.5 us per request, and only with ``--stats``
 (not with ``--stats-no-cores``).
 

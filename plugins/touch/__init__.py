@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from uwsgi_py import Instance, Option, hookimpl
+from uwsgi_py import Instance, MasterView, Option, hookimpl
 
 # option -> (action, log suffix); the order is the priority within a tick
 TABLE = {
@@ -69,7 +69,8 @@ def check(state: dict, name: str, paths: list[str]) -> str | None:
 @hookimpl
 def uwsgi_master_tick(master):
     from uwsgi_py import log_verbose as vlog
-    state = Instance(master.server).state_for("touch").get("mtimes")
+    view = MasterView(master)
+    state = view.state_for("touch").get("mtimes")
     if not state:
         return
     s = master.settings
@@ -77,12 +78,12 @@ def uwsgi_master_tick(master):
         paths = getattr(s, name.replace("-", "_"))
         if not paths:
             continue
-        if name in ("touch-logreopen", "touch-logrotate") and not master.log_files():
+        if name in ("touch-logreopen", "touch-logrotate") and not view.has_log_files:
             continue  # TOUCH-5: no --logto and no file logger
         path = check(state, name, paths)
         if path is None:
             continue
-        if name == "touch-chain-reload" and master.chain:
+        if name == "touch-chain-reload" and view.chain_reloading:
             vlog(CHAIN_BUSY.format(path=path))
         else:
             vlog(TOUCHED.format(path=path, what=what))

@@ -1,14 +1,17 @@
 """The plugin boundary (STYLE §1, issues 8 and 17): the core never names a plugin package,
 the example third-party plugins and the built-in ones use only the public API, plugins keep
-their state in ``state_for`` rather than on the core's objects, and the guide lists the API."""
+their state in ``state_for`` rather than on the core's objects, use only the documented attributes
+of ``master``/``server``/``worker`` (``PUBLIC_ATTRIBUTES``), and the guide lists the API."""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
 
 import uwsgi_py
+from uwsgi_py.api import PUBLIC_ATTRIBUTES
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -144,3 +147,57 @@ def test_the_scan_sees_every_form_of_attribute_set(tmp_path):
     assert sorted(what for _, what in _attribute_sets(sample)) == sorted([
         "master.a", "worker.server.b", "master.server.c", "setattr(master, ...)", "server.e",
         "master.h"])
+
+
+# ---- what plugins use of the core objects: PUBLIC_ATTRIBUTES, listed in the guide -------------
+
+def _kind(node) -> str | None:
+    """``master``/``server``/``worker`` for that name or a chain ending in it (``self.master``,
+    ``worker.server``); None for anything else."""
+    if isinstance(node, ast.Name):
+        name = node.id
+    elif isinstance(node, ast.Attribute):
+        name = node.attr
+    else:
+        return None
+    return name if name in PUBLIC_ATTRIBUTES else None
+
+
+def _attribute_uses(path: Path):
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Attribute):
+            kind = _kind(node.value)
+            if kind is not None and node.attr not in PUBLIC_ATTRIBUTES[kind]:
+                yield node.lineno, f"{ast.unparse(node.value)}.{node.attr}"
+
+
+@pytest.mark.parametrize("tree", ["plugins", "examples/plugins", "tests/external_plugin"])
+def test_plugins_use_only_the_public_attributes_of_the_core_objects(tree):
+    paths = sorted((ROOT / tree).rglob("*.py"))
+    assert paths, tree
+    bad = [f"{path.relative_to(ROOT)}:{line}: {what}" for path in paths
+           for line, what in _attribute_uses(path)]
+    assert not bad, ("plugins use attributes of master/server/worker that the plugin API does not "
+                     f"offer (read them through Instance/MasterView, or make them public): {bad}")
+
+
+def test_the_attribute_scan_sees_chains_and_calls(tmp_path):
+    sample = tmp_path / "p.py"
+    sample.write_text("master.workers\nself.master.state.value\nworker.server.scoreboard\n"
+                      "master.server.listeners\nworker.slot.publish = 1\nmaster.cheap_slot(1)\n"
+                      "state.server.worker_id\nmaster.request('x')\nworker.id\nmaster_fds.x\n")
+    assert sorted(what for _, what in _attribute_uses(sample)) == sorted([
+        "master.workers", "self.master.state", "worker.server.scoreboard", "worker.slot",
+        "master.cheap_slot", "state.server.worker_id"])
+
+
+def test_the_guide_lists_exactly_the_public_attributes():
+    guide = (ROOT / "docs" / "plugins.md").read_text()
+    section = guide.split("\n### What the hook arguments offer\n", 1)[1].split("\n### ", 1)[0]
+    listed = set(re.findall(r"`((?:master|server|worker)\.\w+)", section))
+    public = {f"{kind}.{name}" for kind, names in PUBLIC_ATTRIBUTES.items() for name in names}
+    assert listed == public, (f"docs/plugins.md lists {sorted(listed - public)} that are not in "
+                              f"PUBLIC_ATTRIBUTES and misses {sorted(public - listed)}")
+    # the guide's own examples keep to them too
+    used = set(re.findall(r"\b((?:master|server|worker)\.[a-z_]\w*)", guide))
+    assert used <= public | {"master.py"}, sorted(used - public)
