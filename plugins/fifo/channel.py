@@ -3,9 +3,11 @@
 Only the current slot's path exists as a FIFO. The master reads it without
 blocking; each known byte queues its action, an unknown byte queues the
 ``fifo_unknown`` action (so its log line keeps its place among the commands).
-At EOF (the last writer closed) the ``fifo_recreate`` action closes the fd and
-creates the FIFO again at the current slot's path: a digit written earlier
-takes effect there (FIFO-5).
+At EOF (the last writer closed) the ``fifo_recreate`` action creates the FIFO
+again at the current slot's path (a digit written earlier takes effect there,
+FIFO-5), then reads what a writer that opened the old FIFO between the EOF and
+the new path put in it, and only then closes the old one: a command written
+right after another writer closed is carried out, not lost.
 """
 from __future__ import annotations
 
@@ -101,6 +103,9 @@ class Channel:
             self.at_eof = True
             self.master.request(RECREATE_ACTION)
             return
+        self.dispatch(data)
+
+    def dispatch(self, data: bytes) -> None:
         for name, byte in decode(data, self.table):
             if name is None:
                 self.unknown.append(byte)
@@ -109,12 +114,18 @@ class Channel:
 
     # ---- what the channel's actions do --------------------------------------------------
     def recreate(self) -> None:
-        """FIFO-2: after EOF, a new FIFO at the current slot's path."""
-        if self.fd >= 0:
-            self.master.unwatch(self.fd)
-            os.close(self.fd)
-            self.fd = -1
-        self.master.watch(self.open())
+        """FIFO-2: after EOF, a new FIFO at the current slot's path. From the moment the path
+        names the new FIFO no writer can open the old one, so what is left in the old one
+        is read (and its commands queued) before it is closed."""
+        old = self.fd
+        if old >= 0:
+            self.master.unwatch(old)
+        try:
+            self.master.watch(self.open())
+        finally:
+            if old >= 0:
+                self.dispatch(_drain(old))
+                os.close(old)
 
     def select(self, slot: int) -> str:
         """FIFO-5: remember the slot; the switch happens at the next EOF."""
@@ -123,6 +134,22 @@ class Channel:
 
     def next_unknown(self) -> int | None:
         return self.unknown.popleft() if self.unknown else None
+
+
+def _drain(fd: int) -> bytes:
+    """Everything readable now from a non-blocking fd (b"" at EOF or when empty)."""
+    chunks = []
+    while True:
+        try:
+            data = os.read(fd, READ_SIZE)
+        except (BlockingIOError, InterruptedError):
+            break
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    return b"".join(chunks)
 
 
 def slot_actions(select) -> dict:

@@ -113,3 +113,46 @@ def test_create_failure_is_one_line(tmp_path):
 
 def test_master_init_hook_is_declared():
     assert callable(hookspecs.uwsgi_master_init)
+
+
+class _Loop:
+    """What a Channel needs of the master: request/watch/unwatch, recorded."""
+
+    def __init__(self):
+        self.requests, self.watched = [], []
+
+    def request(self, name):
+        self.requests.append(name)
+
+    def watch(self, w):
+        self.watched.append(w.fd)
+
+    def unwatch(self, fd):
+        self.watched.remove(fd)
+
+
+def test_a_command_in_the_old_fifo_between_eof_and_recreate_is_carried_out(tmp_path):
+    """A writer's close is an EOF and the master answers it by making the FIFO anew. A script's
+    next write can reach the old FIFO in between (its open comes before the new path exists):
+    the write succeeds, so the byte must be read from the old FIFO before it is closed."""
+    loop = _Loop()
+    ch = Channel([str(tmp_path / "f")], build([]), master=loop)
+    loop.watch(ch.open())
+    first = ch.fd
+    w = os.open(str(tmp_path / "f"), os.O_WRONLY | os.O_NONBLOCK)
+    os.write(w, b"r")
+    os.close(w)
+    ch.readable()                      # "r"
+    ch.readable()                      # EOF: the recreate is queued
+    assert loop.requests == ["graceful_reload", "fifo_recreate"]
+    late = os.open(str(tmp_path / "f"), os.O_WRONLY | os.O_NONBLOCK)   # the old FIFO still
+    os.write(late, b"x")
+    os.close(late)
+    ch.readable()                      # at EOF already: left for the recreate
+    ch.recreate()
+    assert loop.requests == ["graceful_reload", "fifo_recreate", "fifo_unknown"]
+    assert ch.next_unknown() == ord("x")
+    assert ch.fd != first and loop.watched == [ch.fd]
+    with pytest.raises(OSError):
+        os.fstat(first)                # the old FIFO is closed
+    os.close(ch.fd)
