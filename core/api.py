@@ -275,6 +275,19 @@ def vacate_master_fds(master) -> None:
     vacate(master_fds(master))
 
 
+def unlinked_file() -> int:
+    """A new, empty file with no name (close-on-exec fd, mode 0600), gone when its last fd
+    closes: what record locks shared by forked processes need. ``O_TMPFILE`` in ``$TMPDIR``
+    (or /tmp); on a file system without it, the tempfile module's unlinked file."""
+    directory = os.environ.get("TMPDIR") or "/tmp"
+    try:
+        return os.open(directory, os.O_TMPFILE | os.O_RDWR | os.O_CLOEXEC, 0o600)
+    except (OSError, AttributeError):
+        import tempfile   # shutil, random, bz2, lzma: about a megabyte nobody else needs
+        with tempfile.TemporaryFile() as f:
+            return os.dup(f.fileno())
+
+
 def die_with_master(sig: int = 9) -> None:
     """In a process forked from the master: get ``sig`` (SIGKILL) when the master dies,
     as workers do (Linux ``PR_SET_PDEATHSIG``; elsewhere nothing)."""

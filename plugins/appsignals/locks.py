@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import fcntl
 import os
-import tempfile
 import threading
+
+from uwsgi_py import unlinked_file
 
 
 class Locks:
     def __init__(self, count: int, fd: int = -1):
         self.count = count               # valid numbers: 0..count (uWSGI: 0..--locks)
         if fd < 0:
-            with tempfile.TemporaryFile() as f:   # unlinked: nothing to clean up
-                fd = os.dup(f.fileno())
+            fd = unlinked_file()   # no name: nothing to clean up
         self.fd = fd
         self.threads = [threading.Lock() for _ in range(count + 1)]
 

@@ -9,7 +9,6 @@ SIGHUP when the master execs; the new image SIGKILLs any still alive after
 from __future__ import annotations
 
 import os
-import runpy
 import select
 import signal
 import sys
@@ -190,6 +189,7 @@ def program(patch: str) -> bool:
     """Run ``--mule FILE.py`` (as ``__main__``) or ``--mule module:callable``; False if the
     mule has no program of its own (a plain mule)."""
     if patch.endswith(".py"):
+        import runpy   # in the mule only
         runpy.run_path(patch, run_name="__main__")
         return True
     if ":" in patch:

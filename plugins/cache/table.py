@@ -12,10 +12,11 @@ import fcntl
 import mmap
 import os
 import struct
-import tempfile
 import threading
 import time
 import zlib
+
+from uwsgi_py import unlinked_file
 
 SLOT = struct.Struct("<BHIq")       # state, key length, value length, expires (epoch, 0: never)
 EMPTY, USED, DELETED = 0, 1, 2
@@ -28,10 +29,7 @@ class Table:
         self.items, self.keysize, self.blocksize = items, keysize, blocksize
         self.stride = SLOT.size + keysize + blocksize
         self.mem = mmap.mmap(-1, items * self.stride)     # MAP_SHARED | MAP_ANONYMOUS
-        fd, path = tempfile.mkstemp(prefix="uwsgi-py-cache-")
-        os.unlink(path)
-        os.set_inheritable(fd, False)
-        self.lock_fd = fd
+        self.lock_fd = unlinked_file()
         self.thread_lock = threading.Lock()
 
     # ---- locking --------------------------------------------------------------------

@@ -7,7 +7,6 @@ sends the file itself (sendfile() costs it no copy through Python).
 """
 from __future__ import annotations
 
-import mimetypes
 import os
 import re
 
@@ -126,6 +125,8 @@ def uwsgi_configure(settings):
         os.write(2, (MAPPING.format(mountpoint=mountpoint, root=root) + "\n").encode())
     if s.offload_threads:
         os.write(2, (OFFLOAD + "\n").encode())
+    if configured(s):
+        import mimetypes  # noqa: F401 - here in the master, shared by the workers that use it
 
 
 def configured(s) -> bool:
@@ -142,6 +143,7 @@ def uwsgi_request_handler(worker):
 
 def mime_lookup(files: list[str]):
     """``path -> content type or None`` by extension, from mime.types files (as uWSGI)."""
+    import mimetypes   # imported by uwsgi_configure already: a dict lookup
     sources = list(files) or [f for f in mimetypes.knownfiles if os.path.isfile(f)]
     table = mimetypes.MimeTypes(filenames=sources)
     types = {**table.types_map[False], **table.types_map[True]}

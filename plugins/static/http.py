@@ -1,7 +1,6 @@
 """HTTP details of file responses: dates, validators, byte ranges (pure functions)."""
 from __future__ import annotations
 
-import calendar
 import time
 
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -13,6 +12,16 @@ def http_date(epoch: float) -> str:
     t = time.gmtime(epoch)
     return (f"{_DAYS[t.tm_wday]}, {t.tm_mday:02d} {_MONTHS[t.tm_mon - 1]} {t.tm_year:04d} "
             f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} GMT")
+
+
+def _days_from_civil(year: int, month: int, day: int) -> int:
+    """Days from 1970-01-01 to a proleptic Gregorian date (what calendar.timegm counts)."""
+    year -= month <= 2
+    era = year // 400
+    yoe = year - era * 400
+    doy = (153 * (month + (-3 if month > 2 else 9)) + 2) // 5 + day - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era * 146097 + doe - 719468
 
 
 def parse_http_date(text: str) -> int | None:
@@ -27,7 +36,8 @@ def parse_http_date(text: str) -> int | None:
     try:
         day, year = int(parts[1]), int(parts[3])
         hour, minute, second = (int(x) for x in clock)
-        return calendar.timegm((year, _MONTHS.index(parts[2]) + 1, day, hour, minute, second))
+        return _days_from_civil(year, _MONTHS.index(parts[2]) + 1, day) * 86400 \
+            + hour * 3600 + minute * 60 + second
     except ValueError:
         return None
 

@@ -2,11 +2,15 @@
 validators, mount selection, virtualenv checks, the autoreload scan."""
 from __future__ import annotations
 
+import calendar
+import datetime
 import os
 import sys
 import time
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from uwsgi_py.declared import core_options
 from uwsgi_py.options import OptionError, Registry
@@ -96,6 +100,13 @@ def test_http_dates_round_trip():
     assert http.http_date(784111777) == "Sun, 06 Nov 1994 08:49:37 GMT"
     assert http.parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT") == 784111777
     assert http.parse_http_date("yesterday") is None
+
+
+@given(st.datetimes(min_value=datetime.datetime(1, 1, 1), max_value=datetime.datetime(9999, 12, 31)))
+def test_http_date_epoch_is_calendar_timegms(when):
+    """The static plugin counts days itself (no calendar/datetime import in the server)."""
+    text = when.strftime("%a, %d %b ") + f"{when.year:04d}" + when.strftime(" %H:%M:%S GMT")
+    assert http.parse_http_date(text) == calendar.timegm(when.timetuple())
 
 
 def test_etag_matching():
