@@ -190,3 +190,24 @@ def test_py_autoreload_reloads_when_a_module_changes(server, apps):
     inst.wait_log("reload outcome: generation=1")
     wait_until(lambda: info(inst)["pid"] != first, 15, what="a reloaded worker")
     assert "graceful" in inst.log().split("has been modified", 1)[1]
+
+
+FROZEN = """\
+import gc
+
+def application(environ, start_response):
+    gc.collect()          # a full collection, as a long-running worker's app causes one
+    body = str(gc.get_freeze_count()).encode()
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [body]
+"""
+
+
+def test_a_workers_full_collection_leaves_what_the_master_loaded_alone(server, tmp_path):
+    """The master freezes its objects before it forks (gc.freeze): a worker's collections do
+    not write into them, so their pages stay shared with the master and the other workers."""
+    (tmp_path / "frozen.py").write_text(FROZEN)
+    inst = server("--master", "-p", "2", "--wsgi-file", "frozen.py", app=False, cwd=tmp_path)
+    frozen = int(inst.get("/"))
+    assert frozen > 10000          # the core, the plugins and the app: tens of thousands
+    assert int(inst.get("/")) == frozen   # the worker's own objects are not added
