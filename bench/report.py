@@ -137,6 +137,11 @@ def throughput_tables(results: dict, m: dict) -> list[str]:
                          f"| {fmt(_get(m, mode, key, 'rps'))} | {fmt(_get(m, mode, key, 'cpu_us'))} "
                          f"| {fmt(_get(m, mode, key, 'p50_ms'), 2)} | {fmt(_get(m, mode, key, 'p99_ms'), 2)} "
                          f"| {fmt(m['pss'].get(key, float('nan')), 1)} |")
+    pinned = results.get("pinning", {})
+    if pinned:
+        lines += ["", "Keep-alive clients answered at once: 3 connections opened together, one request "
+                  "each, all kept open, 2 workers: "
+                  + "; ".join(f"{LABELS.get(k, k)} {n} of 3" for k, n in sorted(pinned.items())) + "."]
     lines += ["", "| uwsgi-py against | requests/s ratio | server CPU/request ratio | p99 ratio |",
               "| --- | ---: | ---: | ---: |"]
     for mode, ours, anchor, label in COMPARE:

@@ -212,6 +212,28 @@ def wrk(port: int, duration: float, close: bool, connections: int = 16) -> dict:
 
 
 # ---- phases ----------------------------------------------------------------------
+def pinning(port: int, clients: int = 3, wait: float = 2.0) -> int:
+    """How many of ``clients`` keep-alive connections, opened together and each sending one
+    request, get an answer within ``wait`` s while all stay open. With 2 workers, a server
+    that ties a connection to a worker until the client closes it answers 2."""
+    import socket
+    conns = [socket.create_connection(("127.0.0.1", port), timeout=wait) for _ in range(clients)]
+    try:
+        for c in conns:
+            c.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        answered, deadline = 0, time.monotonic() + wait
+        for c in conns:
+            c.settimeout(max(0.01, deadline - time.monotonic()))
+            try:
+                answered += c.recv(64).startswith(b"HTTP/1.1 200")
+            except OSError:
+                pass
+        return answered
+    finally:
+        for c in conns:
+            c.close()
+
+
 # mode -> (Connection: close?, servers); the first of each group is uwsgi-py, the others anchors
 def throughput_plan(cfg) -> dict:
     plan = {"keepalive": (False, [S.UWSGI_PY_KA, S.UWSGI_11, S.UWSGI, S.GUNICORN_GT, S.GUNICORN]),
@@ -245,6 +267,9 @@ def throughput(cfg, logdir: Path, results: dict) -> None:
             running[key] = run
         for run in running.values():  # warm up (imports, caches, page faults)
             wrk(run.port, 1, close=False, connections=run.spec.wrk_connections)
+        for key in {s.key for close, group in plan.values() if not close for s in group}:
+            if key in running:
+                results.setdefault("pinning", {})[key] = pinning(running[key].port)
         out = results.setdefault("throughput", {})
         for rnd in range(cfg.rounds):
             for mode, (close, group) in plan.items():
