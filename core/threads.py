@@ -1,13 +1,21 @@
 """Request threads (--threads N > 1): N requests at once in one worker.
 
 As in uWSGI, every request thread accepts and serves by itself: no request crosses from one
-thread to another. The N threads wait together in one epoll (``Loop.ep``) that holds the
-listeners and the connections waiting for a request (idle keep-alive connections, clients
-still sending a head). The kernel wakes one waiting thread per event; that thread accepts
-(or takes the waiting connection), reads the head and serves the request with its own
-``Dispatcher`` (dispatch.py) and scoreboard core (``CoreSlot``). A connection that has to
-wait again goes back into the epoll, armed once (EPOLLONESHOT): an idle connection waits
-there, never in a thread.
+thread to another. The threads share one epoll (``Loop.ep``) that holds the listeners and the
+connections waiting for a request (idle keep-alive connections, clients still sending a head).
+The thread that waits in it (the poller) accepts (or takes the waiting connection), reads the
+head and serves the request with its own ``Dispatcher`` (dispatch.py) and scoreboard core
+(``CoreSlot``), then waits in the epoll again. A connection that has to wait again goes back
+into the epoll, armed once (EPOLLONESHOT): an idle connection waits there, never in a thread.
+
+One poller at a time: the other threads wait for the role (``role``, a lock). While the
+worker's requests are quick (their running average under ``PROMOTE_AFTER``), the poller serves
+what it takes and keeps the role, so the worker runs one thread, as a worker without threads
+does, instead of eight that trade the GIL at every system call; should one of those requests
+run ``PROMOTE_AFTER`` seconds after all (it waits on a database, a sleep), the main thread hands
+the role to the next thread. Once requests are slow on average, the poller hands the role on
+as soon as it has its connection (leader/follower), so every thread can serve at once with no
+wait for the main thread.
 
 Ownership: a waiting connection is in ``conns``; whoever pops it from there (a thread woken
 for it, or the main thread expiring it) owns it until it is closed or put back. A worker whose
@@ -38,6 +46,8 @@ from .scoreboard import BUSY, CORE, IDLE, PAUSE, Scoreboard, WorkerSlot
 from .serving import EPOLLIN, EXCLUSIVE, EXPIRE_EVERY, KEEPALIVE_GRACE, Loop
 
 ONESHOT = select.EPOLLIN | select.EPOLLONESHOT
+PROMOTE_AFTER = 0.002   # a poller's request running this long hands the role to the next thread
+RECENT = 1.0            # served within this long: the main thread looks every PROMOTE_AFTER
 
 
 def readable(fd: int, timeout: float) -> bool:
@@ -125,6 +135,14 @@ class ThreadedLoop(Loop):
         self.kick_r = self.kick_w = -1   # wakes the main thread for ``calls``
         self.stop_r = self.stop_w = -1   # in the shared epoll: written once, the threads exit
         self.threads: list[threading.Thread] = []
+        self.role = threading.Lock()          # held by the poller (see the module docstring)
+        self.role_lock = threading.Lock()     # who the poller is; handing the role on
+        self.poller: int | None = None
+        self.poller_busy = (-1, 0.0)          # (core, since) of the poller's request; 0.0: none
+        self.served_at = 0.0                  # when a poller last began a request
+        self.main_asleep = False              # the main thread sleeps past PROMOTE_AFTER
+        self.average = 0.0                    # seconds per request, a running average
+        self.slow = False                     # average >= PROMOTE_AFTER: hand the role on first
 
     def start(self, pid: int, slot) -> None:
         super().start(pid, slot)       # self.ep: the listeners, shared by the threads
@@ -162,27 +180,68 @@ class ThreadedLoop(Loop):
 
     # ---- in a request thread -------------------------------------------------------
     def work(self, d: Dispatcher) -> None:
-        """A request thread: take the next event of the shared epoll and serve it."""
+        """A request thread: become the poller, then take the next event of the shared
+        epoll and serve it, for as long as the role stays with this thread."""
         ep, conns, working, core, stop_r = self.ep, self.conns, self.working, d.core, self.stop_r
         while True:
-            events = ep.poll(-1, 1)
-            working[core] = True   # before anything is taken: the drain waits for it
-            for fd, _ in events:
-                if fd == stop_r:
-                    del working[core]
-                    return
-                lst = self.listeners.get(fd)
-                if lst is not None:
-                    conn = self.accept_one(lst)
+            self.role.acquire()
+            self.poller = core
+            while self.poller == core:
+                events = ep.poll(-1, 1)
+                working[core] = True   # before anything is taken: the drain waits for it
+                for fd, _ in events:
+                    if fd == stop_r:
+                        del working[core]
+                        self.resign(core)   # the next thread sees the byte too, and exits
+                        return
+                    lst = self.listeners.get(fd)
+                    if lst is not None:
+                        conn = self.accept_one(lst)
+                        if conn is not None:
+                            conn.deadline = time.monotonic() + self.timeout
+                    else:
+                        conn = conns.pop(fd, None)   # None: the main thread took it meanwhile
                     if conn is not None:
-                        conn.deadline = time.monotonic() + self.timeout
-                else:
-                    conn = conns.pop(fd, None)   # None: the main thread took it meanwhile
-                if conn is not None:
-                    self.serve_conn(conn, d)
-            del working[core]
-            if self.stopping:
-                self.kick()   # the drain waits for the threads to be done
+                        self.serve_taken(conn, d, core)
+                del working[core]
+                if self.stopping:
+                    self.kick()   # the drain waits for the threads to be done
+
+    def serve_taken(self, conn: Conn, d: Dispatcher, core: int) -> None:
+        """The poller serves the connection it took: keeping the role while requests are
+        quick (the main thread watches this one), else handing it on first."""
+        start = time.monotonic()
+        self.served_at = start
+        if self.slow:
+            self.resign(core)
+            self.serve_conn(conn, d)
+        else:
+            self.poller_busy = busy = (core, start)
+            if self.main_asleep:
+                self.kick()   # the main thread is to watch this request
+            self.serve_conn(conn, d)
+            if self.poller_busy is busy:
+                self.poller_busy = (core, 0.0)
+        self.average += (time.monotonic() - start - self.average) / 8
+        self.slow = self.average >= PROMOTE_AFTER
+
+    def resign(self, core: int) -> None:
+        """Give up the poller's role if ``core`` still has it."""
+        with self.role_lock:
+            if self.poller == core:
+                self.poller = None
+                self.role.release()
+
+    def promote(self, now: float) -> None:
+        """On the main thread: a poller whose request has run PROMOTE_AFTER loses the role
+        to the next thread (it finishes its request, then waits for the role again)."""
+        core, since = self.poller_busy
+        if since and now - since >= PROMOTE_AFTER:
+            with self.role_lock:
+                if self.poller == core and self.poller_busy == (core, since):
+                    self.poller = None
+                    self.poller_busy = (-1, 0.0)   # the next poller's request is watched next
+                    self.role.release()
 
     def serve_conn(self, conn: Conn, d: Dispatcher) -> None:
         """Serve what ``conn`` sent (this thread owns it), then put it back to wait."""
@@ -245,11 +304,24 @@ class ThreadedLoop(Loop):
     def run(self) -> None:
         ep = self.main_ep
         while not self.stopping:
-            for fd, _ in ep.poll(EXPIRE_EVERY if self.conns or self.starved else 1.0):
+            timeout = EXPIRE_EVERY if self.conns or self.starved else 1.0
+            now = time.monotonic()
+            since = self.poller_busy[1]
+            if since:
+                timeout = min(timeout, max(0.0, since + PROMOTE_AFTER - now))
+            elif now - self.served_at < RECENT and not self.slow:
+                timeout = min(timeout, PROMOTE_AFTER)
+            else:
+                self.main_asleep = True    # the next request kicks (work); checked after:
+                if self.poller_busy[1]:
+                    timeout = 0.0
+            for fd, _ in ep.poll(timeout):
                 callback = self.watches.get(fd)
                 if callback is not None:
                     callback()
+            self.main_asleep = False
             now = time.monotonic()
+            self.promote(now)
             if self.conns and now >= self.next_expire:
                 self.next_expire = now + EXPIRE_EVERY
                 self.expire()
