@@ -267,7 +267,7 @@ def throughput(cfg, logdir: Path, results: dict) -> None:
             running[key] = run
         for run in running.values():  # warm up (imports, caches, page faults)
             wrk(run.port, 1, close=False, connections=run.spec.wrk_connections)
-        for key in {s.key for close, group in plan.values() if not close for s in group}:
+        for key in [s.key for s in plan["keepalive"][1]]:   # the hello keep-alive servers
             if key in running:
                 results.setdefault("pinning", {})[key] = pinning(running[key].port)
         out = results.setdefault("throughput", {})
