@@ -219,7 +219,8 @@ def test_harakiri_on_one_stuck_thread_kills_the_worker_and_names_the_request(ser
     quick = in_parallel(inst.port, ["/slow/0.2"] * 2)[0]
     stuck, _ = in_parallel(inst.port, ["/slow/30"])
     join(quick)
-    text = inst.wait_log("HARAKIRI ON WORKER 1", timeout=20)
+    inst.wait_log("HARAKIRI ON WORKER 1", timeout=20)
+    text = inst.wait_log("WAS managing request /slow/30 since")   # the line after it
     assert re.search(r"HARAKIRI: --- uWSGI worker 1 core [0-3] \(pid: \d+\) WAS managing request "
                      r"/slow/30 since", text), text[-2000:]
     assert "WAS managing request /slow/0.2" not in text
