@@ -6,21 +6,18 @@ modes, pidfile, chdir, sockets, apps, master, workers.
 from __future__ import annotations
 
 import faulthandler
-import marshal
 import os
 import signal
 import sys
 
 from . import api, config, handoff, hooks, log, pidfile, plugins, privileges, signals
+from .argv import META, PATH_METAVARS, Unsure, read_argv
 from .completion import COMPLETE_VAR
 from .declared import core_options
 from .options import Option, OptionError, Registry, suggest
 from .scoreboard import Scoreboard
 from .server import EXIT_APP_LOAD, Server
 from .version import UWSGI_VERSION, __version__
-
-META = ("help", "version", "plugins_list", "ini", "toml", "config_files")
-PATH_METAVARS = ("FILE", "PATH", "PIDFILE", "DIR")
 
 
 def cli_options() -> list[Option]:
@@ -64,7 +61,8 @@ class _ScopedRegistry:
 
 
 def build_command(options):
-    """A click command for ``options`` (Option objects or ``_Spec``: the same attributes)."""
+    """The click command for ``options``: the reference the command line is read by
+    (``argv.py`` reads it the same way), and shell completion's command."""
     import click
     params: list[click.Parameter] = []
     for opt in options:
@@ -94,32 +92,21 @@ class CommandLine:
         self.given = given
 
 
-class _Spec:
-    """What click needs of an Option, rebuilt from plain values in the parser child."""
-
-    __slots__ = ("name", "aliases", "short", "flag", "multiple", "help", "metavar", "attr",
-                 "flag_value")
-
-    def __init__(self, name, aliases, short, flag, multiple, help, metavar, flag_value=None):
-        self.name, self.aliases, self.short, self.flag = name, tuple(aliases), short, flag
-        self.multiple, self.help, self.metavar = multiple, help, metavar
-        self.flag_value = flag_value
-        self.attr = name.replace("-", "_")
-
-
-def _table(registry: Registry) -> tuple[list, list]:
-    """The registry as plain values (marshal): each option's click fields, every name."""
-    return ([(o.name, list(o.aliases), o.short, o.flag, o.multiple, o.help, o.metavar,
-              o.flag_value) for o in registry], list(registry.names))
+def parse_cli(registry: Registry, argv: list[str]) -> CommandLine:
+    """``argv`` read by ``argv.py`` (no click: start-up time, the master's memory); by click
+    (``parse_here``) if that is not sure, which it never is of a valid command line but
+    is of every error: click words the error."""
+    try:
+        meta, given = read_argv(list(registry), argv)
+    except Unsure:
+        return parse_here(registry, argv)
+    return CommandLine(meta, given)
 
 
 def parse_here(registry: Registry, argv: list[str]) -> CommandLine:
     """click parses ``argv`` against a command built from the registry."""
-    return _parse(list(registry), registry.names, argv)
-
-
-def _parse(options, names, argv: list[str]) -> CommandLine:
     import click
+    options, names = list(registry), registry.names
     command = build_command(options)
     try:
         ctx = command.make_context("uwsgi-py", list(argv), resilient_parsing=False)
@@ -136,115 +123,6 @@ def _parse(options, names, argv: list[str]) -> CommandLine:
     meta = {key: list(value) if isinstance(value, tuple) else value
             for key, value in ctx.params.items() if key in META}
     return CommandLine(meta, given)
-
-
-def _read_all(fd: int) -> bytes:
-    chunks = []
-    while chunk := os.read(fd, 65536):
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    while data:
-        data = data[os.write(fd, data):]
-
-
-class Parser:
-    """The command line is parsed by click in a short-lived child process.
-
-    The master's heap is shared by every worker, so what it imports is paid once per
-    instance for as long as it runs: click (with the datetime, uuid, platform and
-    difflib modules it imports) is 1.5-2 MB of an instance's PSS, more than a tenth of
-    the total, for a job done once at start-up. The child is forked first thing, so it
-    imports click while this process loads the plugins (the option registry comes from
-    them); then ``parse()`` sends it the registry as plain values (marshal) and reads the
-    values back. If the child cannot be forked or dies, the parsing happens here.
-    """
-
-    def __init__(self, argv: list[str]):
-        self.argv = list(argv)
-        self.pid = 0
-        try:
-            to_child, self.to_child = os.pipe2(os.O_CLOEXEC)
-            self.from_child, from_child = os.pipe2(os.O_CLOEXEC)
-        except OSError:
-            return
-        try:
-            pid = os.fork()
-        except OSError:
-            for fd in (to_child, self.to_child, self.from_child, from_child):
-                os.close(fd)
-            return
-        if pid == 0:
-            self._child(to_child, from_child)
-        self.pid = pid
-        os.close(to_child)
-        os.close(from_child)
-
-    def _child(self, to_child: int, from_child: int) -> None:
-        """Import click, wait for the option table, parse, answer, _exit (no atexit, no
-        buffered output)."""
-        code = 0
-        try:
-            os.close(self.to_child)
-            os.close(self.from_child)
-            try:
-                import click  # noqa: F401 - now, while the parent loads the plugins
-            except ImportError:
-                pass
-            request = _read_all(to_child)
-            if request:           # nothing: the parent gave up before parsing
-                table, names = marshal.loads(request)
-                try:
-                    parsed = _parse([_Spec(*row) for row in table], names, self.argv)
-                    answer = ("ok", parsed.meta, parsed.given)
-                except OptionError as e:
-                    answer = ("error", str(e), None)
-                _write_all(from_child, marshal.dumps(answer))
-        except BaseException:  # noqa: BLE001 - the parent reports a child that sent nothing
-            code = 1
-        finally:
-            os._exit(code)
-
-    def parse(self, registry: Registry) -> CommandLine:
-        if not self.pid:
-            return parse_here(registry, self.argv)
-        try:
-            try:
-                _write_all(self.to_child, marshal.dumps(_table(registry)))
-            except OSError:
-                pass
-            os.close(self.to_child)
-            self.to_child = -1
-            answer = _read_all(self.from_child)
-        finally:
-            self.close()
-        if not answer:
-            return parse_here(registry, self.argv)   # the child died: parse here, errors and all
-        kind, first, given = marshal.loads(answer)
-        if kind == "error":
-            raise OptionError(first)
-        return CommandLine(first, given)
-
-    def close(self) -> None:
-        """Let the child go (it exits at EOF) and reap it."""
-        for attr in ("to_child", "from_child"):
-            fd = getattr(self, attr, -1)
-            if fd >= 0:
-                os.close(fd)
-                setattr(self, attr, -1)
-        if self.pid:
-            try:
-                os.waitpid(self.pid, 0)
-            except ChildProcessError:   # SIGCHLD ignored by whoever started us: already reaped
-                pass
-            self.pid = 0
-
-
-def parse_cli(registry: Registry, argv: list[str]) -> CommandLine:
-    """Parse ``argv`` in a child process (``Parser``), here if that fails."""
-    return Parser(argv).parse(registry)
 
 
 def cli_entries(parsed: CommandLine, registry: Registry) -> list[config.Entry]:
@@ -317,13 +195,9 @@ def main(argv: list[str] | None = None) -> int:
 def run(argv: list[str]) -> int:
     taken = handoff.take()
     faulthandler.enable()
-    parser = Parser(argv)   # click loads in its child while the plugins load here
-    try:
-        pm = plugins.build(plugins.disabled_from(argv))
-        registry = build_registry(pm)
-        parsed = parser.parse(registry)
-    finally:
-        parser.close()
+    pm = plugins.build(plugins.disabled_from(argv))
+    registry = build_registry(pm)
+    parsed = parse_cli(registry, argv)
     if parsed.meta["help"]:
         print(render_help(registry))
         return 0

@@ -154,7 +154,7 @@ def test_env_entries_skip_internal_variables(registry):
     assert names == ["http-socket", "processes"]
 
 
-@pytest.mark.parametrize("parse", [parse_cli, parse_here], ids=["child", "here"])
+@pytest.mark.parametrize("parse", [parse_cli, parse_here], ids=["argv", "click"])
 def test_cli_parsing_short_flags_and_unknown(registry, parse):
     parsed = parse(registry, ["-M", "-p", "3", "--workers", "4", "-s", ":1", "--env", "A=1",
                               "--env", "B=2", "x.ini"])
@@ -170,29 +170,6 @@ def test_cli_parsing_short_flags_and_unknown(registry, parse):
     with pytest.raises(OptionError) as e:
         parse(registry, ["--processes"])
     assert str(e.value) == "Option '--processes' requires an argument. (command line)"
-
-
-def test_the_command_line_is_parsed_in_a_child_that_leaves_click_out_of_this_process(registry):
-    """The server's own process never imports click (its heap is every worker's)."""
-    import subprocess
-    import sys
-    code = ("import sys; from uwsgi_py import cli, plugins; "
-            "reg = cli.build_registry(plugins.build()); "
-            "p = cli.parse_cli(reg, ['-p', '2', '--master']); "
-            "print(sorted(p.given.items()), 'click' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
-    assert out.stdout.strip() == "[('master', True), ('processes', '2')] False", out.stderr
-
-
-def test_the_command_line_child_works_when_sigchld_is_ignored():
-    """SIG_IGN for SIGCHLD survives exec; then the kernel reaps the child itself."""
-    import subprocess
-    import sys
-    code = ("import os, signal, sys; signal.signal(signal.SIGCHLD, signal.SIG_IGN); "
-            "os.execv(sys.executable, [sys.executable, '-m', 'uwsgi_py', '-p', '2', '--bogus'])")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
-    assert out.returncode == 1
-    assert "unknown option --bogus (command line)" in out.stderr, out.stderr
 
 
 def test_signal_table_and_die_on_term():
@@ -212,20 +189,6 @@ def test_every_signal_action_exists():
     from uwsgi_py.actions import BUILTIN
     for name in master_table(False).values():
         assert name in BUILTIN
-
-
-def test_the_parser_child_starts_early_and_exits_when_given_up_on():
-    """``Parser`` forks at once (click loads while the plugins do); if start-up fails before
-    the option table is sent, close() lets the child go and reaps it."""
-    import os
-
-    from uwsgi_py.cli import Parser
-    parser = Parser(["-p", "2"])
-    pid = parser.pid
-    assert pid > 0
-    parser.close()
-    with pytest.raises(ChildProcessError):   # reaped: no zombie left behind
-        os.waitpid(pid, os.WNOHANG)
 
 
 # ---- the command line's own options and aliases (issue 17) -----------------------------------
