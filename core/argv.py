@@ -5,8 +5,8 @@ and whatever the master imports stays in the heap every worker shares. The regis
 come in four kinds (``kind``), and for those click's reading of ``argv`` is small enough to
 restate here. click stays the reference: on any error, and on anything this module is not
 sure of, it raises ``Unsure`` and ``cli.parse_cli`` hands ``argv`` to click
-(``cli.parse_here``), so error messages are click's, word for word. click is also what
-builds ``--help``'s option kinds and shell completion (``completion.py``).
+(``cli.parse_here``), so error messages are click's, word for word. Shell completion is
+click's too (``completion.py``).
 
 How click reads a command line (click 8, ``click/parser.py``), and so how this module does:
 

@@ -105,7 +105,7 @@ def from_the_ini_corpus(registry) -> list[list[str]]:
     """Each public ini file's [uwsgi] options we have, as a command line: real values."""
     lines = []
     for path in sorted((TESTS / "corpus" / "ini").glob("*.ini")):
-        argv, section = [], None
+        argv, section, attached = [], None, False
         for raw in path.read_text(errors="surrogateescape").splitlines():
             line = raw.strip()
             if line.startswith("["):
@@ -117,8 +117,10 @@ def from_the_ini_corpus(registry) -> list[list[str]]:
                     continue
                 if kind(opt) == FLAG:
                     argv.append(f"--{key}")
+                elif attached := not attached:       # every other value as --key=value
+                    argv.append(f"--{key}={value}")
                 else:
-                    argv += [f"--{key}", value] if len(argv) % 3 else [f"--{key}={value}"]
+                    argv += [f"--{key}", value]
         lines.append(argv)
     return lines
 
