@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import array
 import fcntl
-import json
 import os
 import signal
 import stat
@@ -309,6 +308,7 @@ def set_pdeathsig(sig: int) -> None:
 def give_handoffs(master) -> None:
     """Before the exec: each plugin's ``uwsgi_handoff_give`` result, checked, goes into
     ``UWSGI_PY_PLUGINS``; its fds stay open (``master.exec_fds``)."""
+    import json   # a reload's path: not imported at start-up
     carried = {}
     for name, gift in master.guard.each(master.hook.uwsgi_handoff_give, master=master):
         try:
@@ -326,6 +326,7 @@ def _checked(gift) -> tuple[Any, dict[str, int]]:
     if not isinstance(gift, dict) or not set(gift) <= {"state", "fds"}:
         raise TypeError("return a dict with the keys 'state' and 'fds'")
     state = gift.get("state")
+    import json
     json.dumps(state)   # TypeError/ValueError: not JSON
     fds = dict(gift.get("fds") or {})
     for key, fd in fds.items():

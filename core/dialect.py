@@ -16,7 +16,6 @@ the line, so ``%(...)`` in them is never expanded there; here it is.
 """
 from __future__ import annotations
 
-import glob
 import os
 import re
 import socket
@@ -195,6 +194,7 @@ def _iterate(test: str, arg: str) -> list[str]:
     if test == FOR:
         return [t for t in arg.split(" ") if t]
     if test == FOR_GLOB:   # glob(3) with GLOB_MARK | GLOB_NOCHECK
+        import glob   # only for @(glob) values: not imported at start-up
         return [p + "/" if os.path.isdir(p) else p for p in sorted(glob.glob(arg))] or [arg]
     if test == FOR_TIMES:
         return [str(i) for i in range(1, c_atoi(arg) + 1)]

@@ -6,7 +6,6 @@ which runs it to its end and says whether the connection may take another reques
 from __future__ import annotations
 
 import time
-import traceback
 from typing import TYPE_CHECKING
 
 from . import log
@@ -125,7 +124,7 @@ class Dispatcher:
                 req.status = e.status
         except Exception:  # noqa: BLE001 - a broken handler must not kill the worker
             slot.exceptions += 1
-            log.log(traceback.format_exc().rstrip())
+            log.log(log.exc_text().rstrip())
             req.keepalive = False
             if not req.committed:
                 try:

@@ -6,7 +6,6 @@ itself is ``reload.exec_image``.
 """
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 
@@ -41,25 +40,28 @@ def take(environ=os.environ) -> Handoff:
     reload = environ.pop(RELOAD, None)
     h.start_dir = environ.pop(START_DIR, None)
     carried = environ.pop(PLUGINS, None)
-    if carried:
-        h.plugins = json.loads(carried)
     if gen is not None:
         h.is_reload = True
         try:
             h.generation = int(gen)
         except ValueError:
             h.generation = 1
-    if fds:
-        h.fds = json.loads(fds)
-    if old:
-        h.old_workers = json.loads(old)
-    if reload:
-        h.reload = json.loads(reload)
+    if carried or fds or old or reload:
+        import json   # only a reload carries state: a first start does not import json
+        if carried:
+            h.plugins = json.loads(carried)
+        if fds:
+            h.fds = json.loads(fds)
+        if old:
+            h.old_workers = json.loads(old)
+        if reload:
+            h.reload = json.loads(reload)
     return h
 
 
 def give(environ: dict, *, generation: int, fds: list[dict], old_workers: list[dict],
          reload: dict, start_dir: str) -> dict:
+    import json
     env = dict(environ)
     env[GENERATION] = str(generation)
     env[FDS] = json.dumps(fds)

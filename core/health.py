@@ -14,7 +14,6 @@ outcome) all return ``status(master)``:
 """
 from __future__ import annotations
 
-import json
 import os
 import socket
 
@@ -69,6 +68,7 @@ def address(pid: int) -> str:
 
 
 def encode(doc: dict) -> bytes:
+    import json   # asked for by --status and --reload: not imported at start-up
     return (json.dumps(doc, sort_keys=True) + "\n").encode()
 
 
@@ -84,6 +84,7 @@ def query(pid: int, timeout: float = STATUS_TIMEOUT) -> dict | None:
                 chunks.append(chunk)
     except OSError:
         return None
+    import json
     try:
         doc = json.loads(b"".join(chunks))
     except ValueError:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 
 from . import log
@@ -36,6 +35,7 @@ PHASES = ("asap", "pre-app", "post-app")
 def _command(arg: str) -> int:
     """``/bin/sh -c ARG``, waited for; its exit code (128+N for a signal, as a shell says)."""
     sys.stdout.flush()
+    import subprocess   # only for exec hooks: not imported at start-up
     code = subprocess.run(["/bin/sh", "-c", arg], stdin=subprocess.DEVNULL).returncode
     return 128 - code if code < 0 else code
 

@@ -205,6 +205,13 @@ def log(line: str) -> None:
     _write((line + "\n").encode("utf-8", "backslashreplace"))
 
 
+def exc_text() -> str:
+    """The exception being handled, formatted as Python prints it (``traceback`` is
+    imported by the first error, not at start-up)."""
+    import traceback
+    return traceback.format_exc()
+
+
 def raw(line: str) -> None:
     """A request line: never dated (uWSGI writes request lines without ``--log-date``)."""
     _write((line + "\n").encode("utf-8", "backslashreplace"))

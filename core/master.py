@@ -13,7 +13,6 @@ import os
 import selectors
 import signal
 import time
-import traceback
 from typing import Callable
 
 from . import events, log, reload, signals, upkeep, worker_reload
@@ -180,7 +179,7 @@ class Master:
         try:
             return action(self)
         except Exception:  # noqa: BLE001 - a broken action must not take the master down
-            log.log(f"master action {name!r} failed:\n{traceback.format_exc().rstrip()}")
+            log.log(f"master action {name!r} failed:\n{log.exc_text().rstrip()}")
             return None
 
     def read_signals(self) -> None:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import sys
-import traceback
 import types
 
 import pluggy
@@ -41,6 +40,22 @@ class PluginLoadError(OptionError):
     pass
 
 
+class Manager(pluggy.PluginManager):
+    """pluggy's manager, asking only about names a hook implementation can have.
+
+    pluggy looks up every attribute of every plugin module (hundreds of imported names)
+    to find hook implementations; every hook here is named ``uwsgi_*``. Any other name of
+    a module is asked about only when it carries our marker, so a marked function with a
+    misspelled name is still refused by ``check_pending``.
+    """
+
+    def parse_hookimpl_opts(self, plugin: object, name: str):
+        if (not name.startswith("uwsgi_") and isinstance(plugin, types.ModuleType)
+                and not hasattr(vars(plugin).get(name), GROUP + "_impl")):
+            return None
+        return super().parse_hookimpl_opts(plugin, name)
+
+
 def disabled_from(argv: list[str], environ=os.environ) -> set[str]:
     """Plugins blocked by ``--disable-plugin`` or ``UWSGI_PY_DISABLE_PLUGINS``."""
     names = set()
@@ -55,14 +70,14 @@ def disabled_from(argv: list[str], environ=os.environ) -> set[str]:
     return {ALIASES.get(n, n) for n in names}
 
 
-def build(disabled: set[str] = frozenset()) -> pluggy.PluginManager:
+def build(disabled: set[str] = frozenset()) -> Manager:
     """Add the hookspecs, block ``disabled``, load every ``uwsgi_py`` entry point.
 
     A plugin that raises while importing or registering, or two distributions
     claiming one plugin name, is a ``PluginLoadError`` with one line naming the
     plugin and its distribution (``main`` prints it and exits 1).
     """
-    pm = pluggy.PluginManager(GROUP)
+    pm = Manager(GROUP)
     pm.add_hookspecs(hookspecs)
     for name in disabled:
         pm.set_blocked(name)
@@ -101,6 +116,7 @@ def build(disabled: set[str] = frozenset()) -> pluggy.PluginManager:
 
 def _one_line(e: BaseException) -> str:
     """``Type: message (at file:line)`` on one line: where the plugin raised."""
+    import traceback   # an error path: not imported at start-up
     text = " ".join(str(e).split()) or "(no message)"
     frames = [f for f in traceback.extract_tb(e.__traceback__) if not _machinery(f.filename)]
     where = f" (at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""

@@ -12,7 +12,6 @@ client's address and port become REMOTE_ADDR and REMOTE_PORT of its requests.
 """
 from __future__ import annotations
 
-import ipaddress
 
 from .proto import BadRequest
 
@@ -43,6 +42,7 @@ def parse_v1(buf: bytes | bytearray) -> tuple[int, str, str] | None:
         raise BadRequest("malformed PROXY protocol line")
     family, src, _dst, sport, _dport = fields
     try:
+        import ipaddress   # only behind a PROXY-protocol balancer: not imported at start-up
         addr = ipaddress.ip_address(src)
         port = int(sport)
     except ValueError:

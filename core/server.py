@@ -4,7 +4,6 @@ from __future__ import annotations
 import os
 import threading
 import time
-import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
@@ -158,7 +157,7 @@ class Server:
         try:
             results = self.hook.uwsgi_load_apps(server=self)
         except Exception:  # noqa: BLE001 - an app that fails to import is reported, not fatal
-            self.app_error = traceback.format_exc()
+            self.app_error = log.exc_text()
             log.log(self.app_error.rstrip())
             results = []
         for group in results:

@@ -36,7 +36,6 @@ import os
 import select
 import threading
 import time
-import traceback
 
 from . import log
 from .conn import Conn
@@ -251,7 +250,7 @@ class ThreadedLoop(Loop):
             elif self.serve_buffered(conn, d.serve):
                 self.release(conn)
         except BaseException:  # noqa: BLE001 - the thread must serve the next request
-            log.log(traceback.format_exc().rstrip())
+            log.log(log.exc_text().rstrip())
             d.req = None
             self.drop(conn)
         if self.max_requests and self.slot.delta >= self.max_requests and not self.stopping:

@@ -14,7 +14,6 @@ import os
 import signal
 import sys
 import time
-import traceback
 
 from . import log
 from .api import set_pdeathsig
@@ -102,6 +101,7 @@ class Worker:
 
     def _on_usr2(self, signum, frame) -> None:
         # one write for the whole block: every worker answers the master's USR2 at once
+        import traceback   # asked for by an operator: not imported at start-up
         lines = [f"*** backtrace of {self.pid} ***"]
         for tid, top in sys._current_frames().items():   # every thread, like faulthandler
             lines.append(f"Thread 0x{tid:016x}:")
@@ -124,7 +124,7 @@ class Worker:
         except SystemExit as e:
             code = e.code if isinstance(e.code, int) else 1
         except BaseException:  # noqa: BLE001 - a worker must never unwind into the master's code
-            log.log(traceback.format_exc().rstrip())
+            log.log(log.exc_text().rstrip())
             code = EXIT_WORKER_DONE
         finally:
             if self.graceful:
