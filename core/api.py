@@ -17,8 +17,7 @@ import os
 import signal
 import stat
 import termios   # here, not where used: plugins call the API after --uid drops privileges
-from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 from . import health, log
 from .errors import OptionError
@@ -95,8 +94,7 @@ def redirect_stdio(fd: int, master_pipe: bool = False) -> None:
         log.capture()
 
 
-@dataclass(frozen=True)
-class WorkerInfo:
+class WorkerInfo(NamedTuple):
     """One worker process the master has now (``MasterView.workers``)."""
 
     id: int              # its slot, 1..numproc

@@ -14,7 +14,6 @@ import gc
 import os
 import signal
 import time
-from dataclasses import dataclass
 from typing import NamedTuple
 
 from . import api, events, log
@@ -43,17 +42,21 @@ class Life(enum.Enum):
 ON_PURPOSE = frozenset({Life.STOPPING, Life.OLD_GENERATION, Life.CHAIN_VICTIM})
 
 
-@dataclass
 class Child:
     """A worker process as the master tracks it."""
 
-    id: int
-    pid: int
-    ctl: int = -1                 # write end of the master->worker control pipe
-    spawned: float = 0.0
-    accepting: bool = False       # it said so once (NOTE_ACCEPTING)
-    life: Life = Life.RUNNING
-    cursed_at: float = 0.0        # when it was told to stop (monotonic; 0 = not told)
+    def __init__(self, id: int, pid: int, ctl: int = -1, spawned: float = 0.0,
+                 accepting: bool = False, life: Life = Life.RUNNING, cursed_at: float = 0.0):
+        self.id = id
+        self.pid = pid
+        self.ctl = ctl                # write end of the master->worker control pipe
+        self.spawned = spawned
+        self.accepting = accepting    # it said so once (NOTE_ACCEPTING)
+        self.life = life
+        self.cursed_at = cursed_at    # when it was told to stop (monotonic; 0 = not told)
+
+    def __repr__(self) -> str:
+        return f"Child(id={self.id}, pid={self.pid}, life={self.life.name})"
 
     @property
     def on_purpose(self) -> bool:

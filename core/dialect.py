@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 import re
 import socket
-from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from .options import OptionError, read_bool
@@ -27,20 +26,24 @@ from .options import OptionError, read_bool
 # ---- the exported list ------------------------------------------------------------
 
 
-@dataclass
 class Item:
     """One exported ``key = value``. ``kind`` is the precedence layer (file, env, cli).
     ``dialect`` items (ini, if-env, print ...) are not options; ``placeholder`` items
     come from ``set-placeholder``."""
 
-    key: str
-    value: Any
-    origin: str
-    kind: str
-    dialect: bool = False
-    placeholder: bool = False
-    strict: bool = False
-    configured: bool = False    # acted on while reading: the passes leave it as written
+    def __init__(self, key: str, value: Any, origin: str, kind: str, dialect: bool = False,
+                 placeholder: bool = False, strict: bool = False, configured: bool = False):
+        self.key = key
+        self.value = value
+        self.origin = origin
+        self.kind = kind
+        self.dialect = dialect
+        self.placeholder = placeholder
+        self.strict = strict
+        self.configured = configured    # acted on while reading: the passes leave it as written
+
+    def __repr__(self) -> str:
+        return f"Item({self.key!r}, {self.value!r}, {self.origin!r}, {self.kind!r})"
 
 
 # Logic blocks, as uWSGI 2.0 names them (core/uwsgi.c); each opener maps to its test.
@@ -69,14 +72,15 @@ OTHER_FORMATS = {"yaml", "yml", "json", "js", "xml", "xmlconfig", "sqlite3", "ld
 DIALECT = set(LOGIC) | ENDS | INCLUDES | set(PLACEHOLDERS) | {"print", "iprint", "inherit"}
 
 
-@dataclass
 class Context:
     """What the logic blocks test: the environment, the loaded plugins, a reload."""
 
-    environ: dict[str, str]
-    plugins: frozenset[str] = frozenset()
-    reload: bool = False
-    hostname: str = field(default_factory=socket.gethostname)
+    def __init__(self, environ: dict[str, str], plugins: frozenset[str] = frozenset(),
+                 reload: bool = False, hostname: str | None = None):
+        self.environ = environ
+        self.plugins = plugins
+        self.reload = reload
+        self.hostname = socket.gethostname() if hostname is None else hostname
 
 
 class Exported:

@@ -7,7 +7,6 @@ itself is ``reload.exec_image``.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 
 FDS = "UWSGI_PY_FDS"            # listeners by option and position
 GENERATION = "UWSGI_PY_GENERATION"  # uWSGI's UWSGI_RELOADS
@@ -18,16 +17,18 @@ PREFLIGHT = "UWSGI_PY_PREFLIGHT"  # set in the throwaway reload-check process
 PLUGINS = "UWSGI_PY_PLUGINS"    # each plugin's uwsgi_handoff_give result (api.give_handoffs)
 
 
-@dataclass
 class Handoff:
-    is_reload: bool = False
-    generation: int = 0
-    fds: list[dict] = field(default_factory=list)
-    old_workers: list[dict] = field(default_factory=list)
-    reload: dict = field(default_factory=dict)
-    start_dir: str | None = None
-    preflight: bool = False
-    plugins: dict = field(default_factory=dict)
+    """What the previous image left in the environment (nothing, on a first start)."""
+
+    def __init__(self) -> None:
+        self.is_reload = False
+        self.generation = 0
+        self.fds: list[dict] = []
+        self.old_workers: list[dict] = []
+        self.reload: dict = {}
+        self.start_dir: str | None = None
+        self.preflight = False
+        self.plugins: dict = {}
 
 
 def take(environ=os.environ) -> Handoff:

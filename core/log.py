@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
 from typing import Callable
 
 # ---- start-up --------------------------------------------------------------
@@ -223,14 +222,14 @@ def vlog(line: str) -> None:
 
 
 # ---- log files ----------------------------------------------------------------------
-@dataclass
 class LogFile:
     """A log file written through ``fd``; rotation renames it and re-points ``fd``."""
 
-    path: str
-    fd: int
-    maxsize: int = 0
-    backupname: str | None = None
+    def __init__(self, path: str, fd: int, maxsize: int = 0, backupname: str | None = None):
+        self.path = path
+        self.fd = fd
+        self.maxsize = maxsize
+        self.backupname = backupname
 
     def size(self) -> int:
         try:

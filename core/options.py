@@ -6,7 +6,6 @@ The registry feeds the click command (``cli.py``), TOML/ini/env validation
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 from .errors import OptionError
@@ -205,7 +204,6 @@ def normalize(name: str) -> str:
     return name.strip().lower().replace("_", "-")
 
 
-@dataclass
 class Option:
     """One option, spelled as uWSGI spells it.
 
@@ -219,20 +217,29 @@ class Option:
     what it means to uWSGI's reader (``ini = FILE`` includes a file), never this option.
     """
 
-    name: str
-    help: str
-    convert: Callable[[Any], Any] = string
-    default: Any = None
-    short: str | None = None
-    aliases: tuple[str, ...] = ()
-    flag: bool = False
-    multiple: bool = False
-    immediate: Callable[[Any], int] | None = None
-    master: bool = False
-    metavar: str | None = None
-    group: str = "core"
-    flag_value: str | None = None
-    cli_only: bool = False
+    def __init__(self, name: str, help: str, convert: Callable[[Any], Any] = string,
+                 default: Any = None, short: str | None = None, aliases: tuple[str, ...] = (),
+                 flag: bool = False, multiple: bool = False,
+                 immediate: Callable[[Any], int] | None = None, master: bool = False,
+                 metavar: str | None = None, group: str = "core", flag_value: str | None = None,
+                 cli_only: bool = False):
+        self.name = name
+        self.help = help
+        self.convert = convert
+        self.default = default
+        self.short = short
+        self.aliases = aliases
+        self.flag = flag
+        self.multiple = multiple
+        self.immediate = immediate
+        self.master = master
+        self.metavar = metavar
+        self.group = group
+        self.flag_value = flag_value
+        self.cli_only = cli_only
+
+    def __repr__(self) -> str:
+        return f"Option({self.name!r})"
 
     @property
     def attr(self) -> str:
@@ -252,12 +259,12 @@ class Option:
         return self.convert(raw)
 
 
-@dataclass
 class Registry:
     """All options, by name and alias. Two owners of one name is an error."""
 
-    options: dict[str, Option] = field(default_factory=dict)
-    names: dict[str, Option] = field(default_factory=dict)
+    def __init__(self) -> None:
+        self.options: dict[str, Option] = {}
+        self.names: dict[str, Option] = {}
 
     def add(self, *options: Option, group: str | None = None) -> None:
         for opt in options:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 import socket
 import struct
-from urllib.parse import unquote_to_bytes
 
 HOSTNAME = socket.gethostname()
 
@@ -149,7 +148,7 @@ def parse_http(buf: bytes | bytearray, limit: int, server_port: str, remote: str
         uri = _target_path(method, uri)
     path, _, query = uri.partition("?")
     if "%" in path:
-        path = unquote_to_bytes(path.encode("latin-1")).decode("latin-1")
+        path = unquote(path)
     env = {
         "REQUEST_METHOD": method,
         "REQUEST_URI": uri,
@@ -235,6 +234,21 @@ def _target_path(method: str, uri: str) -> str:
     rest = m.group(1) or ""
     return rest if rest[:1] == "/" else "/" + rest
 
+
+# "%XX" (either case) -> the byte XX, as a latin-1 character
+_ESCAPES = {f"{a}{b}": chr(int(a + b, 16)) for a in "0123456789abcdefABCDEF"
+            for b in "0123456789abcdefABCDEF"}
+
+
+def unquote(path: str) -> str:
+    """PATH_INFO from a request path: each ``%XX`` decoded to its byte, a ``%`` not followed
+    by two hex digits kept as written (urllib's ``unquote_to_bytes``, on latin-1 text)."""
+    first, *rest = path.split("%")
+    out = [first]
+    for part in rest:
+        byte = _ESCAPES.get(part[:2])
+        out.append("%" + part if byte is None else byte + part[2:])
+    return "".join(out)
 
 def _transfer_encoding(te: str, version: tuple[int, int], length: int | None) -> bool:
     """RFC 9112 6.1/6.3: chunked, last and once, in HTTP/1.1 only, never with Content-Length."""

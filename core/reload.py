@@ -25,27 +25,26 @@ import os
 import signal
 import sys
 import time
-from dataclasses import dataclass
 
 from . import api, handoff, log, signals, upkeep, worker_reload
 from .children import ALL_SIGNALS, Child, Life
 from .state import State
 
 
-@dataclass
 class Reloader:
     """The reload under way (``master.reloader``)."""
 
-    kind: str = ""
-    started: float = 0.0          # time.time() when it began (the outcome's duration)
-    check_pid: int = 0            # the throwaway process loading the new code
-    deadline: float = 0.0         # monotonic: the check must be done by then
-    again: bool = False           # a graceful reload asked for meanwhile: once this one is done
-    reported: bool = False        # (the next image) the outcome was reported
-    old_deadline: float = 0.0     # (the next image) the old workers are retired by then anyway
-    chain: int = 0                # chain reload: the slot being replaced (0: none)
-    chain_wait: tuple[int, Child] | None = None   # (slot, victim) until the new one accepts
-    chain_logged: float = 0.0
+    def __init__(self, again: bool = False) -> None:
+        self.kind = ""
+        self.started = 0.0          # time.time() when it began (the outcome's duration)
+        self.check_pid = 0          # the throwaway process loading the new code
+        self.deadline = 0.0         # monotonic: the check must be done by then
+        self.again = again          # a graceful reload asked for meanwhile: once this one is done
+        self.reported = False       # (the next image) the outcome was reported
+        self.old_deadline = 0.0     # (the next image) the old workers are retired by then anyway
+        self.chain = 0              # chain reload: the slot being replaced (0: none)
+        self.chain_wait: tuple[int, Child] | None = None   # (slot, victim) until the new one accepts
+        self.chain_logged = 0.0
 
 
 def _begin(master, kind: str) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 import os
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
 from . import hooks, log, privileges, sockets
@@ -27,37 +26,46 @@ class App(Protocol):
     def __call__(self, request) -> None: ...
 
 
-@dataclass
 class Watch:
     """An fd the master polls and the callback it runs when the fd is readable (or,
     with ``writable``, when it can be written: a reply that did not fit in one send; the
     master's watches only, a worker polls its watches for reading)."""
 
-    fd: int
-    callback: Callable[[], Any]
-    writable: bool = False
+    __slots__ = ("fd", "callback", "writable")
+
+    def __init__(self, fd: int, callback: Callable[[], Any], writable: bool = False):
+        self.fd = fd
+        self.callback = callback
+        self.writable = writable
+
+    def __repr__(self) -> str:
+        return f"Watch({self.fd}, {self.callback!r}, writable={self.writable})"
 
 
-@dataclass
 class Server:
-    settings: Any
-    hook: Any
-    handoff: Handoff
-    start_dir: str
-    listeners: list = field(default_factory=list)
-    apps: list = field(default_factory=list)
-    scoreboard: Scoreboard | None = None
-    worker_id: int = 0
-    master_pid: int = 0
-    started_on: int = field(default_factory=lambda: int(time.time()))
-    app_error: str | None = None
-    ready: bool = False
-    wakeup: tuple[int, int] = (-1, -1)   # the master's signal pipe (signals.catch_early)
-    guard: Any = None          # plugins.HookGuard: calls plugin code, names a plugin that raises
-    # in a worker, each thread's request being served (``req``, unset or None when idle): what
-    # the in-app API's calls about "this request" act on (uwsgi.set_logvar)
-    current: threading.local = field(default_factory=threading.local)
-    plugin_state: dict = field(default_factory=dict)   # Instance.state_for(plugin): one dict each
+    """The instance: its settings, plugin hooks, listeners and apps (in the master and,
+    inherited, in each worker)."""
+
+    def __init__(self, settings: Any, hook: Any, handoff: Handoff, start_dir: str,
+                 guard: Any = None):
+        self.settings = settings
+        self.hook = hook
+        self.handoff = handoff
+        self.start_dir = start_dir
+        self.listeners: list = []
+        self.apps: list = []
+        self.scoreboard: Scoreboard | None = None
+        self.worker_id = 0
+        self.master_pid = 0
+        self.started_on = int(time.time())
+        self.app_error: str | None = None
+        self.ready = False
+        self.wakeup = (-1, -1)     # the master's signal pipe (signals.catch_early)
+        self.guard = guard         # plugins.HookGuard: calls plugin code, names a plugin that raises
+        # in a worker, each thread's request being served (``req``, unset or None when idle):
+        # what the in-app API's calls about "this request" act on (uwsgi.set_logvar)
+        self.current = threading.local()
+        self.plugin_state: dict = {}   # Instance.state_for(plugin): one dict each
 
     @property
     def is_reload(self) -> bool:

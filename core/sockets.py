@@ -6,7 +6,6 @@ import socket
 import stat
 import struct
 import sys
-from dataclasses import dataclass, field
 
 from . import log
 from .options import Option, OptionError
@@ -15,7 +14,6 @@ ODD_PORT = ("--{option} {name}: the port is not a number; uWSGI reads its leadin
             "so it binds port {port} (0: a free port)")
 
 
-@dataclass
 class Listener:
     """One listening socket.
 
@@ -24,29 +22,35 @@ class Listener:
     text; ``proto`` is ``http`` or ``uwsgi``.
     """
 
-    key: str
-    name: str
-    proto: str
-    sock: socket.socket
-    unix_path: str | None = None
-    inode: int | None = None
-    inherited: bool = False
-    # bound by this instance; False: passed in by a launch mode (systemd, inetd), whose
-    # owner keeps listening on it after we stop
-    owned: bool = True
-    listen: int = 100
-    unix: bool = False     # set by tune_listener (socket.family is a slow property)
-    nodelay: bool = False  # TCP_NODELAY on the listener, so on every accepted socket
-    corked: bool = False   # TCP_CORK likewise
-    v6: bool = False       # AF_INET6: client addresses may be IPv4-mapped (::ffff:a.b.c.d)
-    server_port: str = ""  # SERVER_PORT of its requests, set by tune_listener
-    keepalive: bool = False  # HTTP/1.1 keep-alive on its connections (--http, --http-keepalive)
-    idle: float = 0.0      # seconds a kept-alive connection waits for its next request (0: --socket-timeout)
-    # PROXY protocol v1 before the first request (--enable-proxy-protocol; proxy_protocol.py),
-    # and fd -> (address, port) of the client a PROXY line named
-    proxy: bool = False
-    proxied: dict = field(default_factory=dict)
-    extra: dict = field(default_factory=dict)
+    def __init__(self, key: str, name: str, proto: str, sock: socket.socket,
+                 unix_path: str | None = None, inode: int | None = None,
+                 inherited: bool = False, owned: bool = True, listen: int = 100):
+        self.key = key
+        self.name = name
+        self.proto = proto
+        self.sock = sock
+        self.unix_path = unix_path
+        self.inode = inode
+        self.inherited = inherited
+        # bound by this instance; False: passed in by a launch mode (systemd, inetd), whose
+        # owner keeps listening on it after we stop
+        self.owned = owned
+        self.listen = listen
+        self.unix = False       # set by tune_listener (socket.family is a slow property)
+        self.nodelay = False    # TCP_NODELAY on the listener, so on every accepted socket
+        self.corked = False     # TCP_CORK likewise
+        self.v6 = False         # AF_INET6: client addresses may be IPv4-mapped (::ffff:a.b.c.d)
+        self.server_port = ""   # SERVER_PORT of its requests, set by tune_listener
+        self.keepalive = False  # HTTP/1.1 keep-alive on its connections (--http, --http-keepalive)
+        self.idle = 0.0         # seconds a kept-alive connection waits for its next request (0: --socket-timeout)
+        # PROXY protocol v1 before the first request (--enable-proxy-protocol; proxy_protocol.py),
+        # and fd -> (address, port) of the client a PROXY line named
+        self.proxy = False
+        self.proxied: dict = {}
+        self.extra: dict = {}
+
+    def __repr__(self) -> str:
+        return f"Listener({self.key!r}, {self.name!r}, {self.proto!r})"
 
     @property
     def fd(self) -> int:

@@ -18,6 +18,17 @@ def http(data: bytes):
     return parse_http(data, 4096, "8000", "127.0.0.1")
 
 
+@given(st.text(alphabet="%0123456789abcdefABCDEFgz/ \xe9\xff", max_size=24))
+@settings(max_examples=500, deadline=None)
+def test_path_unquoting_is_urllibs(path):
+    # PATH_INFO's %XX decoding, written out so the master does not import urllib.parse
+    # (and ipaddress with it): byte for byte what urllib's unquote_to_bytes gives
+    from urllib.parse import unquote_to_bytes
+    target = "/" + path.replace(" ", "%20")
+    want = unquote_to_bytes(target.encode("latin-1")).decode("latin-1")
+    assert http(f"GET {target} HTTP/1.1\r\nHost: h\r\n\r\n".encode("latin-1")).vars["PATH_INFO"] == want
+
+
 def test_http_request_to_cgi_vars():
     h = http(b"GET /a%20b/c?x=1&y=2 HTTP/1.1\r\nHost: example\r\nX-Thing: 1\r\nX-Thing: 2\r\n"
              b"Content-Type: text/plain\r\nContent-Length: 3\r\n\r\nabc")
