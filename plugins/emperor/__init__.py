@@ -67,7 +67,7 @@ def uwsgi_master_start(master):
         return
     from . import vassals     # only a master that runs the Emperor loads it
     emperor = vassals.Emperor(list(s.emperor), master.server.start_dir, s.emperor_freq,
-                      s.emperor_throttle, s.emperor_max_throttle)
+                              s.emperor_throttle, s.emperor_max_throttle)
     emperor.adopt(carried)
     for name, entry in (HANDED.get("blacklist") or {}).items():
         emperor.blacklist[name] = vassals.Throttle(**entry)

@@ -37,7 +37,7 @@ class StatusSocket:
             except OSError:
                 return
             if data is None:
-                import json     # at the first reader: most instances never get one
+                import json     # only once a client (--status, --reload PIDFILE) connects
                 data = (json.dumps(self.view.readiness(), sort_keys=True) + "\n").encode()
             try:
                 client.setblocking(False)
