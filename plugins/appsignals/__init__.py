@@ -22,7 +22,6 @@ import signal
 from uwsgi_py import Option, Watch, hookimpl, non_negative_int
 
 from . import api, remote, table
-from .mules import TOUCHED, Mules
 from .scheduler import read_up, schedule_of
 from .state import HANDED, mine, shared
 
@@ -123,7 +122,10 @@ def uwsgi_master_watch(master):
         return None
     state.watching = True
     schedule = schedule_of(state)
-    mine(master.server)["mules"] = Mules(state)
+    if state.nmules or state.carried.get("mules") or master.settings.touch_mules_reload:
+        # mules to start or to reload, or the previous image's to finish off
+        from .mules import Mules
+        mine(master.server)["mules"] = Mules(state)
     timer = schedule.start(master)
     return [Watch(state.up_master, lambda: read_up(master, state)), Watch(timer, schedule.fire)]
 
@@ -154,6 +156,7 @@ def uwsgi_master_tick(master):
         new = touched[path] = _mtime(path)
         if (old is None) != (new is None) or (old is not None and new > old):
             from uwsgi_py import log_verbose as vlog
+            from .mules import TOUCHED
             vlog(TOUCHED.format(path=path))
             mine(master.server)["mules"].curse(signal.SIGHUP)
             break

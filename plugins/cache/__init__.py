@@ -12,9 +12,12 @@ routers are not implemented: their keys are refused when the option is read.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from uwsgi_py import Option, OptionError, hookimpl, log_line, string
 
-from .table import Table
+if TYPE_CHECKING:
+    from .table import Table
 
 KNOWN = {"name", "items", "max_items", "maxitems", "blocksize", "keysize", "blocks", "bitmap",
          "hash", "hashsize", "hash_size"}
@@ -60,6 +63,8 @@ def uwsgi_add_options(registry):
 def uwsgi_configure(settings):
     """In the future master, before it forks or daemonizes: every fork shares the tables."""
     _caches.clear()
+    if settings.cache2:
+        from .table import Table    # mmap, zlib and the slot layout: only with a cache
     for spec in settings.cache2:
         fields = parse_spec(spec)
         name = fields["name"]

@@ -15,12 +15,13 @@ from __future__ import annotations
 import os
 import signal
 import time
+from typing import TYPE_CHECKING
 
 from uwsgi_py import Instance, Option, hookimpl, non_negative_int, positive_int, vacate_master_fds
 from uwsgi_py import log_line as log
 
-from . import vassals
-from .vassals import Emperor
+if TYPE_CHECKING:
+    from .vassals import Emperor
 
 HANDED: dict = {}        # the previous image's vassals (uwsgi_handoff_take)
 DEFAULT_MERCY = 60       # seconds the vassals get to stop at shutdown without --reload-mercy
@@ -64,8 +65,9 @@ def uwsgi_master_start(master):
         if carried:      # the new configuration has no Emperor: its vassals stop
             stop_later(master, [e["pid"] for e in carried if e.get("pid")], _mercy(s))
         return
-    emperor = Emperor(list(s.emperor), master.server.start_dir, s.emperor_freq,
-                      s.emperor_throttle, s.emperor_max_throttle)
+    from . import vassals     # only a master that runs the Emperor loads it
+    emperor = vassals.Emperor(list(s.emperor), master.server.start_dir, s.emperor_freq,
+                              s.emperor_throttle, s.emperor_max_throttle)
     emperor.adopt(carried)
     for name, entry in (HANDED.get("blacklist") or {}).items():
         emperor.blacklist[name] = vassals.Throttle(**entry)
@@ -139,6 +141,7 @@ def _mercy(s) -> float:
 def stop_later(master, pids: list[int], mercy: float) -> None:
     """The exiting master does not wait for its vassals: a short-lived process it forks
     SIGKILLs those still alive after ``mercy`` seconds, then says the Emperor is buried."""
+    from . import vassals
     fds = [(pid, _pidfd(pid)) for pid in pids]
     mask = signal.pthread_sigmask(signal.SIG_BLOCK, vassals.ALL_SIGNALS)
     try:

@@ -9,12 +9,14 @@ core's (the master checks it once a second).
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from uwsgi_py import Instance, MasterView, Option, hookimpl
 
-from .channel import ACTIVE, RECREATE_ACTION, UNKNOWN, UNKNOWN_ACTION, Channel, FifoError, \
-    describe, slot_actions
-from . import client
-from .table import build
+from .table import RECREATE_ACTION, UNKNOWN_ACTION, slot_actions
+
+if TYPE_CHECKING:
+    from .channel import Channel
 
 UNKNOWN_ACTION_NAME = "master fifo: command {text} maps to unknown action {name!r}"
 NO_SUBSCRIPTIONS = ("subscriptions: uwsgi-py has no subscription system (no --subscribe-to); "
@@ -35,6 +37,11 @@ def _vlog(line: str) -> None:
     vlog(line)
 
 
+def _reload_fifo(path: str) -> int:
+    from .client import reload_fifo     # the command line's --reload-fifo only
+    return reload_fifo(path)
+
+
 @hookimpl
 def uwsgi_add_options(registry):
     registry.add(
@@ -42,7 +49,7 @@ def uwsgi_add_options(registry):
                multiple=True, master=True, metavar="PATH"),
         Option("reload-fifo", "gracefully reload the instance reading the master FIFO PATH and "
                "wait for the outcome: exit 0 when the new code serves, 2 when the reload was "
-               "refused (as --reload PIDFILE)", metavar="PATH", immediate=client.reload_fifo),
+               "refused (as --reload PIDFILE)", metavar="PATH", immediate=_reload_fifo),
     )
 
 
@@ -56,6 +63,7 @@ def select_slot(master, slot: int) -> None:
     if channel is None:
         _log(NO_FIFO)
         return
+    from .channel import ACTIVE
     _vlog(ACTIVE.format(path=channel.select(slot)))
 
 
@@ -64,6 +72,7 @@ def fifo_recreate(master) -> None:
     channel = _channel(master)
     if channel is None:
         return
+    from .channel import FifoError
     try:
         channel.recreate()
     except FifoError as e:
@@ -76,6 +85,7 @@ def fifo_unknown(master) -> None:
     channel = _channel(master)
     byte = channel.next_unknown() if channel is not None else None
     if byte is not None:
+        from .channel import UNKNOWN, describe
         _log(UNKNOWN.format(text=describe(byte)))
 
 
@@ -117,6 +127,8 @@ def uwsgi_master_actions():
 
 # ---- the channel ---------------------------------------------------------------------------
 def build_table(master) -> dict[int, str]:
+    from .channel import describe
+    from .table import build
     table = build(master.hook.uwsgi_fifo_commands(), warn=_log)
     actions = MasterView(master).actions
     for byte, name in sorted(table.items()):
@@ -131,6 +143,7 @@ def uwsgi_master_watch(master):
     paths = master.settings.master_fifo
     if not paths:
         return None
+    from .channel import Channel, FifoError     # only a master with --master-fifo
     channel = Channel(paths, build_table(master), master)
     try:
         watch = channel.open()

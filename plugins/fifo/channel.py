@@ -18,14 +18,12 @@ import stat
 
 from uwsgi_py import Watch
 
-from .table import SLOT_ACTION, decode
+from .table import RECREATE_ACTION, UNKNOWN_ACTION, decode
 
 ACTIVE = "active master fifo is now {path}"
 CREATE_FAILED = "uwsgi_master_fifo()/{call}(): {error} [{path}]"
 UNKNOWN = "master fifo: unknown command byte {text} ignored"
 
-RECREATE_ACTION = "fifo_recreate"
-UNKNOWN_ACTION = "fifo_unknown"
 READ_SIZE = 4096
 OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -150,14 +148,3 @@ def _drain(fd: int) -> bytes:
             break
         chunks.append(data)
     return b"".join(chunks)
-
-
-def slot_actions(select) -> dict:
-    """``fifo_slot_0`` .. ``fifo_slot_9`` -> ``select(master, n)``: one function, ten names."""
-    def bind(n: int):
-        def action(master) -> None:
-            select(master, n)
-        action.__name__ = SLOT_ACTION.format(n=n)
-        action.__doc__ = f"uWSGI ``uwsgi_fifo_set_slot_*``: make FIFO slot {n} current (FIFO-5)."
-        return action
-    return {SLOT_ACTION.format(n=n): bind(n) for n in range(10)}

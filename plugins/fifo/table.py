@@ -9,6 +9,8 @@ from typing import Iterable
 
 SLOTS = 10  # FIFO-5: bytes 0-9 select a slot
 SLOT_ACTION = "fifo_slot_{n}"
+RECREATE_ACTION = "fifo_recreate"   # queued at EOF: the FIFO is created again
+UNKNOWN_ACTION = "fifo_unknown"     # queued for a byte with no entry
 
 # byte -> action (core/actions.py, or the fifo/cheaper plugins' uwsgi_master_actions)
 COMMANDS: dict[str, str] = {
@@ -64,3 +66,14 @@ def decode(data: bytes, table: dict[int, str]) -> list[tuple[str | None, int]]:
     """Bytes read from the FIFO as ``(action name or None if unknown, byte)``, in
     order; bytes in ``SILENT`` are dropped."""
     return [(table.get(byte), byte) for byte in data if byte in table or byte not in SILENT]
+
+
+def slot_actions(select) -> dict:
+    """``fifo_slot_0`` .. ``fifo_slot_9`` -> ``select(master, n)``: one function, ten names."""
+    def bind(n: int):
+        def action(master) -> None:
+            select(master, n)
+        action.__name__ = SLOT_ACTION.format(n=n)
+        action.__doc__ = f"uWSGI ``uwsgi_fifo_set_slot_*``: make FIFO slot {n} current (FIFO-5)."
+        return action
+    return {SLOT_ACTION.format(n=n): bind(n) for n in range(10)}

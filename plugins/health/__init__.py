@@ -9,7 +9,6 @@ an exec reload and bound again by the new image (same pid, same name).
 """
 from __future__ import annotations
 
-import json
 import os
 import socket
 
@@ -38,6 +37,7 @@ class StatusSocket:
             except OSError:
                 return
             if data is None:
+                import json     # only once a client (--status, --reload PIDFILE) connects
                 data = (json.dumps(self.view.readiness(), sort_keys=True) + "\n").encode()
             try:
                 client.setblocking(False)

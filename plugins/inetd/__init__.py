@@ -20,7 +20,7 @@ import time
 from uwsgi_py import (Instance, MasterView, Option, OptionError, daemonized, hookimpl, log_line,
                       non_negative_int, open_log_file, redirect_stdio)
 
-from . import daemon, inetd, systemd
+from . import inetd, systemd
 
 BOTH_DAEMONIZE = "--daemonize and --daemonize2 exclude each other: give one"
 _extension: systemd.StartupExtension | None = None   # --systemd-extend-timeout, until READY=1
@@ -70,6 +70,7 @@ def uwsgi_launch(server):
     if s.umask is not None:
         os.umask(s.umask)
     if s.daemonize:
+        from . import daemon
         daemon.detach()
     systemd.notify(systemd.STARTING)
     if s.systemd_extend_timeout and systemd.notify_address() is not None:
@@ -107,6 +108,7 @@ def uwsgi_post_apps(server):
 
 def _daemonize2(server) -> None:
     """DAEMON-3: detach, then the pidfiles name the daemon."""
+    from . import daemon
     log_line(daemon.DAEMONIZING)
     # opened in the launcher, before forking: a file that cannot be opened is one error line
     daemon.detach(open_log_file(server.settings.daemonize2, "daemonize2"))

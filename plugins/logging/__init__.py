@@ -19,10 +19,9 @@ import os
 from uwsgi_py import (Instance, Option, OptionError, Watch, boolean, choice, hookimpl, log_line,
                       non_negative_int, positive_int, redirect_stdio, set_log_writer)
 
-from . import logformat, relay
-from .encoders import EncoderError
-from .targets import TargetError
-
+# a longer message on a log pipe is cut (--log-master-bufsize); here, not in relay.py, so
+# that declaring the option does not load the relay
+READ_SIZE = 65536
 
 
 def _options():
@@ -60,7 +59,7 @@ def _options():
           flag=True, master=True),
         O("log-master-bufsize", "the longest message the master reads from the log pipes "
           "(longer ones are cut), and the least socket buffer asked for them",
-          convert=positive_int, default=relay.READ_SIZE, metavar="BYTES"),
+          convert=positive_int, default=READ_SIZE, metavar="BYTES"),
         O("log-master-stream", "make the workers' log pipe a byte stream (SOCK_STREAM): lines "
           "are no longer one message each", flag=True),
         O("log-master-req-stream", "make the request log pipe (--req-logger) a byte stream",
@@ -99,6 +98,7 @@ class State:
         self.settings = s
         self.format = None
         if s.log_format:
+            from . import logformat
             escape = logformat.escaping(s.log_format, s.log_format_escape)
             strftime = s.log_date if s.logformat_strftime and s.log_date else None
             try:
@@ -114,13 +114,25 @@ class State:
         self.server_log = self.requests = None
         wants_master = (loggers or s.log_master or s.log_encoder or s.log_route or s.log_drain
                         or s.log_filter)
+        if wants_master or s.req_logger:
+            self._build_streams(loggers, wants_master)
+        self.filtered = bool(s.log_4xx or s.log_5xx or s.log_zero or s.log_slow or s.log_big
+                             or s.log_sendfile or s.log_ioerror)
+        self.identity: dict[int, tuple] = {}
+
+    def _build_streams(self, loggers: list[str], wants_master: bool) -> None:
+        from . import relay     # sockets, regexps and encoders: only for the master's loggers
+        from .encoders import EncoderError
+        from .targets import TargetError
+        s = self.settings
         pipe = relay.Pipe(s.log_master_bufsize, s.log_master_stream)
         try:
             if wants_master:
                 self.server_log = relay.build_stream(loggers, s.log_encoder, s.log_route,
-                                                 s.syslog_socket, "log-route", s.log_maxsize, pipe)
+                                                     s.syslog_socket, "log-route", s.log_maxsize,
+                                                     pipe)
                 self.server_log.select(relay.regexps(s.log_drain, "log-drain"),
-                                   relay.regexps(s.log_filter, "log-filter"))
+                                       relay.regexps(s.log_filter, "log-filter"))
             if s.req_logger:
                 self.requests = relay.build_stream(
                     s.req_logger, s.log_req_encoder, s.log_req_route, s.syslog_socket,
@@ -128,9 +140,6 @@ class State:
                     relay.Pipe(s.log_master_bufsize, s.log_master_req_stream))
         except (TargetError, EncoderError, ValueError) as e:
             raise OptionError(f"--logger: {e}") from None
-        self.filtered = bool(s.log_4xx or s.log_5xx or s.log_zero or s.log_slow or s.log_big
-                             or s.log_sendfile or s.log_ioerror)
-        self.identity: dict[int, tuple] = {}
 
     def wants_logger(self) -> bool:
         s = self.settings
@@ -151,13 +160,15 @@ def uwsgi_configure(settings):
     state = State(settings)
     _state = state
     if settings.log_format:
+        from . import logformat
         for name, close in logformat.logvar_names(settings.log_format):
             hint = f"; did you mean %({close})?" if close else ""
             log_line(logformat.LOGVAR_NOTE.format(name=name, hint=hint))
     for kind, specs in (("log-encoder", settings.log_encoder),
                         ("log-req-encoder", settings.log_req_encoder)):
         for spec in specs:
-            log_line(relay.ENCODER_REGISTERED.format(kind=kind, spec=spec))
+            from .relay import ENCODER_REGISTERED
+            log_line(ENCODER_REGISTERED.format(kind=kind, spec=spec))
     if state.server_log is not None:
         set_log_writer(state.server_log.dispatch)
 
@@ -165,7 +176,10 @@ def uwsgi_configure(settings):
 @hookimpl
 def uwsgi_post_apps(server):
     """Master, before fork: the pipes workers write to (adopted after an exec reload)."""
-    inherited_log, inherited_req = relay.take_handoff(HANDED)
+    inherited_log = inherited_req = None
+    if HANDED:
+        from . import relay
+        inherited_log, inherited_req = relay.take_handoff(HANDED)
     HANDED.clear()
     state = _state
     wanted = {}
@@ -275,8 +289,9 @@ def uwsgi_master_cleanup(master, reason):
 @hookimpl
 def uwsgi_handoff_give():
     state = _state
-    if state is None:
+    if state is None or not state.streams():
         return None
+    from . import relay
     fds = relay.give_handoff(state.server_log, state.requests)
     return {"fds": fds} if fds else None
 

@@ -20,11 +20,11 @@ import re
 import socket
 import stat
 
+from . import READ_SIZE
 from .encoders import Chain
 from .targets import Target, parse
 
 PIPE_BUFFER = 4 << 20     # asked for; the kernel caps it (net.core.wmem_max)
-READ_SIZE = 65536         # a message longer than this is cut (--log-master-bufsize)
 READ_BATCH = 256          # messages handled per wake-up; the rest wait for the next pass
 ENCODER_REGISTERED = "[{kind}] registered {spec}"
 

@@ -10,11 +10,10 @@ import traceback
 
 from uwsgi_py import Instance, Option, OptionError, hookimpl, non_negative_int, string
 
-from . import api, autoreload, venv
-from .mounts import MOUNTING, SKIP, UNABLE, Mounts, is_file_target, parse_mount
-from .wsgi import WSGIApp, load_callable
-
 DEMO_MODULE = "uwsgi_py_python.demo"
+# set on the re-exec into the environment's interpreter (venv.py), popped by the new image: it
+# must not exec again, whatever its sys.prefix says
+EXEC_MARK = "UWSGI_PY_PYTHON_VENV_EXEC"
 OPTIMIZE = "--optimize {level}: re-executing the Python interpreter with {flag}"
 
 
@@ -26,6 +25,7 @@ def header_var(raw) -> str:
 
 
 def mount_value(raw) -> str:
+    from .mounts import parse_mount
     text = string(raw).strip()
     parse_mount(text)
     return text
@@ -89,8 +89,9 @@ def uwsgi_add_options(registry):
 def uwsgi_configure(settings):
     if not settings.home:
         return
+    from . import venv
     # the image this server exec'd into the environment: never exec again
-    marked = os.environ.get(venv.EXEC_MARK) == os.path.abspath(settings.home)
+    marked = os.environ.get(EXEC_MARK) == os.path.abspath(settings.home)
     try:
         env, what = venv.check(settings.home, exec_ok=not marked)
     except venv.VenvError as e:
@@ -103,9 +104,10 @@ def uwsgi_configure(settings):
 @hookimpl(tryfirst=True)
 def uwsgi_launch(server):
     """First start only, before daemonizing or binding: become the environment's interpreter."""
-    marked = os.environ.pop(venv.EXEC_MARK, None)
     s = server.settings
+    marked = os.environ.pop(EXEC_MARK, None)
     if s.home and not marked:
+        from . import venv
         env, what = venv.check(s.home)
         if what == "exec":
             _log(venv.REEXEC.format(path=env.path, python=env.python))
@@ -122,6 +124,9 @@ def uwsgi_launch(server):
 
 @hookimpl
 def uwsgi_load_apps(server):
+    from . import api
+    from .mounts import MOUNTING, SKIP, UNABLE, Mounts, is_file_target, parse_mount
+    from .wsgi import WSGIApp
     s = server.settings
     sys.modules["uwsgi"] = api.build(server)
     sys.argv = ["uwsgi", *(s.pyargv or "").split()]
@@ -198,6 +203,7 @@ def uwsgi_master_init(master):
     # before the first worker is forked: a change made once a worker serves is a change
     every = master.settings.py_autoreload
     if every:
+        from . import autoreload
         extra = tuple(os.path.abspath(p) for p in (master.settings.wsgi_file,) if p)
         Instance(master.server).state_for("python")["reloader"] = autoreload.Reloader(every, extra)
 
@@ -209,7 +215,8 @@ def uwsgi_master_tick(master):
         return
     path = reloader.changed(time.monotonic())
     if path is not None:
-        _log(autoreload.MODIFIED.format(path=path))
+        from .autoreload import MODIFIED
+        _log(MODIFIED.format(path=path))
         master.request("graceful_reload")
 
 
@@ -221,6 +228,7 @@ def load_target(target: str, default_callable: str):
 
 
 def _pick(module, name: str):
+    from .wsgi import load_callable
     if name.endswith("()"):   # uWSGI's quick callable: a factory, called once at load
         return load_callable(module, name[:-2])()
     return load_callable(module, name)

@@ -17,9 +17,8 @@ import os
 import site
 import sys
 
-# set on the re-exec into the environment's interpreter, popped by the new image: it must
-# not exec again, whatever its sys.prefix says
-EXEC_MARK = "UWSGI_PY_PYTHON_VENV_EXEC"
+from . import EXEC_MARK
+
 REEXEC = "--virtualenv {path}: re-executing with {python} (uwsgi-py is installed there)"
 SITE_FIRST = "--virtualenv {path}: its site-packages come first on sys.path ({site})"
 

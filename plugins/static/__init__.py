@@ -12,8 +12,6 @@ import re
 
 from uwsgi_py import Option, OptionError, hookimpl, non_negative_int, string
 
-from .files import StaticFiles
-
 MAPPING = "[uwsgi-static] added mapping for {mountpoint} => {root}"
 OFFLOAD = ("offload-threads: uwsgi-py has no offload threads; static files are sent by the "
            "worker with sendfile()")
@@ -126,7 +124,9 @@ def uwsgi_configure(settings):
     if s.offload_threads:
         os.write(2, (OFFLOAD + "\n").encode())
     if configured(s):
-        import mimetypes  # noqa: F401 - here in the master, shared by the workers that use it
+        # here in the master, shared by the workers that use them
+        import mimetypes  # noqa: F401
+        from . import files  # noqa: F401
 
 
 def configured(s) -> bool:
@@ -138,6 +138,7 @@ def uwsgi_request_handler(worker):
     s = worker.settings
     if not configured(s):
         return None
+    from .files import StaticFiles    # imported by uwsgi_configure already: a dict lookup
     return StaticFiles(s, mime_lookup(s.mimefile))
 
 
