@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import select
 import sys
-import traceback
 
 from uwsgi_py import log_line as log, log_verbose as vlog
 
@@ -29,6 +28,7 @@ def run_handler(state: Shared, sig: int) -> None:
     try:
         handler(sig)
     except Exception:  # noqa: BLE001 - as uWSGI: print the traceback, carry on
+        import traceback   # an error path: not imported at start-up
         log(traceback.format_exc().rstrip())
         vlog(table.ERROR_MANAGING.format(sig=sig, kind=kind, id=ident))
 
@@ -227,4 +227,5 @@ def call_hook(name: str) -> None:
     try:
         func()
     except Exception:  # noqa: BLE001 - as uWSGI's python_call: print and carry on
+        import traceback   # an error path: not imported at start-up
         log(traceback.format_exc().rstrip())

@@ -9,7 +9,6 @@ reload: a timer keeps its phase and a cron never fires twice in one minute.
 """
 from __future__ import annotations
 
-import json
 import os
 import signal
 import time
@@ -317,6 +316,7 @@ def route(master, state, sig: int) -> None:
 
 def read_up(master, state) -> None:
     """The ``up`` channel: signals raised by workers and mules, their registrations."""
+    import json   # the first message from a worker imports it, not the start
     schedule = schedule_of(state)
     for _ in range(256):   # bounded: the loop has other work
         try:

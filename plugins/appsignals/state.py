@@ -16,7 +16,6 @@ The lock file (``--locks``) is also kept across exec reloads.
 """
 from __future__ import annotations
 
-import json
 import os
 import socket
 import stat
@@ -193,6 +192,7 @@ class Shared:
         """A datagram to the master (a signal to route, a registration)."""
         if self.up_proc < 0:
             return False
+        import json   # the first signal an app raises imports it, not the start
         try:
             os.write(self.up_proc, json.dumps(message).encode())
         except BlockingIOError:

@@ -6,7 +6,6 @@ import importlib.util
 import os
 import sys
 import time
-import traceback
 
 from uwsgi_py import Instance, Option, OptionError, hookimpl, non_negative_int, string
 
@@ -148,6 +147,7 @@ def uwsgi_load_apps(server):
         try:
             apps.append(WSGIApp(load(), mountpoint, **options))
         except Exception as e:    # noqa: BLE001 - an app that fails to import is reported
+            import traceback   # an error path: not imported at start-up
             failed.append((e, traceback.format_exc().rstrip() + "\n" + UNABLE.format(
                 n=len(apps) + len(failed), mountpoint=mountpoint)))
 

@@ -28,8 +28,9 @@ DEFERRED = {
     "uwsgi_py_python.venv", "uwsgi_py_static.files", "uwsgi_py_static.http",
     "uwsgi_py_stats.endpoint", "uwsgi_py_stats.metrics", "uwsgi_py_stats.push",
     "uwsgi_py_stats.requestvars", "uwsgi_py_ruby_bridge.app", "uwsgi_py_ruby_bridge.child",
-    "zlib",      # the cache's value checksums
 }
+# (no stdlib module here: site's .pth files and an editable install's finder import zlib,
+# json and the like before uwsgi-py runs, so their absence depends on the machine)
 # the entry modules (options, hooks) are always there
 ENTRY = {"uwsgi_py_cache", "uwsgi_py_cheaper", "uwsgi_py_daemons", "uwsgi_py_emperor",
          "uwsgi_py_fifo", "uwsgi_py_logging", "uwsgi_py_static", "uwsgi_py_stats"}
