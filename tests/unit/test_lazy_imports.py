@@ -127,3 +127,26 @@ def test_cheaper_algo_names_are_the_algorithms():
     from uwsgi_py_cheaper import ALGO_NAMES
     from uwsgi_py_cheaper.algos import ALGOS
     assert ALGO_NAMES == tuple(ALGOS)
+
+
+# stdlib modules only an error, a reload, a feature or a misspelled option needs
+STDLIB_DEFERRED = {"json", "traceback", "textwrap", "subprocess", "dataclasses", "urllib.parse",
+                   "ipaddress", "glob", "difflib", "tempfile", "datetime", "uuid", "zlib", "click"}
+START_PATH = """
+import sys
+before = set(sys.modules)   # what the interpreter and site (.pth files) loaded: not ours
+from uwsgi_py import cli, plugins
+pm = plugins.build()
+cli.build_registry(pm)
+import uwsgi_py.actions, uwsgi_py_python.api, uwsgi_py_python.mounts, uwsgi_py_python.wsgi
+print(" ".join(sorted(set(sys.modules) - before)))
+"""
+
+
+def test_start_path_imports_no_stdlib_module_it_does_not_use():
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, "-c", START_PATH], capture_output=True, text=True,
+                         timeout=30, check=True).stdout.split()
+    assert "uwsgi_py.master" in out and "uwsgi_py_python.wsgi" in out   # the path ran here
+    assert not STDLIB_DEFERRED & set(out), sorted(STDLIB_DEFERRED & set(out))
