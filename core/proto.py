@@ -11,11 +11,14 @@ from __future__ import annotations
 import re
 import socket
 import struct
+from typing import Any
 from urllib.parse import unquote_to_bytes
 
 HOSTNAME = socket.gethostname()
 
-_V11 = (1, 1)
+# Any: the parser tests versions by identity (``is _V11``), which a compiled build keeps
+# only for boxed objects (mypyc would unbox a tuple[int, int])
+_V11: Any = (1, 1)
 UWSGI_HEADER = struct.Struct("<BHB")
 U16 = struct.Struct("<H")
 
@@ -68,7 +71,7 @@ _METHODS: dict[str, str] = {}
 _SUB = r"A-Za-z0-9\-._~!$&'()*+,;=%"
 _ABSOLUTE = re.compile(rf"[A-Za-z][A-Za-z0-9+.\-]*://(?:[{_SUB}:]*@)?"
                        rf"(?:\[[{_SUB}:]+\]|[{_SUB}]+)(?::[0-9]*)?([/?#].*)?", re.S)
-_VERSION = {"HTTP/1.1": _V11, "HTTP/1.0": (1, 0)}
+_VERSION: dict[str, Any] = {"HTTP/1.1": _V11, "HTTP/1.0": (1, 0)}
 MAX_LENGTH_DIGITS = 19   # Content-Length below 10**19 (fits in 63 bits)
 
 
@@ -236,7 +239,7 @@ def _target_path(method: str, uri: str) -> str:
     return rest if rest[:1] == "/" else "/" + rest
 
 
-def _transfer_encoding(te: str, version: tuple[int, int], length: int | None) -> bool:
+def _transfer_encoding(te: str, version: Any, length: int | None) -> bool:
     """RFC 9112 6.1/6.3: chunked, last and once, in HTTP/1.1 only, never with Content-Length."""
     if version is not _V11:
         raise BadRequest("Transfer-Encoding in an HTTP/1.0 request")
