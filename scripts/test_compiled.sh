@@ -7,7 +7,7 @@ python3 -m pip install -q 'mypy>=1.10'
 UWSGI_PY_COMPILE=1 python3 -m pip install -q --no-build-isolation -e '.[test,fifo,inetd,ruby,stats,logging,procname]'
 trap 'rm -f core/*.so; rm -rf build/mypyc-src' EXIT
 if [ -d .ci/tools/usr/sbin ]; then export PATH="$PWD/.ci/tools/usr/sbin:$PATH"; fi
-UWSGI_PY_EXPECT_COMPILED=1 python3 -m pytest -n 2 --timeout 180 \
+EXPECT_COMPILED=1 python3 -m pytest -n 2 --timeout 180 \
     tests/unit/test_hotpath.py tests/unit/test_proto.py tests/unit/test_http_corpus.py \
     tests/unit/test_h11_differential.py tests/unit/test_fuzz.py \
     tests/integration/test_compiled.py tests/integration/test_http_strict.py \

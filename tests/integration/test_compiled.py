@@ -11,7 +11,7 @@ from uwsgi_py import hotpath
 def test_the_start_log_says_which_path_serves(server):
     inst = server("--master", "-p", "1", "--http-keepalive")
     compiled = hotpath.compiled()
-    expect = os.environ.get("UWSGI_PY_EXPECT_COMPILED")
+    expect = os.environ.get("EXPECT_COMPILED")
     if expect is not None:
         assert bool(compiled) == (expect == "1")
     if compiled:

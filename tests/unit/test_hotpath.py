@@ -2,7 +2,7 @@
 
 The suite runs on whichever build is installed. CI runs it all on the pure build, then the parser
 tests, these and tests/integration/test_compiled.py on the compiled one (scripts/test_compiled.sh,
-which sets UWSGI_PY_EXPECT_COMPILED=1; 0 asks for the pure build).
+which sets EXPECT_COMPILED=1; 0 asks for the pure build).
 """
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ def test_the_reported_modules_are_the_imported_ones():
 
 
 def test_this_build_is_the_one_asked_for():
-    expect = os.environ.get("UWSGI_PY_EXPECT_COMPILED")
+    expect = os.environ.get("EXPECT_COMPILED")
     if expect == "1":
         assert hotpath.compiled() == setup_compiled()
         assert hotpath.stale(hotpath.compiled()) == []
