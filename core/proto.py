@@ -11,14 +11,11 @@ from __future__ import annotations
 import re
 import socket
 import struct
-from typing import Any
 from urllib.parse import unquote_to_bytes
 
 HOSTNAME = socket.gethostname()
 
-# Any: the parser tests versions by identity (``is _V11``), which a compiled build keeps
-# only for boxed objects (mypyc would unbox a tuple[int, int])
-_V11: Any = (1, 1)
+_V11 = (1, 1)
 UWSGI_HEADER = struct.Struct("<BHB")
 U16 = struct.Struct("<H")
 
@@ -71,7 +68,7 @@ _METHODS: dict[str, str] = {}
 _SUB = r"A-Za-z0-9\-._~!$&'()*+,;=%"
 _ABSOLUTE = re.compile(rf"[A-Za-z][A-Za-z0-9+.\-]*://(?:[{_SUB}:]*@)?"
                        rf"(?:\[[{_SUB}:]+\]|[{_SUB}]+)(?::[0-9]*)?([/?#].*)?", re.S)
-_VERSION: dict[str, Any] = {"HTTP/1.1": _V11, "HTTP/1.0": (1, 0)}
+_VERSION = {"HTTP/1.1": _V11, "HTTP/1.0": (1, 0)}
 MAX_LENGTH_DIGITS = 19   # Content-Length below 10**19 (fits in 63 bits)
 
 
@@ -194,7 +191,7 @@ def parse_http(buf: bytes | bytearray, limit: int, server_port: str, remote: str
                     te = value if te is None else te + "," + value
                 elif kind == _EXPECT:
                     if value.lower() == "100-continue":
-                        expect = version is _V11
+                        expect = version == _V11
                 elif not rules.underscores:   # _UNDERSCORE: dropped, as nginx does by default
                     continue
             if key in env:
@@ -209,7 +206,7 @@ def parse_http(buf: bytes | bytearray, limit: int, server_port: str, remote: str
     if te is not None:
         chunked = _transfer_encoding(te, version, length)
     connection = env.get("HTTP_CONNECTION", "").lower()
-    if version is _V11:
+    if version == _V11:
         keepalive = "close" not in connection
     else:
         keepalive = "keep-alive" in connection
@@ -239,9 +236,9 @@ def _target_path(method: str, uri: str) -> str:
     return rest if rest[:1] == "/" else "/" + rest
 
 
-def _transfer_encoding(te: str, version: Any, length: int | None) -> bool:
+def _transfer_encoding(te: str, version: tuple[int, int], length: int | None) -> bool:
     """RFC 9112 6.1/6.3: chunked, last and once, in HTTP/1.1 only, never with Content-Length."""
-    if version is not _V11:
+    if version != _V11:
         raise BadRequest("Transfer-Encoding in an HTTP/1.0 request")
     if length is not None:
         raise BadRequest("both Content-Length and Transfer-Encoding")

@@ -37,7 +37,6 @@ import select
 import threading
 import time
 import traceback
-from typing import Any
 
 from . import log
 from .conn import Conn
@@ -115,7 +114,7 @@ class CoreSlot:
 class ThreadedLoop(Loop):
     """The serving loop of a worker with request threads (see the module's docstring)."""
 
-    def __init__(self, worker) -> None:
+    def __init__(self, worker):
         super().__init__(worker)
         settings = worker.settings
         self.worker = worker
@@ -131,7 +130,7 @@ class ThreadedLoop(Loop):
             d.max_requests = 0
         self.lock = threading.Lock()   # arming vs pause; the worker slot's writers
         self.working: dict[int, bool] = {}   # core -> True while its thread is not in epoll
-        self.main_ep: Any = None       # the main thread's epoll: watched fds only (start)
+        self.main_ep = None            # the main thread's epoll: watched fds only (start)
         self.calls: collections.deque = collections.deque()   # for the main thread (call)
         self.kick_r = self.kick_w = -1   # wakes the main thread for ``calls``
         self.stop_r = self.stop_w = -1   # in the shared epoll: written once, the threads exit
