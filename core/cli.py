@@ -10,7 +10,7 @@ import os
 import signal
 import sys
 
-from . import api, config, handoff, hooks, log, pidfile, plugins, privileges, signals
+from . import api, config, handoff, hooks, hotpath, log, pidfile, plugins, privileges, signals
 from .argv import META, PATH_METAVARS, Unsure, read_argv
 from .completion import COMPLETE_VAR
 from .declared import core_options
@@ -259,6 +259,12 @@ def start(server: Server) -> int:
         for line in s.show_config_lines():
             log.log(line)
     log.log(log.BANNER.format(version=__version__, compat=UWSGI_VERSION, date=log.now()))
+    if compiled := hotpath.compiled():
+        log.log(log.REQUEST_PATH_COMPILED.format(modules=" ".join(compiled)))
+        if old := hotpath.stale(compiled):
+            log.log(log.REQUEST_PATH_STALE.format(modules=" ".join(old)))
+    else:
+        log.log(log.REQUEST_PATH_PURE)
     if not server.is_reload:
         write_pidfile("pidfile", s.pidfile)             # PID-1: before the privilege drop
     keep_root = s.master_as_root and s.master           # only the workers drop (children.spawn)

@@ -9,6 +9,7 @@ import os
 import select
 import socket
 import time
+from typing import Any
 
 READ_SIZE = 65536   # bytes per read(); a read that fills it may have left more in the kernel
 _POLLIN = select.POLLIN | select.POLLPRI | select.POLLHUP | select.POLLERR
@@ -31,6 +32,7 @@ def wait_fd(fd: int, events: int, timeout: float) -> None:
         raise ClientTimeout("timeout")
 
 
+_libc_shutdown: Any
 try:   # shutdown() on a raw fd: Python has it only as a socket method
     import ctypes
     _libc_shutdown = ctypes.CDLL(None, use_errno=True).shutdown
@@ -65,7 +67,7 @@ class Conn:
                  corked: bool = False):
         # an accepted fd, not a socket object (whose creation costs a getsockname() and an
         # allocation per connection): reads and writes go through the fd
-        self._sock = None
+        self._sock: socket.socket | None = None
         self.fd = fd
         self.listener = listener
         self.buf = bytearray()
@@ -75,7 +77,8 @@ class Conn:
         # --socket-min-bytes: bytes moved by fill_wait/sendall/sendfile, seconds spent
         # blocked on this client in the current window, ``moved`` when the window began
         self.min_bytes = min_bytes
-        self.served = self.moved = self.waited = self.window_moved = 0
+        self.served = self.moved = self.window_moved = 0
+        self.waited = 0.0
         # TCP_CORK inherited from the listener: what is written waits in the kernel until
         # uncork() or close(), so a response and the FIN leave in one segment
         self.corked = corked

@@ -112,9 +112,9 @@ class Dispatcher:
                 else:
                     app(req)
             req.finish()
-        except ClientGone as e:
+        except ClientGone as gone:       # (not ``e``: a compiled build gives a name one type)
             req.keepalive = False
-            self.client_gone(conn, req, e)
+            self.client_gone(conn, req, gone)
         except BadRequest as e:          # a malformed body (chunked), or one over --limit-post
             req.keepalive = False
             if req.committed:

@@ -15,6 +15,10 @@ from typing import Callable
 
 # ---- start-up --------------------------------------------------------------
 BANNER = "*** Starting uwsgi-py {version} (uWSGI {compat} compatible) on [{date}] ***"
+REQUEST_PATH_COMPILED = "request path: compiled with mypyc ({modules})"
+REQUEST_PATH_PURE = "request path: pure Python"
+REQUEST_PATH_STALE = ("uwsgi-py: warning: compiled {modules} older than the .py source, which is "
+                      "not what runs: rebuild (README, \"Compiled request path\") or delete the .so files")
 BOUND = "uwsgi socket {index} bound to {kind} address {address} fd {fd}"
 BOUND_AUTO = "bound to TCP address {address} (port auto-assigned) fd {fd}"
 INHERITED = "uwsgi socket {index} inherited {kind} address {address} fd {fd}"

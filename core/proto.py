@@ -190,7 +190,7 @@ def parse_http(buf: bytes | bytearray, limit: int, server_port: str, remote: str
                     te = value if te is None else te + "," + value
                 elif kind == _EXPECT:
                     if value.lower() == "100-continue":
-                        expect = version is _V11
+                        expect = version == _V11
                 elif not rules.underscores:   # _UNDERSCORE: dropped, as nginx does by default
                     continue
             if key in env:
@@ -205,7 +205,7 @@ def parse_http(buf: bytes | bytearray, limit: int, server_port: str, remote: str
     if te is not None:
         chunked = _transfer_encoding(te, version, length)
     connection = env.get("HTTP_CONNECTION", "").lower()
-    if version is _V11:
+    if version == _V11:
         keepalive = "close" not in connection
     else:
         keepalive = "keep-alive" in connection
@@ -252,7 +252,7 @@ def unquote(path: str) -> str:
 
 def _transfer_encoding(te: str, version: tuple[int, int], length: int | None) -> bool:
     """RFC 9112 6.1/6.3: chunked, last and once, in HTTP/1.1 only, never with Content-Length."""
-    if version is not _V11:
+    if version != _V11:
         raise BadRequest("Transfer-Encoding in an HTTP/1.0 request")
     if length is not None:
         raise BadRequest("both Content-Length and Transfer-Encoding")

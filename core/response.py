@@ -6,7 +6,7 @@ Handler plugins (WSGI, Rack) see only ``Request``: ``vars`` (CGI variables),
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .api import response_lines
 from .body import NO_BODY, Input
@@ -78,6 +78,8 @@ class Request:
     __slots__ = ("conn", "vars", "input", "head", "http", "keepalive", "status", "sent",
                  "pending", "chunked", "length", "hsize", "no_body", "started", "prepared",
                  "extra", "hooks", "via", "logvars", "core")
+    core: int          # the request thread's core id, set by the dispatcher
+    input: Any         # body.Input, NO_BODY, or postbuffer's spooled body
 
     def __init__(self, conn: Conn, head, http: bool, keepalive_allowed: bool, limit_post: int,
                  extra: tuple[str, ...] = (), hooks: tuple = ()):
@@ -93,10 +95,12 @@ class Request:
         else:
             self.input = NO_BODY   # shared: reading an empty body changes nothing in it
         self.status = self.sent = self.hsize = 0
-        self.pending = self.length = self.prepared = None
+        self.pending: bytes | None = None
+        self.length: int | None = None
+        self.prepared: tuple[list[str], bool] | None = None
         self.chunked = self.no_body = self.started = False
         self.via = ""           # "sendfile" once the app or a handler sent a file (the log line)
-        self.logvars = None     # uwsgi.set_logvar()'s values for --log-format, once one is set
+        self.logvars: dict | None = None   # uwsgi.set_logvar()'s values for --log-format, once one is set
 
     @property
     def committed(self) -> bool:
@@ -106,7 +110,7 @@ class Request:
     @property
     def nheaders(self) -> int:
         """Header lines in the response head (for the request log line)."""
-        return len(self.prepared[0]) - 3 if self.started else 0
+        return len(self.prepared[0]) - 3 if self.started else 0   # type: ignore[index]
 
     def prepare(self, status: str, headers: list[tuple[str, str]]) -> None:
         """Check and format the status line and headers; nothing is sent yet.
@@ -146,7 +150,7 @@ class Request:
     def begin(self, body_length: int | None = None) -> None:
         """Queue the prepared head to go out with the first body bytes. ``body_length``: the
         size of a body known in full, announced as Content-Length when the headers did not."""
-        lines, has_connection = self.prepared
+        lines, has_connection = self.prepared   # type: ignore[misc]   # prepare() came first
         if self.extra:
             lines.extend(self.extra)
         if self.hooks:
@@ -205,7 +209,7 @@ class Request:
         data = self.pending
         self.pending = None
         if size and not self.no_body:
-            data += body[0] if len(body) == 1 else b"".join(body)
+            data += body[0] if len(body) == 1 else b"".join(body)   # type: ignore[operator]
             self.sent = size
         self.conn.sendall(data)
 

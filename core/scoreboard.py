@@ -9,6 +9,7 @@ from __future__ import annotations
 import mmap
 import os
 import struct
+from collections.abc import Callable
 
 # status codes
 IDLE, BUSY, PAUSE, CHEAP, DEAD = 0, 1, 2, 3, 4
@@ -152,7 +153,7 @@ class WorkerSlot:
         self.harakiri_count = cur["harakiri_count"]
         self.signals = cur["signals"]
         # plugins' uwsgi_request_start (stats): publish(env, core) as a request starts on a core
-        self.publish = None
+        self.publish: Callable[[dict | None, int], None] | None = None
         self.mem = board.mem
         self.pid_bytes = _PID.pack(self.pid)
         self.accepting_at = self.off + _PID.size   # accepting .. busy_since: _DONE

@@ -13,6 +13,7 @@ import os
 import select
 import socket
 import time
+from typing import Any
 
 from . import log, proxy_protocol
 from .api import error_headers
@@ -36,12 +37,12 @@ FD_EXHAUSTED = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 class Loop:
     """A worker's epoll loop: ``start()``, then ``run()`` until ``stop()``, then ``drain()``."""
 
-    def __init__(self, worker):
+    def __init__(self, worker) -> None:
         settings = worker.settings
         self.server = worker.server
         self.id = worker.id
         self.pid = 0                 # set by start(), in the child
-        self.slot = None             # the worker's WorkerSlot (start())
+        self.slot: Any = None        # the worker's WorkerSlot (start())
         self.http_rules = HttpRules(settings.limit_request_fields, settings.limit_request_line,
                                     settings.http_allow_underscore_headers)
         self.limit = settings.buffer_size      # the largest request head (uwsgi packet) read
@@ -49,7 +50,7 @@ class Loop:
         self.min_bytes = settings.socket_min_bytes
         self.stopping = False        # stop(): run() returns, drain() serves what was accepted
         self.paused = False          # neither accepting nor reading clients (CTL_PAUSE)
-        self.ep = None               # the epoll object (start())
+        self.ep: Any = None          # the epoll object (start())
         self.listeners: dict = {}    # fd -> Listener, while polled
         self.conns: dict[int, Conn] = {}   # fd -> open client connection
         self.registered: set[int] = set()  # fds of the connections waiting in epoll
@@ -61,7 +62,8 @@ class Loop:
         self.dispatcher = Dispatcher(worker, self.reject)
         self.response_hooks: tuple = ()   # plugins' uwsgi_response_headers functions (the 4xx)
         self.serve = self.dispatcher.serve   # bound once: called for every request
-        self.dispatchers = (self.dispatcher,)   # one per request thread (threads.py)
+        # one per request thread (threads.py)
+        self.dispatchers: tuple[Dispatcher, ...] = (self.dispatcher,)
 
     def start(self, pid: int, slot) -> None:
         """In the child, apps loaded: make the epoll and poll the listeners."""
@@ -171,9 +173,9 @@ class Loop:
             if now >= deadline:
                 break
             if now >= grace_end:
-                for conn in list(self.conns.values()):
-                    if conn.served and not conn.buf:
-                        self.drop(conn)
+                for idle in list(self.conns.values()):
+                    if idle.served and not idle.buf:
+                        self.drop(idle)
                 if not self.conns:
                     break
             for fd, ev in self.ep.poll(0.05):

@@ -219,7 +219,8 @@ class ThreadedLoop(Loop):
             if self.main_asleep:
                 self.kick()   # the main thread is to watch this request
             self.serve_conn(conn, d)
-            if self.poller_busy is busy:
+            # not promoted meanwhile; by value, not identity: compiled, the tuple is unboxed
+            if self.poller_busy == busy:
                 self.poller_busy = (core, 0.0)
         self.average += (time.monotonic() - start - self.average) / 8
         self.slow = self.average >= PROMOTE_AFTER
