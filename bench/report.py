@@ -163,7 +163,8 @@ def markdown(results: dict) -> str:
         "",
         f"Machine: {v.get('nproc')} CPUs, {v.get('cpu')}, Linux {v.get('kernel')}. "
         f"Python {v.get('python')}, uWSGI {v.get('uwsgi')}, gunicorn {v.get('gunicorn')}, "
-        f"uwsgi-py {v.get('uwsgi-py')} ({v.get('uwsgi-py commit')}), {v.get('wrk')}.",
+        f"uwsgi-py {v.get('uwsgi-py')} ({v.get('uwsgi-py commit')}, {v.get('uwsgi-py build', 'pure Python')}), "
+        f"{v.get('wrk')}.",
         "2 workers each unless the row says otherwise, loopback, request logging off"
         + (f"; wrk -t2 -c16 --latency, {cfg.get('rounds')} x {cfg.get('duration')} s per server "
            "and mode, interleaved; medians" if "throughput" in results else "")

@@ -87,7 +87,7 @@ def build_tools_missing() -> list[str]:
     return missing
 
 
-def setup() -> None:
+def setup(compiled: bool = False) -> None:
     if not (S.VENV / "bin" / "python").exists():
         print(f"creating {S.VENV}", flush=True)
         made = subprocess.run([sys.executable, "-m", "venv", str(S.VENV)])
@@ -107,7 +107,7 @@ def setup() -> None:
         pip(f"uwsgi=={UWSGI_VERSION}")
     if not venv_has("import gunicorn"):
         pip("gunicorn")
-    install_uwsgi_py()
+    install_uwsgi_py(compiled)
     if shutil.which("wrk") is None:
         print("installing wrk (apt-get)", flush=True)
         apt_install("wrk")
@@ -126,11 +126,12 @@ def source_stamp() -> str:
     return h.hexdigest()
 
 
-def install_uwsgi_py() -> None:
+def install_uwsgi_py(compiled: bool = False) -> None:
     """A regular (not editable) install of this checkout, as users get it, redone when the
-    source changes: built from a clean copy so no stale build/ output leaks in."""
+    source changes: built from a clean copy so no stale build/ output leaks in. ``compiled``:
+    the optional mypyc build of the request path (README, "Compiled request path")."""
     stamp_file = S.VENV / "uwsgi-py.stamp"
-    stamp = source_stamp()
+    stamp = source_stamp() + (" compiled" if compiled else " pure")
     if stamp_file.exists() and stamp_file.read_text() == stamp and venv_has("import uwsgi_py"):
         return
     print("installing uwsgi-py from this checkout into the bench venv", flush=True)
@@ -142,10 +143,17 @@ def install_uwsgi_py() -> None:
             shutil.copytree(S.ROOT / top, Path(tmp) / top,
                             ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         shutil.copy(S.ROOT / "pyproject.toml", tmp)
+        shutil.copy(S.ROOT / "setup.py", tmp)
         readme = S.ROOT / "README.md"
         (Path(tmp) / "README.md").write_text(readme.read_text() if readme.exists() else "uwsgi-py\n")
-        pip("--no-build-isolation", "--force-reinstall", "--no-deps", tmp)
-        pip(tmp)  # dependencies (pluggy, click), once
+        if compiled:
+            pip("mypy>=1.10")
+            os.environ["UWSGI_PY_COMPILE"] = "1"
+        try:
+            pip("--no-build-isolation", "--force-reinstall", "--no-deps", tmp)
+            pip(tmp)  # dependencies (pluggy, click), once
+        finally:
+            os.environ.pop("UWSGI_PY_COMPILE", None)
     stamp_file.write_text(stamp)
 
 
@@ -171,6 +179,8 @@ def versions() -> dict:
         "gunicorn": out([py, "-c", "import gunicorn; print(gunicorn.__version__)"]),
         "uwsgi-py": out([py, "-c", "import uwsgi_py; print(uwsgi_py.__version__)"]),
         "uwsgi-py commit": out(["git", "-C", str(S.ROOT), "rev-parse", "--short", "HEAD"]),
+        "uwsgi-py build": out([py, "-c", "from uwsgi_py import hotpath; "
+                                         "print('compiled request path' if hotpath.compiled() else 'pure Python')"]),
         "wrk": out(["sh", "-c", "wrk --version 2>&1 | head -1"]).split(" [")[0],
     }
 
@@ -427,6 +437,8 @@ def parse_args(argv=None):
                    help="comma-separated subset of throughput,cold,reload,burst,threads")
     p.add_argument("--no-rack", action="store_true", help="skip the Rack row")
     p.add_argument("--no-setup", action="store_true", help="use bench/.venv as it is")
+    p.add_argument("--compiled", action="store_true",
+                   help="install uwsgi-py's optional compiled request path (mypyc; needs a C compiler)")
     p.add_argument("--out", default=str(S.BENCH / "results"), help="results directory")
     cfg = p.parse_args(argv)
     quick = cfg.quick
@@ -445,7 +457,7 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     cfg = parse_args(argv)
     if not cfg.no_setup:
-        setup()
+        setup(cfg.compiled)
     results: dict = {"config": {k: v for k, v in vars(cfg).items()}, "versions": versions()}
     if shutil.which("ruby") is None and "uwsgi-py" in cfg.servers:
         results.setdefault("notes", []).append("Rack row skipped: ruby is not installed")
