@@ -70,9 +70,14 @@ def drop(settings) -> bool:
         if os.getuid() == 0:
             log.log(log.RUNNING_AS_ROOT)
         return False
-    # modules imported lazily later on (workers: prctl through ctypes) are imported now:
-    # the new user may not be able to read the interpreter's library (a Python in ~root)
+    # modules imported lazily later on (workers: prctl through ctypes; an error's traceback,
+    # a reload's or a status reply's JSON, an exec hook, a PROXY line) are imported now: the new
+    # user may not be able to read the interpreter's library (a Python in ~root)
     import ctypes  # noqa: F401
+    import ipaddress  # noqa: F401
+    import json  # noqa: F401
+    import subprocess  # noqa: F401
+    import traceback  # noqa: F401
     if os.getuid() != 0:
         # not root: only "stay who you are" is possible (an exec reload after the drop)
         if gid is not None and gid != os.getgid():
