@@ -62,6 +62,31 @@ def owner(text: str) -> tuple[int, int]:
     return uid, gid
 
 
+NOT_AFTER_DROP = {"__main__", "completion"}   # run as a command, never by a started server
+
+
+def import_the_rest() -> None:
+    """Import now what a later path imports lazily: the new user may not be able to read
+    the interpreter's library or site-packages (a Python under ~root). The stdlib modules
+    the core defers (an error's traceback, a reload's or a status reply's JSON, an exec hook,
+    a PROXY line, prctl through ctypes) and every module of uwsgi-py's own packages (a
+    plugin's feature modules: cheaper mode at the FIFO's first ``+``, the python plugin's
+    loader under --lazy-apps). Only starts that drop privileges pay for it."""
+    import ctypes  # noqa: F401
+    import importlib
+    import ipaddress  # noqa: F401
+    import json  # noqa: F401
+    import pkgutil
+    import subprocess  # noqa: F401
+    import traceback  # noqa: F401
+    packages = [name for name in list(sys.modules)
+                if name == "uwsgi_py" or name.startswith("uwsgi_py_") and "." not in name]
+    for name in packages:
+        for info in pkgutil.iter_modules(getattr(sys.modules[name], "__path__", [])):
+            if info.name not in NOT_AFTER_DROP and not info.name.endswith("__mypyc"):
+                importlib.import_module(f"{name}.{info.name}")
+
+
 def drop(settings) -> bool:
     """Switch to ``--gid``/``--uid``; True if anything changed. OptionError on failure."""
     uid, uname = user(settings.uid) if settings.uid else (None, None)
@@ -70,14 +95,7 @@ def drop(settings) -> bool:
         if os.getuid() == 0:
             log.log(log.RUNNING_AS_ROOT)
         return False
-    # modules imported lazily later on (workers: prctl through ctypes; an error's traceback,
-    # a reload's or a status reply's JSON, an exec hook, a PROXY line) are imported now: the new
-    # user may not be able to read the interpreter's library (a Python in ~root)
-    import ctypes  # noqa: F401
-    import ipaddress  # noqa: F401
-    import json  # noqa: F401
-    import subprocess  # noqa: F401
-    import traceback  # noqa: F401
+    import_the_rest()
     if os.getuid() != 0:
         # not root: only "stay who you are" is possible (an exec reload after the drop)
         if gid is not None and gid != os.getgid():

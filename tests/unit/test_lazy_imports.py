@@ -150,3 +150,25 @@ def test_start_path_imports_no_stdlib_module_it_does_not_use():
                          timeout=30, check=True).stdout.split()
     assert "uwsgi_py.master" in out and "uwsgi_py_python.wsgi" in out   # the path ran here
     assert not STDLIB_DEFERRED & set(out), sorted(STDLIB_DEFERRED & set(out))
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="dropping privileges needs root")
+def test_dropping_privileges_imports_every_deferred_module_first(server):
+    """--uid: the new user may not read a Python under ~root, so the master imports what a
+    later path would import lazily before it drops (privileges.import_the_rest); the app,
+    imported after the drop, sees every feature module and the deferred stdlib ones."""
+    import tempfile
+    from pathlib import Path
+    path = Path(tempfile.mkdtemp(prefix="uwsgi-py-lazy-uid-", dir="/tmp"))
+    try:
+        os.chmod(path, 0o777)    # the app writes its list there as nobody
+        shutil.copy(APPS / "modules_app.py", path / "modules_app.py")
+        inst = server("--master", "--uid", "nobody", "--gid", "nogroup", "--wsgi-file",
+                      "modules_app.py", app=False, cwd=path, env={"MODULES_FILE": str(path / "m")})
+        assert inst.get("/") == b"hello"
+        wait_until((path / "m.import").exists, 15, what="m.import")
+        at_import = set((path / "m.import").read_text().split())
+        assert DEFERRED <= at_import, sorted(DEFERRED - at_import)
+        assert {"json", "traceback", "subprocess", "ipaddress"} <= at_import
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
