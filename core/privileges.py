@@ -80,7 +80,7 @@ def import_the_rest() -> None:
     import subprocess  # noqa: F401
     import traceback  # noqa: F401
     packages = [name for name in list(sys.modules)
-                if name == "uwsgi_py" or name.startswith("uwsgi_py_") and "." not in name]
+                if name == "uwsgi_py" or (name.startswith("uwsgi_py_") and "." not in name)]
     for name in packages:
         for info in pkgutil.iter_modules(getattr(sys.modules[name], "__path__", [])):
             if info.name not in NOT_AFTER_DROP and not info.name.endswith("__mypyc"):
