@@ -246,14 +246,16 @@ def threads_table(results: dict) -> list[str]:
     if not data:
         return []
     pss = results.get("threads_pss_kib", {})
+    worker_pss = results.get("threads_worker_pss_kib", {})
 
     def val(key, field):
         runs = data.get(key)
         return med([r[field] for r in runs]) if runs else float("nan")
 
     lines = ["Threads (issue 19), -p 2, Connection: close; 50 ms app with wrk -c64, hello with -c16:",
-             "", "| row | requests/s | p50 ms | p99 ms | PSS MiB | vs uWSGI requests/s | vs uWSGI p99 |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             "", "| row | requests/s | p50 ms | p99 ms | PSS MiB | PSS MiB per worker "
+             "| vs uWSGI requests/s | vs uWSGI p99 |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     rows = (("slow-uwsgi-py-t8", "slow-uwsgi-t8", "50 ms app, uwsgi-py --threads 8"),
             ("slow-uwsgi-t8", "slow-uwsgi-t8", "50 ms app, uWSGI --threads 8"),
             ("slow-gunicorn-t8", "slow-uwsgi-t8", "50 ms app, gunicorn gthread --threads 8"),
@@ -264,8 +266,9 @@ def threads_table(results: dict) -> list[str]:
         if key not in data:
             continue
         mem = med(pss[key]) / 1024 if pss.get(key) else float("nan")
+        per_worker = med(worker_pss[key]) / 1024 if worker_pss.get(key) else float("nan")
         lines.append(f"| {label} | {fmt(val(key, 'rps'))} | {fmt(val(key, 'p50_ms'), 2)} "
-                     f"| {fmt(val(key, 'p99_ms'), 2)} | {fmt(mem, 1)} "
+                     f"| {fmt(val(key, 'p99_ms'), 2)} | {fmt(mem, 1)} | {fmt(per_worker, 1)} "
                      f"| {fmt_x(ratio(val(key, 'rps'), val(ref, 'rps')))} "
                      f"| {fmt_x(ratio(val(key, 'p99_ms'), val(ref, 'p99_ms')))} |")
     return lines + [""]

@@ -333,6 +333,9 @@ def threads_phase(cfg, logdir: Path, results: dict) -> None:
             for key, run in running.items():
                 results.setdefault("threads_pss_kib", {}).setdefault(key, []).append(
                     S.pss_kib(run.pid))
+                # the measure: PSS per worker (the master's share left out)
+                results.setdefault("threads_worker_pss_kib", {}).setdefault(key, []).append(
+                    S.worker_pss_kib(run.pid))
     finally:
         for run in running.values():
             S.stop(run)

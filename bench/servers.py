@@ -205,19 +205,27 @@ def cpu_seconds(pid: int) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def pss_of(pid: int) -> int | None:
+    """PSS of one process in KiB, from smaps_rollup (None: gone)."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
 def pss_kib(pid: int) -> int:
-    """PSS of ``pid`` and its descendants (master + workers), from smaps_rollup."""
-    total = 0
-    for p in descendants(pid):
-        try:
-            with open(f"/proc/{p}/smaps_rollup") as f:
-                for line in f:
-                    if line.startswith("Pss:"):
-                        total += int(line.split()[1])
-                        break
-        except OSError:
-            pass
-    return total
+    """PSS of ``pid`` and its descendants (master + workers), in KiB."""
+    return sum(filter(None, map(pss_of, descendants(pid))))
+
+
+def worker_pss_kib(pid: int) -> float:
+    """The mean PSS of ``pid``'s descendants (the workers, without the master), in KiB."""
+    sizes = [kib for kib in map(pss_of, descendants(pid)[1:]) if kib is not None]
+    return sum(sizes) / len(sizes) if sizes else float("nan")
 
 
 def stop(run: Running, grace: float = 5.0) -> None:

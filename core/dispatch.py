@@ -92,9 +92,10 @@ class Dispatcher:
                     log.log(log.UNAVAILABLE_MODIFIER.format(modifier=head.modifier1))
                     return False
         env = head.vars
+        # busy_since before req: whoever sees req set sees its start (threads.py's look)
+        self.busy_since = started = time.time()
         self.req = self.current.req = req
         conn.read_errors = conn.write_errors = 0
-        self.busy_since = started = time.time()
         self.current_uri = uri = env.get("REQUEST_URI") or env.get("PATH_INFO", "")
         slot = self.slot
         slot.busy(started, uri, env)

@@ -15,7 +15,9 @@ does, instead of eight that trade the GIL at every system call; should one of th
 run ``PROMOTE_AFTER`` seconds after all (it waits on a database, a sleep), the main thread hands
 the role to the next thread. Once requests are slow on average, the poller hands the role on
 as soon as it has its connection (leader/follower), so every thread can serve at once with no
-wait for the main thread.
+wait for the main thread. The main thread watches from what a request writes anyway (the
+poller's dispatcher, the worker slot's totals), so the threads keep no books of their own for
+it (``look``).
 
 Ownership: a waiting connection is in ``conns``; whoever pops it from there (a thread woken
 for it, or the main thread expiring it) owns it until it is closed or put back. A worker whose
@@ -47,6 +49,7 @@ from .serving import EPOLLIN, EXCLUSIVE, EXPIRE_EVERY, KEEPALIVE_GRACE, Loop
 ONESHOT = select.EPOLLIN | select.EPOLLONESHOT
 PROMOTE_AFTER = 0.002   # a poller's request running this long hands the role to the next thread
 RECENT = 1.0            # served within this long: the main thread looks every PROMOTE_AFTER
+SLOW_LOOK = 0.1         # how often it looks while requests are slow (to see them quick again)
 
 
 def readable(fd: int, timeout: float) -> bool:
@@ -137,9 +140,9 @@ class ThreadedLoop(Loop):
         self.role = threading.Lock()          # held by the poller (see the module docstring)
         self.role_lock = threading.Lock()     # who the poller is; handing the role on
         self.poller: int | None = None
-        self.poller_busy = (-1, 0.0)          # (core, since) of the poller's request; 0.0: none
-        self.served_at = 0.0                  # when a poller last began a request
         self.main_asleep = False              # the main thread sleeps past PROMOTE_AFTER
+        self.active_at = 0.0                  # when the main thread last saw requests served
+        self.seen = (0, 0)                    # the worker's (requests, running_time) it saw
         self.average = 0.0                    # seconds per request, a running average
         self.slow = False                     # average >= PROMOTE_AFTER: hand the role on first
 
@@ -148,6 +151,7 @@ class ThreadedLoop(Loop):
         self.main_ep = select.epoll()
         board = self.server.scoreboard
         board.clear_cores(slot.wid)
+        self.seen = (slot.requests, slot.running_time)
         busy: dict = {}
         for core, d in enumerate(self.dispatchers):
             d.slot = CoreSlot(slot, board, core, self.lock, busy)
@@ -201,29 +205,14 @@ class ThreadedLoop(Loop):
                     else:
                         conn = conns.pop(fd, None)   # None: the main thread took it meanwhile
                     if conn is not None:
-                        self.serve_taken(conn, d, core)
+                        if self.slow:
+                            self.resign(core)   # the next thread polls while this one serves
+                        elif self.main_asleep:
+                            self.kick()   # the main thread is to watch this request (look)
+                        self.serve_conn(conn, d)
                 del working[core]
                 if self.stopping:
                     self.kick()   # the drain waits for the threads to be done
-
-    def serve_taken(self, conn: Conn, d: Dispatcher, core: int) -> None:
-        """The poller serves the connection it took: keeping the role while requests are
-        quick (the main thread watches this one), else handing it on first."""
-        start = time.monotonic()
-        self.served_at = start
-        if self.slow:
-            self.resign(core)
-            self.serve_conn(conn, d)
-        else:
-            self.poller_busy = busy = (core, start)
-            if self.main_asleep:
-                self.kick()   # the main thread is to watch this request
-            self.serve_conn(conn, d)
-            # not promoted meanwhile; by value, not identity: compiled, the tuple is unboxed
-            if self.poller_busy == busy:
-                self.poller_busy = (core, 0.0)
-        self.average += (time.monotonic() - start - self.average) / 8
-        self.slow = self.average >= PROMOTE_AFTER
 
     def resign(self, core: int) -> None:
         """Give up the poller's role if ``core`` still has it."""
@@ -231,17 +220,6 @@ class ThreadedLoop(Loop):
             if self.poller == core:
                 self.poller = None
                 self.role.release()
-
-    def promote(self, now: float) -> None:
-        """On the main thread: a poller whose request has run PROMOTE_AFTER loses the role
-        to the next thread (it finishes its request, then waits for the role again)."""
-        core, since = self.poller_busy
-        if since and now - since >= PROMOTE_AFTER:
-            with self.role_lock:
-                if self.poller == core and self.poller_busy == (core, since):
-                    self.poller = None
-                    self.poller_busy = (-1, 0.0)   # the next poller's request is watched next
-                    self.role.release()
 
     def serve_conn(self, conn: Conn, d: Dispatcher) -> None:
         """Serve what ``conn`` sent (this thread owns it), then put it back to wait."""
@@ -305,15 +283,16 @@ class ThreadedLoop(Loop):
         ep = self.main_ep
         while not self.stopping:
             timeout = EXPIRE_EVERY if self.conns or self.starved else 1.0
-            now = time.monotonic()
-            since = self.poller_busy[1]
+            now = time.time()   # the dispatcher's clock (busy_since)
+            since = self.look(now)
             if since:
                 timeout = min(timeout, max(0.0, since + PROMOTE_AFTER - now))
-            elif now - self.served_at < RECENT and not self.slow:
-                timeout = min(timeout, PROMOTE_AFTER)
+            elif now - self.active_at < RECENT:
+                timeout = min(timeout, SLOW_LOOK if self.slow else PROMOTE_AFTER)
             else:
-                self.main_asleep = True    # the next request kicks (work); checked after:
-                if self.poller_busy[1]:
+                self.main_asleep = True    # the next connection kicks (work); checked after:
+                poller = self.poller
+                if poller is not None and poller in self.working:
                     timeout = 0.0
             for fd, _ in ep.poll(timeout):
                 callback = self.watches.get(fd)
@@ -321,12 +300,42 @@ class ThreadedLoop(Loop):
                     callback()
             self.main_asleep = False
             now = time.monotonic()
-            self.promote(now)
             if self.conns and now >= self.next_expire:
                 self.next_expire = now + EXPIRE_EVERY
                 self.expire()
             if self.starved:
                 self.listen_again(now)
+
+    def look(self, now: float) -> float:
+        """On the main thread: the requests served since it last looked update the running
+        average (from the worker slot's totals); a poller whose request has run
+        PROMOTE_AFTER loses the role to the next thread (it finishes its request, then waits
+        for the role again). Returns when the poller's request began (0.0: none)."""
+        slot = self.slot
+        requests, spent = slot.requests, slot.running_time
+        seen_requests, seen_spent = self.seen
+        if requests != seen_requests:
+            n = requests - seen_requests
+            self.seen = (requests, spent)
+            mean = (spent - seen_spent) / n / 1e6
+            self.average += (mean - self.average) * min(1.0, n / 8)
+            self.slow = self.average >= PROMOTE_AFTER
+            self.active_at = now
+        core = self.poller
+        if core is None or core not in self.working:
+            return 0.0
+        self.active_at = now
+        d = self.dispatchers[core]
+        since = d.busy_since
+        if d.req is None or not since:
+            return 0.0
+        if now - since < PROMOTE_AFTER:
+            return since
+        with self.role_lock:
+            if self.poller == core and d.req is not None and d.busy_since == since:
+                self.poller = None
+                self.role.release()
+        return 0.0
 
     def take(self, conn: Conn) -> None:
         """A connection accepted by the main thread (a graceful stop): for the threads."""
