@@ -171,7 +171,7 @@ class Dispatcher:
         """uWSGI's default request line (LOG-2); ``micros``: the time in microseconds."""
         env = req.vars
         return log.REQUEST.format(
-            pid=self.pid, wreq=self.slot.requests, treq=self.slot.requests,
+            pid=self.pid, wreq=self.slot.worker_requests, treq=self.slot.worker_requests,
             addr=addr or req.conn.remote or "-", user=env.get("REMOTE_USER", ""),
             nvars=len(env), vsize=sum(len(k) + len(v) for k, v in env.items() if isinstance(v, str)),
             date=time.ctime(started), method=env.get("REQUEST_METHOD", "-"), uri=uri,

@@ -57,10 +57,19 @@ def memory(pid: int) -> tuple[int, int]:
 
 
 # --threads N > 1: each worker also has N core entries after the worker slots (uWSGI's
-# cores): requests, in_request, busy_since, the URI. With one thread there are none: the
-# worker slot is its one core, and a request costs what it always did.
-CORE = struct.Struct(f"<qBd{URI_SIZE}s")
-CORE_FIELDS = ("requests", "in_request", "busy_since", "uri")
+# cores): the core's requests (over the worker's lives), then this worker's on that core:
+# requests (delta), exceptions, tx, running_time and avg_rt, then in_request, busy_since and the
+# URI. Each core's thread writes its own entry and nothing else, so the threads share no
+# counter and take no lock per request (a request costs one pack as it starts, one as it ends);
+# ``read`` adds the cores into the worker's numbers. With one thread there are none: the worker
+# slot is its one core, and a request costs what it always did.
+CORE = struct.Struct(f"<qqqqqqBd{URI_SIZE}s")
+CORE_FIELDS = ("requests", "delta_requests", "exceptions", "tx", "running_time", "avg_rt",
+               "in_request", "busy_since", "uri")
+CORE_STARTED = struct.Struct(f"<Bd{URI_SIZE}s")   # in_request, busy_since, uri: a request starts
+CORE_DONE = struct.Struct("<qqqqqqBdB")           # requests .. busy_since and the URI's first byte
+CORE_STARTED_AT = struct.calcsize("<qqqqqq")      # offset of in_request in an entry
+_ADDED = ("exceptions", "tx", "running_time")     # a worker's: its slot's, plus its cores'
 
 
 class Scoreboard:
@@ -89,12 +98,21 @@ class Scoreboard:
         entry["uri"] = entry["uri"].split(b"\0", 1)[0].decode("latin-1")
         return entry
 
-    def clear_cores(self, wid: int) -> None:
-        """A new worker in the slot: no core is in a request (a killed one may have been)."""
-        for core in range(self.cores if self.cores > 1 else 0):
+    def fold_cores(self, wid: int) -> None:
+        """A new worker in the slot: what its cores counted for the last one goes into the
+        slot (the worker's totals stay what ``read`` said), and no core is in a request (a
+        killed worker's may have been). The core's own request count stays."""
+        if self.cores == 1:
+            return
+        totals = self.read(wid)
+        current = list(SLOT.unpack_from(self.mem, self.offset(wid)))
+        for key in ("requests", *_ADDED):
+            current[FIELDS.index(key)] = totals[key]
+        SLOT.pack_into(self.mem, self.offset(wid), *current)
+        for core in range(self.cores):
             off = self.core_offset(wid, core)
             requests = CORE.unpack_from(self.mem, off)[0]
-            CORE.pack_into(self.mem, off, requests, 0, 0.0, b"")
+            CORE.pack_into(self.mem, off, requests, 0, 0, 0, 0, 0, 0, 0.0, b"")
 
     def offset(self, wid: int) -> int:
         return HEADER.size + SLOT_SIZE * wid
@@ -102,7 +120,26 @@ class Scoreboard:
     def read(self, wid: int) -> dict:
         out = dict(zip(FIELDS, SLOT.unpack_from(self.mem, self.offset(wid))))
         out["uri"] = out["uri"].split(b"\0", 1)[0].decode("latin-1")
+        if self.cores > 1 and wid:
+            self.add_cores(wid, out)
         return out
+
+    def add_cores(self, wid: int, out: dict) -> None:
+        """--threads: the worker's requests, delta, exceptions, tx and running time are its
+        slot's plus its cores' for this worker; it is busy while a core is (since the oldest
+        request's start, with that request's URI), unless it is gone, cheap or dead."""
+        cores = [self.read_core(wid, core) for core in range(self.cores)]
+        out["requests"] += sum(c["delta_requests"] for c in cores)
+        out["delta_requests"] += sum(c["delta_requests"] for c in cores)
+        for key in _ADDED:
+            out[key] += sum(c[key] for c in cores)
+        averages = [c["avg_rt"] for c in cores if c["avg_rt"]]
+        if averages:
+            out["avg_rt"] = sum(averages) // len(averages)
+        busy = [c for c in cores if c["in_request"]]
+        if busy and out["pid"] and out["status"] in (IDLE, PAUSE):
+            oldest = min(busy, key=lambda c: c["busy_since"])
+            out["status"], out["busy_since"], out["uri"] = BUSY, oldest["busy_since"], oldest["uri"]
 
     def write(self, wid: int, **values) -> None:
         current = list(SLOT.unpack_from(self.mem, self.offset(wid)))
@@ -116,6 +153,8 @@ class Scoreboard:
         _PID.pack_into(self.mem, self.offset(wid), pid)
 
     def total_requests(self) -> int:
+        if self.cores > 1:
+            return sum(self.read(w)["requests"] for w in range(1, self.workers + 1))
         return sum(SLOT.unpack_from(self.mem, self.offset(w))[_REQUESTS]
                    for w in range(1, self.workers + 1))
 
@@ -139,6 +178,7 @@ class WorkerSlot:
         self.board = board
         self.wid = wid
         self.off = board.offset(wid)
+        board.fold_cores(wid)   # --threads: the last worker's cores' counts into the slot
         cur = board.read(wid)
         self.pid = os.getpid()
         board.set_pid(wid, self.pid)
@@ -158,6 +198,11 @@ class WorkerSlot:
         self.pid_bytes = _PID.pack(self.pid)
         self.accepting_at = self.off + _PID.size   # accepting .. busy_since: _DONE
         self.status_at = self.off + _STATUS_AT     # status, busy_since, uri: _BUSY
+
+    @property
+    def worker_requests(self) -> int:
+        """The worker's requests (with --threads, ``threads.CoreSlot``'s adds its cores')."""
+        return self.requests
 
     def owns(self) -> bool:
         """False once a reload gave the slot to this worker's replacement: never write then."""

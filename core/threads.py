@@ -43,7 +43,8 @@ from . import log
 from .conn import Conn
 from .dispatch import Dispatcher
 from .proto import BadRequest
-from .scoreboard import BUSY, CORE, IDLE, PAUSE, Scoreboard, WorkerSlot
+from .scoreboard import (CORE, CORE_DONE, CORE_STARTED, CORE_STARTED_AT, IDLE, PAUSE,
+                         Scoreboard, WorkerSlot)
 from .serving import EPOLLIN, EXCLUSIVE, EXPIRE_EVERY, KEEPALIVE_GRACE, Loop
 
 ONESHOT = select.EPOLLIN | select.EPOLLONESHOT
@@ -60,57 +61,50 @@ def readable(fd: int, timeout: float) -> bool:
 
 
 class CoreSlot:
-    """A request thread's view of the scoreboard: its own core entry, and the worker's
-    slot (shared by the threads, updated under one lock) for the worker's totals."""
+    """A request thread's view of the scoreboard: its own core entry, the only thing it
+    writes per request (no lock: no other thread writes there). The worker's numbers are its
+    slot's plus its cores' (``Scoreboard.read``)."""
 
-    def __init__(self, slot: WorkerSlot, board: Scoreboard, core: int, lock, busy: dict):
+    __slots__ = ("slot", "core", "mem", "at", "started_at", "core_requests", "delta",
+                 "exceptions", "tx", "running_time", "avg_rt", "loop")
+
+    def __init__(self, slot: WorkerSlot, board: Scoreboard, core: int, loop: ThreadedLoop):
         self.slot = slot
         self.core = core
         self.mem = board.mem
         self.at = board.core_offset(slot.wid, core)
-        self.lock = lock           # the worker's: one writer of its slot at a time
-        self.busy_cores = busy     # core -> busy_since, of the worker's busy cores
-        self.core_requests = CORE.unpack_from(self.mem, self.at)[0]
-
-    # the worker's counters, as a single-threaded worker's dispatcher reads them
-    @property
-    def requests(self) -> int:
-        return self.slot.requests
-
-    @property
-    def delta(self) -> int:
-        return self.slot.delta
+        self.started_at = self.at + CORE_STARTED_AT
+        self.core_requests = CORE.unpack_from(self.mem, self.at)[0]   # over the worker's lives
+        self.delta = 0         # this worker's requests on this core (the entry's delta_requests)
+        self.exceptions = 0
+        self.tx = 0
+        self.running_time = 0
+        self.avg_rt = 0
+        self.loop = loop
 
     @property
-    def exceptions(self) -> int:
-        return self.slot.exceptions
-
-    @exceptions.setter
-    def exceptions(self, value: int) -> None:
-        # the dispatcher's ``slot.exceptions += 1``: two threads may read the same count,
-        # so each write adds at least one to what is there now
-        with self.lock:
-            self.slot.exceptions = max(self.slot.exceptions + 1, value)
+    def worker_requests(self) -> int:
+        """The worker's requests, all cores (the request line's)."""
+        return self.slot.requests + self.loop.totals()[0]
 
     def busy(self, since: float, uri: str, env: dict | None = None) -> None:
-        with self.lock:
-            self.busy_cores[self.core] = since
-            # the core's request vars first (the stats plugin's), then its status
-            self.slot.busy(since, uri, env, self.core)
-            if self.slot.owns():
-                CORE.pack_into(self.mem, self.at, self.core_requests, 1, since,
-                               uri.encode("latin-1", "replace"))
+        slot = self.slot
+        if slot.owns():
+            if slot.publish is not None:
+                # the core's request vars (the stats plugin's) before its status flips
+                slot.publish(env, self.core)
+            CORE_STARTED.pack_into(self.mem, self.started_at, 1, since,
+                                   uri.encode("latin-1", "replace"))
 
     def done(self, sent: int, us: int) -> None:
-        with self.lock:
-            self.core_requests += 1
-            del self.busy_cores[self.core]
-            if self.slot.owns():
-                CORE.pack_into(self.mem, self.at, self.core_requests, 0, 0.0, b"")
-            if self.busy_cores:
-                self.slot.done(sent, us, BUSY, min(self.busy_cores.values()))
-            else:
-                self.slot.done(sent, us)
+        self.core_requests += 1
+        self.delta += 1
+        self.tx += sent
+        self.running_time += us
+        self.avg_rt = avg = (self.avg_rt + us) // 2 if self.avg_rt else us
+        if self.slot.owns():
+            CORE_DONE.pack_into(self.mem, self.at, self.core_requests, self.delta,
+                                self.exceptions, self.tx, self.running_time, avg, 0, 0.0, 0)
 
 
 class ThreadedLoop(Loop):
@@ -130,7 +124,7 @@ class ThreadedLoop(Loop):
         self.max_requests = self.dispatcher.max_requests
         for d in self.dispatchers:
             d.max_requests = 0
-        self.lock = threading.Lock()   # arming vs pause; the worker slot's writers
+        self.lock = threading.Lock()   # arming vs pause
         self.working: dict[int, bool] = {}   # core -> True while its thread is not in epoll
         self.main_ep = None            # the main thread's epoll: watched fds only (start)
         self.calls: collections.deque = collections.deque()   # for the main thread (call)
@@ -140,6 +134,7 @@ class ThreadedLoop(Loop):
         self.role = threading.Lock()          # held by the poller (see the module docstring)
         self.role_lock = threading.Lock()     # who the poller is; handing the role on
         self.poller: int | None = None
+        self.cores: tuple = ()                # the threads' CoreSlots (start)
         self.main_asleep = False              # the main thread sleeps past PROMOTE_AFTER
         self.active_at = 0.0                  # when the main thread last saw requests served
         self.seen = (0, 0)                    # the worker's (requests, running_time) it saw
@@ -150,11 +145,10 @@ class ThreadedLoop(Loop):
         super().start(pid, slot)       # self.ep: the listeners, shared by the threads
         self.main_ep = select.epoll()
         board = self.server.scoreboard
-        board.clear_cores(slot.wid)
-        self.seen = (slot.requests, slot.running_time)
-        busy: dict = {}
         for core, d in enumerate(self.dispatchers):
-            d.slot = CoreSlot(slot, board, core, self.lock, busy)
+            d.slot = CoreSlot(slot, board, core, self)
+        self.cores = tuple(d.slot for d in self.dispatchers)
+        self.seen = self.totals()
         self.kick_r, self.kick_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.watch(self.kick_r, self.run_calls)
         self.stop_r, self.stop_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -232,7 +226,8 @@ class ThreadedLoop(Loop):
             log.log(log.exc_text().rstrip())
             d.req = None
             self.drop(conn)
-        if self.max_requests and self.slot.delta >= self.max_requests and not self.stopping:
+        if self.max_requests and not self.stopping and \
+                sum(c.delta for c in self.cores) >= self.max_requests:
             self.call(self.worker.max_requests_reached)
 
     def release(self, conn: Conn) -> None:
@@ -306,13 +301,20 @@ class ThreadedLoop(Loop):
             if self.starved:
                 self.listen_again(now)
 
+    def totals(self) -> tuple[int, int]:
+        """The worker's (requests, running time in us) since it started, all cores."""
+        requests = spent = 0
+        for c in self.cores:
+            requests += c.delta
+            spent += c.running_time
+        return requests, spent
+
     def look(self, now: float) -> float:
         """On the main thread: the requests served since it last looked update the running
         average (from the worker slot's totals); a poller whose request has run
         PROMOTE_AFTER loses the role to the next thread (it finishes its request, then waits
         for the role again). Returns when the poller's request began (0.0: none)."""
-        slot = self.slot
-        requests, spent = slot.requests, slot.running_time
+        requests, spent = self.totals()
         seen_requests, seen_spent = self.seen
         if requests != seen_requests:
             n = requests - seen_requests

@@ -93,9 +93,11 @@ class Worker:
     def _on_usr1(self, signum, frame) -> None:
         total = self.server.scoreboard.total_requests() if self.server.scoreboard else 0
         lines = [f"worker {self.id} total requests: {total}"]
+        # the scoreboard's numbers: with --threads they add the cores'
+        own = self.server.scoreboard.read(self.id) if self.slot else {"requests": 0, "exceptions": 0}
         for i, app in enumerate(self.server.apps):
-            lines.append(f"\tapp {i} [{getattr(app, 'name', '')}] requests: {self.slot.requests if self.slot else 0} "
-                         f"exceptions: {self.slot.exceptions if self.slot else 0}")
+            lines.append(f"\tapp {i} [{getattr(app, 'name', '')}] requests: {own['requests']} "
+                         f"exceptions: {own['exceptions']}")
         lines.append("-" * 17)
         log.log("\n".join(lines))
 
