@@ -91,7 +91,8 @@ class Instance:
     def cores(self, wid: int) -> list[dict]:
         """Worker ``wid``'s cores (one per ``--threads`` thread, one without threads):
         ``id``, ``requests``, ``in_request`` (0 or 1), ``busy_since`` (epoch seconds of the
-        request it serves, 0 when idle), ``uri``."""
+        request it serves, 0 when idle), ``uri``; with --threads also this worker process's
+        ``delta_requests``, ``exceptions``, ``tx``, ``running_time`` and ``avg_rt`` on it."""
         board = self.server.scoreboard
         return board.read_cores(wid) if board is not None else []
 
