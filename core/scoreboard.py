@@ -105,10 +105,7 @@ class Scoreboard:
         if self.cores == 1:
             return
         totals = self.read(wid)
-        current = list(SLOT.unpack_from(self.mem, self.offset(wid)))
-        for key in ("requests", *_ADDED):
-            current[FIELDS.index(key)] = totals[key]
-        SLOT.pack_into(self.mem, self.offset(wid), *current)
+        self.write(wid, **{key: totals[key] for key in ("requests", *_ADDED)})
         for core in range(self.cores):
             off = self.core_offset(wid, core)
             requests = CORE.unpack_from(self.mem, off)[0]
@@ -129,8 +126,9 @@ class Scoreboard:
         slot's plus its cores' for this worker; it is busy while a core is (since the oldest
         request's start, with that request's URI), unless it is gone, cheap or dead."""
         cores = [self.read_core(wid, core) for core in range(self.cores)]
-        out["requests"] += sum(c["delta_requests"] for c in cores)
-        out["delta_requests"] += sum(c["delta_requests"] for c in cores)
+        served = sum(c["delta_requests"] for c in cores)
+        out["requests"] += served
+        out["delta_requests"] += served
         for key in _ADDED:
             out[key] += sum(c[key] for c in cores)
         averages = [c["avg_rt"] for c in cores if c["avg_rt"]]

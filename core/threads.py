@@ -16,8 +16,8 @@ run ``PROMOTE_AFTER`` seconds after all (it waits on a database, a sleep), the m
 the role to the next thread. Once requests are slow on average, the poller hands the role on
 as soon as it has its connection (leader/follower), so every thread can serve at once with no
 wait for the main thread. The main thread watches from what a request writes anyway (the
-poller's dispatcher, the worker slot's totals), so the threads keep no books of their own for
-it (``look``).
+poller's dispatcher, the cores' counts), so the threads keep no books of their own for it
+(``look``).
 
 Ownership: a waiting connection is in ``conns``; whoever pops it from there (a thread woken
 for it, or the main thread expiring it) owns it until it is closed or put back. A worker whose
@@ -226,8 +226,7 @@ class ThreadedLoop(Loop):
             log.log(log.exc_text().rstrip())
             d.req = None
             self.drop(conn)
-        if self.max_requests and not self.stopping and \
-                sum(c.delta for c in self.cores) >= self.max_requests:
+        if self.max_requests and not self.stopping and self.totals()[0] >= self.max_requests:
             self.call(self.worker.max_requests_reached)
 
     def release(self, conn: Conn) -> None:
@@ -311,7 +310,7 @@ class ThreadedLoop(Loop):
 
     def look(self, now: float) -> float:
         """On the main thread: the requests served since it last looked update the running
-        average (from the worker slot's totals); a poller whose request has run
+        average (from the cores' counts, ``totals``); a poller whose request has run
         PROMOTE_AFTER loses the role to the next thread (it finishes its request, then waits
         for the role again). Returns when the poller's request began (0.0: none)."""
         requests, spent = self.totals()
