@@ -259,6 +259,11 @@ def threads_table(results: dict) -> list[str]:
     rows = (("slow-uwsgi-py-t8", "slow-uwsgi-t8", "50 ms app, uwsgi-py --threads 8"),
             ("slow-uwsgi-t8", "slow-uwsgi-t8", "50 ms app, uWSGI --threads 8"),
             ("slow-gunicorn-t8", "slow-uwsgi-t8", "50 ms app, gunicorn gthread --threads 8"),
+            ("slow-uwsgi-t8-pluggy", "slow-uwsgi-t8", "50 ms app, uWSGI --threads 8, app imports pluggy"),
+            ("slow-uwsgi-t8-image", "slow-uwsgi-t8",
+             "50 ms app, uWSGI --threads 8, app imports uwsgi-py's image (apps/slow_image.py)"),
+            ("slow-uwsgi-py-t8-lean", "slow-uwsgi-t8",
+             "50 ms app, uwsgi-py --threads 8, every plugin but python blocked"),
             ("hello-uwsgi-py-t8", "hello-uwsgi-t8", "hello, uwsgi-py --threads 8"),
             ("hello-uwsgi-t8", "hello-uwsgi-t8", "hello, uWSGI --threads 8"),
             ("uwsgi-py", "hello-uwsgi-t8", "hello, uwsgi-py without threads"))

@@ -306,8 +306,12 @@ def throughput(cfg, logdir: Path, results: dict) -> None:
 def threads_phase(cfg, logdir: Path, results: dict) -> None:
     """Issue 19's rows, Connection: close, interleaved as in ``throughput``: the 50 ms app
     with -p 2 --threads 8 (wrk -c64: more clients than the 16 threads), and hello world with
-    --threads 8 next to uwsgi-py without threads."""
-    plan = {"slow": [S.SLOW_PY_T, S.SLOW_UWSGI_T, S.SLOW_GUNICORN_T],
+    --threads 8 next to uwsgi-py without threads. Two more uWSGI rows run the 50 ms app
+    after importing pluggy, and uwsgi-py's whole import image (apps/slow_image.py): the PSS
+    per worker that image costs a worker, measured on uWSGI's own C worker loop; one more
+    uwsgi-py row has every plugin but python blocked (never imported)."""
+    plan = {"slow": [S.SLOW_PY_T, S.SLOW_UWSGI_T, S.SLOW_GUNICORN_T, S.SLOW_UWSGI_T_PLUGGY,
+                     S.SLOW_UWSGI_T_IMAGE, S.SLOW_PY_T_LEAN],
             "hello": [S.HELLO_PY_T, S.HELLO_UWSGI_T, S.UWSGI_PY]}
     plan = {row: [s for s in group if s.kind in cfg.servers] for row, group in plan.items()}
     running = {}

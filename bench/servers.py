@@ -43,6 +43,7 @@ class Spec:
     workers: int = WORKERS
     http11: bool = False  # uWSGI --http11-socket (keeps connections alive) instead of --http-socket
     wrk_connections: int = 16
+    env: dict = field(default_factory=dict)   # added to the server's environment
 
     def argv(self, app: str, port: int) -> list[str]:
         addr = f"127.0.0.1:{port}"
@@ -100,6 +101,19 @@ SLOW_UWSGI_T = Spec("slow-uwsgi-t8", "uWSGI 2.0.31 --threads 8, 50 ms app", "uws
                     threads=THREADS)
 SLOW_GUNICORN_T = Spec("slow-gunicorn-t8", "gunicorn gthread --threads 8, 50 ms app", "gunicorn",
                        "slow", stop_signal=signal.SIGTERM, threads=THREADS)
+# uwsgi-py with the python plugin only (the others blocked, never imported): what importing only
+# the plugins a configuration uses would save at most
+OTHER_PLUGINS = ("appsignals,cache,cheaper,daemons,emperor,fifo,health,inetd,logging,procname,"
+                 "ruby_bridge,static,stats,touch")
+SLOW_PY_T_LEAN = Spec("slow-uwsgi-py-t8-lean", "uwsgi-py --threads 8, 50 ms app, python plugin only",
+                      "uwsgi-py", "slow", threads=THREADS,
+                      env={"UWSGI_PY_DISABLE_PLUGINS": OTHER_PLUGINS})
+# the same uWSGI with uwsgi-py's import image in the app (PSS per worker: what that image costs)
+SLOW_UWSGI_T_PLUGGY = Spec("slow-uwsgi-t8-pluggy", "uWSGI 2.0.31 --threads 8, 50 ms app importing pluggy",
+                           "uwsgi", "slow_pluggy", threads=THREADS)
+SLOW_UWSGI_T_IMAGE = Spec("slow-uwsgi-t8-image",
+                          "uWSGI 2.0.31 --threads 8, 50 ms app importing uwsgi-py's image",
+                          "uwsgi", "slow_image", threads=THREADS)
 HELLO_PY_T = Spec("hello-uwsgi-py-t8", "uwsgi-py --threads 8, hello", "uwsgi-py", "hello",
                   threads=THREADS)
 HELLO_UWSGI_T = Spec("hello-uwsgi-t8", "uWSGI 2.0.31 --threads 8, hello", "uwsgi", "hello",
@@ -133,6 +147,7 @@ def start(spec: Spec, app: str, logdir: Path, tag: str = "") -> Running:
     out = open(log, "wb")
     env = dict(os.environ)
     env.pop("PYTHONPATH", None)
+    env.update(spec.env)
     started = time.perf_counter()
     proc = subprocess.Popen(spec.argv(app, port), stdin=subprocess.DEVNULL, stdout=out,
                             stderr=subprocess.STDOUT, start_new_session=True, cwd=str(APPS),
