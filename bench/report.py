@@ -264,6 +264,8 @@ def threads_table(results: dict) -> list[str]:
              "50 ms app, uWSGI --threads 8, app imports uwsgi-py's image (apps/slow_image.py)"),
             ("slow-uwsgi-py-t8-lean", "slow-uwsgi-t8",
              "50 ms app, uwsgi-py --threads 8, every plugin but python blocked"),
+            ("flask-uwsgi-py-t8", "flask-uwsgi-t8", "50 ms Flask app, uwsgi-py --threads 8"),
+            ("flask-uwsgi-t8", "flask-uwsgi-t8", "50 ms Flask app, uWSGI --threads 8"),
             ("hello-uwsgi-py-t8", "hello-uwsgi-t8", "hello, uwsgi-py --threads 8"),
             ("hello-uwsgi-t8", "hello-uwsgi-t8", "hello, uWSGI --threads 8"),
             ("uwsgi-py", "hello-uwsgi-t8", "hello, uwsgi-py without threads"))

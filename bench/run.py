@@ -107,6 +107,8 @@ def setup(compiled: bool = False) -> None:
         pip(f"uwsgi=={UWSGI_VERSION}")
     if not venv_has("import gunicorn"):
         pip("gunicorn")
+    if not venv_has("import flask"):
+        pip("flask")   # the threads phase's Flask rows (apps/slow_flask.py)
     install_uwsgi_py(compiled)
     if shutil.which("wrk") is None:
         print("installing wrk (apt-get)", flush=True)
@@ -309,9 +311,10 @@ def threads_phase(cfg, logdir: Path, results: dict) -> None:
     --threads 8 next to uwsgi-py without threads. Two more uWSGI rows run the 50 ms app
     after importing pluggy, and uwsgi-py's whole import image (apps/slow_image.py): the PSS
     per worker that image costs a worker, measured on uWSGI's own C worker loop; one more
-    uwsgi-py row has every plugin but python blocked (never imported)."""
+    uwsgi-py row has every plugin but python blocked (never imported), and the last two run the
+    same 50 ms app written for Flask (apps/slow_flask.py) in uwsgi-py and uWSGI."""
     plan = {"slow": [S.SLOW_PY_T, S.SLOW_UWSGI_T, S.SLOW_GUNICORN_T, S.SLOW_UWSGI_T_PLUGGY,
-                     S.SLOW_UWSGI_T_IMAGE, S.SLOW_PY_T_LEAN],
+                     S.SLOW_UWSGI_T_IMAGE, S.SLOW_PY_T_LEAN, S.FLASK_PY_T, S.FLASK_UWSGI_T],
             "hello": [S.HELLO_PY_T, S.HELLO_UWSGI_T, S.UWSGI_PY]}
     plan = {row: [s for s in group if s.kind in cfg.servers] for row, group in plan.items()}
     running = {}

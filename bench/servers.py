@@ -114,6 +114,11 @@ SLOW_UWSGI_T_PLUGGY = Spec("slow-uwsgi-t8-pluggy", "uWSGI 2.0.31 --threads 8, 50
 SLOW_UWSGI_T_IMAGE = Spec("slow-uwsgi-t8-image",
                           "uWSGI 2.0.31 --threads 8, 50 ms app importing uwsgi-py's image",
                           "uwsgi", "slow_image", threads=THREADS)
+# the 50 ms app as a Flask app: a framework's imports and request path
+FLASK_PY_T = Spec("flask-uwsgi-py-t8", "uwsgi-py --threads 8, 50 ms Flask app", "uwsgi-py",
+                  "slow_flask", threads=THREADS)
+FLASK_UWSGI_T = Spec("flask-uwsgi-t8", "uWSGI 2.0.31 --threads 8, 50 ms Flask app", "uwsgi",
+                     "slow_flask", threads=THREADS)
 HELLO_PY_T = Spec("hello-uwsgi-py-t8", "uwsgi-py --threads 8, hello", "uwsgi-py", "hello",
                   threads=THREADS)
 HELLO_UWSGI_T = Spec("hello-uwsgi-t8", "uWSGI 2.0.31 --threads 8, hello", "uwsgi", "hello",
