@@ -16,6 +16,11 @@ Printed for the worker ready and idle, after its first request and after 3 s of 
 (Connection: close): "copied" (a page it inherited and wrote to, so it now has its own copy) and
 "new" (a page that was not resident at the fork). Every copied or new page is a whole page of the
 worker's PSS; an untouched inherited page is a third of one with two workers.
+
+``--between`` (uwsgi-py): instead, ``-p 2`` with the master stopped (SIGSTOP, from a
+before-fork hook of the app wrapper) at each of its two forks, and its pages compared between the
+stops: what the master writes between one fork and the next, which the earlier worker then holds
+alone.
 """
 from __future__ import annotations
 
@@ -49,7 +54,13 @@ def _snapshot():
             rows.append(f"{{start}} {{pagemap.read((end - start) // 4096 * 8).hex()}}")
     with open({snap!r}, "w") as f:
         f.write("\\n".join(rows))
-os.register_at_fork(before=_snapshot)
+import signal
+_forks = [0]
+def _stop_at_fork():
+    _forks[0] += 1
+    if _forks[0] <= 2:
+        os.kill(os.getpid(), signal.SIGSTOP)
+os.register_at_fork(before=_stop_at_fork if os.environ.get("FORKCOPY_BETWEEN") else _snapshot)
 _spec = importlib.util.spec_from_file_location("forkcopy_app", {app!r})
 _mod = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_mod)
@@ -98,8 +109,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--server", choices=("uwsgi-py", "uwsgi"), default="uwsgi-py")
     ap.add_argument("--app", default=str(S.APPS / "slow_flask.py"))
+    ap.add_argument("--between", action="store_true",
+                    help="uwsgi-py -p 2: what the master writes between its two forks")
     args = ap.parse_args()
     app = str(Path(args.app).resolve())
+    if args.between:
+        return between(app)
     port = S.free_port()
     with tempfile.TemporaryDirectory() as tmp:
         snap = os.path.join(tmp, "at-fork")
@@ -129,6 +144,45 @@ def main() -> None:
         finally:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+def between(app: str) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        wrapper = os.path.join(tmp, "forkcopy_wrapper.py")
+        Path(wrapper).write_text(WRAPPER.format(snap=os.path.join(tmp, "unused"), app=app))
+        cmd = [str(S.VENV / "bin" / "python"), "-m", "uwsgi_py", "--wsgi-file", wrapper,
+               "--master", "-p", "2", "--threads", "8", "--http-socket",
+               f"127.0.0.1:{S.free_port()}", "--disable-logging"]
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True, cwd=str(S.APPS),
+                                env=dict(os.environ, FORKCOPY_BETWEEN="1"))
+        try:
+            frames = []
+            for _ in range(2):
+                wait_stopped(proc)
+                frames.append(frames_of_process(proc.pid))
+                os.kill(proc.pid, signal.SIGCONT)
+            first, second = frames
+            wrote = sum(1 for page, frame in first.items()
+                        if page in second and second[page] != frame)
+            new = sum(1 for page in second if page not in first)
+            print(f"uwsgi-py, {Path(app).name}, -p 2 --threads 8: between its two forks the master "
+                  f"wrote to {wrote * 4} KiB of pages and made {new * 4} KiB new")
+        finally:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def wait_stopped(proc: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            sys.exit(f"forkcopy: the server exited with {proc.returncode}")
+        with open(f"/proc/{proc.pid}/stat") as f:
+            if f.read().rpartition(")")[2].split()[0] == "T":
+                return
+        time.sleep(0.01)
+    sys.exit("forkcopy: the master did not stop at a fork within 30 s")
 
 
 def wait_for_worker(proc: subprocess.Popen) -> int:
