@@ -35,9 +35,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import servers as S  # noqa: E402
+from pagemap import anon_regions  # noqa: E402
 
 PRESENT = 0x80   # bit 63 of a pagemap entry: the top bit of its last byte
 
+# Runs inside the measured server, before its fork: it imports nothing of bench/ (that would
+# be measured too), so it walks the mappings itself, as pagemap.anon_regions does.
 WRAPPER = '''\
 import importlib.util, os
 def _snapshot():
@@ -72,14 +75,8 @@ def frames_of_process(pid: int) -> dict[int, bytes]:
     """Virtual page number -> frame (7 bytes of the pagemap entry) of ``pid``'s resident
     anonymous pages."""
     out = {}
-    with open(f"/proc/{pid}/pagemap", "rb") as pagemap, open(f"/proc/{pid}/maps") as maps:
-        for line in maps:
-            parts = line.split()
-            start, end = (int(x, 16) for x in parts[0].split("-"))
-            if (parts[5] if len(parts) > 5 else "[anon]") not in ("[anon]", "[heap]"):
-                continue
-            pagemap.seek(start // 4096 * 8)
-            _add(out, start, pagemap.read((end - start) // 4096 * 8))
+    for start, _, data in anon_regions(pid):
+        _add(out, start, data)
     return out
 
 

@@ -18,21 +18,26 @@ PRESENT = 1 << 63
 PFN = (1 << 55) - 1
 
 
-def frames(pid: int) -> dict[int, tuple[int, str]]:
-    """Virtual address -> (physical frame, mapping name) of ``pid``'s resident anonymous pages."""
-    out = {}
+def anon_regions(pid: int):
+    """``(start address, mapping name, pagemap entries)`` of each heap or anonymous mapping of
+    ``pid``: 8 bytes per page, little-endian, bit 63 set when the page is resident."""
     with open(f"/proc/{pid}/pagemap", "rb") as pagemap, open(f"/proc/{pid}/maps") as maps:
         for line in maps:
             parts = line.split()
             start, end = (int(x, 16) for x in parts[0].split("-"))
             name = parts[5] if len(parts) > 5 else "[anon]"
-            if name not in ("[anon]", "[heap]"):
-                continue
-            pagemap.seek(start // 4096 * 8)
-            data = pagemap.read((end - start) // 4096 * 8)
-            for i, (entry,) in enumerate(struct.iter_unpack("<Q", data)):
-                if entry & PRESENT and entry & PFN:
-                    out[start + i * 4096] = (entry & PFN, name)
+            if name in ("[anon]", "[heap]"):
+                pagemap.seek(start // 4096 * 8)
+                yield start, name, pagemap.read((end - start) // 4096 * 8)
+
+
+def frames(pid: int) -> dict[int, tuple[int, str]]:
+    """Virtual address -> (physical frame, mapping name) of ``pid``'s resident anonymous pages."""
+    out = {}
+    for start, name, data in anon_regions(pid):
+        for i, (entry,) in enumerate(struct.iter_unpack("<Q", data)):
+            if entry & PRESENT and entry & PFN:
+                out[start + i * 4096] = (entry & PFN, name)
     return out
 
 
